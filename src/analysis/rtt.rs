@@ -1,0 +1,282 @@
+//! Transport round trips of a TCP connection, split at the sensor into the
+//! client leg (sensor ↔ client) and the server leg (sensor ↔ server).
+//!
+//! Sources of samples:
+//! - the handshake: SYN → SYN/ACK is the server leg, SYN/ACK → ACK the client
+//!   leg (the most recent SYN and SYN/ACK are used after retransmissions);
+//! - data/ACK pairs: a segment seen going one way, and the first ACK (or SACK
+//!   right edge) from the other side that covers it exactly. Karn's rule: no
+//!   sample when the segment, or anything in the range the ACK covers, was
+//!   retransmitted;
+//! - TCP timestamps, when the ACK does not match a segment end: a pure ACK
+//!   whose TSecr echoes the TSval of an unretransmitted data segment.
+//!
+//! Only pure ACKs give network samples. An ACK riding on the peer's own data
+//! includes the peer's think time; it is kept apart as a turnaround.
+
+use super::seq;
+use super::stats::Summary;
+use crate::flow::Side;
+use crate::time::{Ts, ms};
+use std::collections::VecDeque;
+
+/// Segments remembered per direction while awaiting their ACK.
+const MAX_OUTSTANDING: usize = 64;
+
+/// One TCP segment as the estimator needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub ts: Ts,
+    pub from: Side,
+    pub seq: u32,
+    pub ack: u32,
+    pub syn: bool,
+    pub ack_flag: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub payload_len: u32,
+    /// (TSval, TSecr)
+    pub timestamps: Option<(u32, u32)>,
+    pub sack: &'a [(u32, u32)],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    /// From the three-way handshake.
+    Handshake,
+    /// A pure ACK (or SACK, or timestamp echo) of a data segment.
+    Ack,
+    /// An ACK carried by the peer's data: network round trip plus think time.
+    Piggyback,
+}
+
+/// A round-trip sample on one leg.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttSample {
+    pub leg: Side,
+    pub kind: SampleKind,
+    pub ns: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    start: u32,
+    end: u32,
+    ts: Ts,
+    tsval: Option<u32>,
+    retransmitted: bool,
+    sampled: bool,
+}
+
+#[derive(Debug, Default)]
+struct Sender {
+    started: bool,
+    /// Next sequence number after the highest byte sent.
+    snd_max: u32,
+    /// Highest cumulative ACK received for this sender's data.
+    acked: Option<u32>,
+    outstanding: VecDeque<Sent>,
+    last_tsval: Option<u32>,
+    retransmissions: u64,
+}
+
+#[derive(Debug, Default)]
+struct Handshake {
+    syn_ts: Option<Ts>,
+    client_isn: u32,
+    synack_ts: Option<Ts>,
+    server_isn: u32,
+    server_done: bool,
+    client_done: bool,
+}
+
+/// Round-trip state of one connection. Summaries are in milliseconds.
+#[derive(Debug, Default)]
+pub struct RttTracker {
+    senders: [Sender; 2],
+    hs: Handshake,
+    /// Network RTT per leg, indexed by [`Side`].
+    pub legs: [Summary; 2],
+    /// Handshake RTT per leg, ms.
+    pub handshake: [Option<f64>; 2],
+    /// ACK-on-data turnarounds per answering side (network + think time), ms.
+    pub piggyback: [Summary; 2],
+}
+
+impl RttTracker {
+    /// Feed one segment; returns the samples it produced (at most two).
+    pub fn on_segment(&mut self, s: &Segment<'_>) -> [Option<RttSample>; 2] {
+        let mut out = [None, None];
+        if s.rst {
+            return out;
+        }
+        out[0] = self.handshake(s);
+        if out[0].is_none() && s.ack_flag && !s.syn {
+            out[0] = self.on_ack(s);
+        }
+        self.on_send(s);
+        for smp in out.iter().flatten() {
+            let v = ms(smp.ns);
+            match smp.kind {
+                SampleKind::Handshake => {
+                    self.handshake[smp.leg as usize] = Some(v);
+                    self.legs[smp.leg as usize].add(v);
+                }
+                SampleKind::Ack => self.legs[smp.leg as usize].add(v),
+                SampleKind::Piggyback => self.piggyback[smp.leg as usize].add(v),
+            }
+        }
+        out
+    }
+
+    /// Retransmitted segments seen from each side.
+    pub fn retransmissions(&self) -> [u64; 2] {
+        [self.senders[0].retransmissions, self.senders[1].retransmissions]
+    }
+
+    fn handshake(&mut self, s: &Segment<'_>) -> Option<RttSample> {
+        let hs = &mut self.hs;
+        match (s.from, s.syn, s.ack_flag) {
+            (Side::Client, true, false) => {
+                hs.syn_ts = Some(s.ts);
+                hs.client_isn = s.seq;
+                None
+            }
+            (Side::Server, true, true) => {
+                let first = hs.synack_ts.is_none();
+                hs.synack_ts = Some(s.ts);
+                hs.server_isn = s.seq;
+                match hs.syn_ts {
+                    Some(syn) if first && !hs.server_done && s.ack == hs.client_isn.wrapping_add(1) => {
+                        hs.server_done = true;
+                        Some(RttSample { leg: Side::Server, kind: SampleKind::Handshake, ns: s.ts - syn })
+                    }
+                    _ => None,
+                }
+            }
+            (Side::Client, false, true) if !hs.client_done => {
+                let synack = hs.synack_ts?;
+                if s.ack != hs.server_isn.wrapping_add(1) {
+                    return None;
+                }
+                hs.client_done = true;
+                Some(RttSample { leg: Side::Client, kind: SampleKind::Handshake, ns: s.ts - synack })
+            }
+            _ => None,
+        }
+    }
+
+    /// Record what a segment sends: new data, or a retransmission.
+    fn on_send(&mut self, s: &Segment<'_>) {
+        let snd = &mut self.senders[s.from as usize];
+        let len = s.payload_len + u32::from(s.syn) + u32::from(s.fin);
+        let start = s.seq;
+        let end = s.seq.wrapping_add(len);
+        if !snd.started {
+            snd.started = true;
+            snd.snd_max = end;
+            if len > 0 && !s.syn {
+                push(snd, Sent::new(start, end, s, false));
+            }
+            return;
+        }
+        if len == 0 {
+            return;
+        }
+        if seq::lt(snd.snd_max, end) {
+            // New data; a start below snd_max means part of it was sent before.
+            let overlap = seq::lt(start, snd.snd_max);
+            if overlap {
+                snd.retransmissions += 1;
+                mark_retransmitted(snd, start, snd.snd_max);
+            }
+            snd.snd_max = end;
+            if !s.syn {
+                push(snd, Sent::new(start, end, s, overlap));
+            }
+        } else if !s.syn {
+            snd.retransmissions += 1;
+            mark_retransmitted(snd, start, end);
+        }
+    }
+
+    /// An ACK from `s.from` for the other side's data.
+    fn on_ack(&mut self, s: &Segment<'_>) -> Option<RttSample> {
+        let leg = s.from;
+        let pure = s.payload_len == 0 && !s.fin;
+        let snd = &mut self.senders[s.from.other() as usize];
+        let mut found: Option<Sent> = None;
+        let mut tainted = false;
+        let advanced = match snd.acked {
+            None => true,
+            Some(a) => seq::lt(a, s.ack),
+        };
+        if advanced {
+            snd.acked = Some(s.ack);
+            while let Some(front) = snd.outstanding.front() {
+                if !seq::le(front.end, s.ack) {
+                    break;
+                }
+                let f = snd.outstanding.pop_front().expect("front exists");
+                tainted |= f.retransmitted;
+                found = Some(f);
+            }
+            // Ending exactly at the ACK is required: a partial ACK is ambiguous.
+            if found.is_some_and(|f| f.end != s.ack || f.sampled) {
+                found = None;
+            }
+        }
+        let kind = if pure { SampleKind::Ack } else { SampleKind::Piggyback };
+        if let Some(f) = found.filter(|_| !tainted) {
+            return Some(RttSample { leg, kind, ns: s.ts - f.ts });
+        }
+        if !pure || tainted {
+            return None;
+        }
+        // SACK right edges: a pure dup-ACK that reports newly received data.
+        for &(_, right) in s.sack {
+            if let Some(f) = snd.outstanding.iter_mut().find(|f| f.end == right && !f.sampled) {
+                f.sampled = true;
+                if !f.retransmitted {
+                    return Some(RttSample { leg, kind, ns: s.ts - f.ts });
+                }
+            }
+        }
+        // Timestamp echo: only data segments with a new TSval started a sample.
+        let (_, ecr) = s.timestamps?;
+        let f = snd.outstanding.iter_mut().find(|f| f.tsval == Some(ecr) && !f.sampled)?;
+        f.sampled = true;
+        (!f.retransmitted).then_some(RttSample { leg, kind, ns: s.ts - f.ts })
+    }
+}
+
+impl Sent {
+    fn new(start: u32, end: u32, s: &Segment<'_>, retransmitted: bool) -> Sent {
+        Sent { start, end, ts: s.ts, tsval: s.timestamps.map(|t| t.0), retransmitted, sampled: false }
+    }
+}
+
+fn push(snd: &mut Sender, mut sent: Sent) {
+    // Only a data segment with a TSval newer than any before starts a timestamp sample.
+    if let Some(v) = sent.tsval {
+        match snd.last_tsval {
+            Some(last) if !seq::lt(last, v) => sent.tsval = None,
+            _ => snd.last_tsval = Some(v),
+        }
+    }
+    if snd.outstanding.len() == MAX_OUTSTANDING {
+        snd.outstanding.pop_front();
+    }
+    snd.outstanding.push_back(sent);
+}
+
+fn mark_retransmitted(snd: &mut Sender, start: u32, end: u32) {
+    for f in snd.outstanding.iter_mut() {
+        if seq::lt(f.start, end) && seq::lt(start, f.end) {
+            f.retransmitted = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

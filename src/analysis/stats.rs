@@ -1,0 +1,128 @@
+//! A bounded summary of samples: exact min/max/count, percentiles from a
+//! reservoir of at most [`RESERVOIR`] samples (deterministic replacement, so
+//! a replay gives the same answer every time).
+
+use serde::Serialize;
+
+pub const RESERVOIR: usize = 256;
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    count: u64,
+    min: f64,
+    max: f64,
+    samples: Vec<f32>,
+    rng: u64,
+}
+
+/// Quantiles of a summary, in the unit the samples were added in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub max: f64,
+    pub samples: u64,
+}
+
+impl Summary {
+    pub fn add(&mut self, v: f64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.count += 1;
+        if self.samples.len() < RESERVOIR {
+            self.samples.push(v as f32);
+        } else {
+            // Algorithm R with a fixed-seed xorshift: the same input keeps the same samples.
+            self.rng = if self.rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { self.rng };
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let j = self.rng % self.count;
+            if (j as usize) < RESERVOIR {
+                self.samples[j as usize] = v as f32;
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn min(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Quantile q in [0, 1] (nearest rank over the reservoir); exact min and max.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        if q <= 0.0 {
+            return Some(self.min);
+        }
+        if q >= 1.0 {
+            return Some(self.max);
+        }
+        let mut v = self.samples.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some(rank(&v, q))
+    }
+
+    pub fn quantiles(&self) -> Option<Quantiles> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut v = self.samples.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some(Quantiles {
+            min: self.min,
+            p50: rank(&v, 0.5).clamp(self.min, self.max),
+            p90: rank(&v, 0.9).clamp(self.min, self.max),
+            max: self.max,
+            samples: self.count,
+        })
+    }
+}
+
+fn rank(sorted: &[f32], q: f64) -> f64 {
+    let n = sorted.len();
+    let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+    sorted[i] as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_none() {
+        assert!(Summary::default().quantiles().is_none());
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut s = Summary::default();
+        for v in 1..=10 {
+            s.add(v as f64);
+        }
+        let q = s.quantiles().unwrap();
+        assert_eq!((q.min, q.p50, q.p90, q.max, q.samples), (1.0, 5.0, 9.0, 10.0, 10));
+    }
+
+    #[test]
+    fn reservoir_is_bounded_and_exact_at_extremes() {
+        let mut s = Summary::default();
+        for v in 0..100_000 {
+            s.add((v % 1000) as f64);
+        }
+        assert_eq!(s.samples.len(), RESERVOIR);
+        let q = s.quantiles().unwrap();
+        assert_eq!((q.min, q.max, q.samples), (0.0, 999.0, 100_000));
+        assert!((q.p50 - 500.0).abs() < 100.0, "p50 {}", q.p50);
+    }
+}

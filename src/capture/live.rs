@@ -1,0 +1,128 @@
+//! Live capture on an interface through libpcap. A capture that fails (the
+//! interface went down or away) is logged and reopened, not a crash.
+
+use crate::decode::LinkType;
+use crate::engine::{Engine, RecordSink};
+use crate::output::Metrics;
+use pcap::{Active, Capture, Precision};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub interface: String,
+    pub bpf: Option<String>,
+    pub promiscuous: bool,
+    pub buffer_bytes: i32,
+    pub immediate: bool,
+    pub snaplen: i32,
+}
+
+/// Open the interface; the error says what to do about it.
+pub fn open(o: &LiveOptions) -> anyhow::Result<Capture<Active>> {
+    let inactive = Capture::from_device(o.interface.as_str())
+        .map_err(|e| anyhow::anyhow!("interface {}: {e}", o.interface))?
+        .promisc(o.promiscuous)
+        .snaplen(o.snaplen)
+        .buffer_size(o.buffer_bytes)
+        .immediate_mode(o.immediate)
+        .precision(Precision::Nano)
+        .timeout(100);
+    let mut cap = inactive.open().map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("ermission") || msg.contains("not permitted") {
+            anyhow::anyhow!(
+                "cannot capture on {}: {msg}. Run as root or grant the capability: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v echoloc)",
+                o.interface
+            )
+        } else if msg.contains("No such device") || msg.contains("doesn't exist") {
+            anyhow::anyhow!("cannot capture on {}: no such interface (see `ip link`)", o.interface)
+        } else {
+            anyhow::anyhow!("cannot capture on {}: {msg}", o.interface)
+        }
+    })?;
+    if let Some(f) = &o.bpf {
+        cap.filter(f, true).map_err(|e| anyhow::anyhow!("BPF filter {f:?}: {e}"))?;
+    }
+    Ok(cap)
+}
+
+/// Capture until `stop` is set. The first open must succeed; later failures retry.
+pub fn run(
+    o: &LiveOptions,
+    mut cap: Capture<Active>,
+    engine: &mut Engine,
+    out: &mut dyn RecordSink,
+    metrics: Option<Arc<Metrics>>,
+    stop: &AtomicBool,
+) {
+    let mut last_stats = (0u64, 0u64, 0u64);
+    let mut last_tick = std::time::Instant::now();
+    'outer: while !stop.load(Ordering::Relaxed) {
+        let dl = cap.get_datalink().0;
+        let link = LinkType::from_pcap(dl);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            match cap.next_packet() {
+                Ok(pkt) => {
+                    let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
+                    match link {
+                        Some(l) => engine.frame(l, ts, pkt.data, out),
+                        None => engine.unknown_link(),
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => {
+                    // No traffic: the packet clock follows the wall clock, so idle sessions still end.
+                    engine.advance(wall_ns(), out);
+                }
+                Err(e) => {
+                    tracing::warn!(interface = %o.interface, error = %e, "capture failed; reopening in 1 s");
+                    break;
+                }
+            }
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = std::time::Instant::now();
+                engine.flush_metrics();
+                if let (Some(m), Ok(st)) = (&metrics, cap.stats()) {
+                    export_stats(m, &o.interface, &mut last_stats, st);
+                }
+            }
+        }
+        // Reopen until it works or we are told to stop.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            match open(o) {
+                Ok(c) => {
+                    tracing::info!(interface = %o.interface, "capture reopened");
+                    cap = c;
+                    last_stats = (0, 0, 0);
+                    continue 'outer;
+                }
+                Err(e) => tracing::warn!(interface = %o.interface, error = %e, "still cannot capture; retrying"),
+            }
+        }
+    }
+    if let (Some(m), Ok(st)) = (&metrics, cap.stats()) {
+        export_stats(m, &o.interface, &mut last_stats, st);
+    }
+}
+
+fn export_stats(m: &Metrics, iface: &str, last: &mut (u64, u64, u64), st: pcap::Stat) {
+    let now = (st.received as u64, st.dropped as u64, st.if_dropped as u64);
+    // libpcap's counters are 32-bit and wrap; add the forward difference.
+    let d = |a: u64, b: u64| (a.wrapping_sub(b)) & 0xFFFF_FFFF;
+    m.capture_received.with_label_values(&[iface]).inc_by(d(now.0, last.0));
+    m.capture_dropped.with_label_values(&[iface, "kernel"]).inc_by(d(now.1, last.1));
+    m.capture_dropped.with_label_values(&[iface, "interface"]).inc_by(d(now.2, last.2));
+    *last = now;
+}
+
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}

@@ -1,0 +1,276 @@
+//! Configuration: one TOML file can hold everything the command line sets;
+//! command-line flags override the file. Also the exporter web-config file
+//! (TLS and basic auth), in the format Prometheus exporters share.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9617";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub sessions: SessionsConfig,
+    pub metrics: MetricsConfig,
+    pub output: OutputConfig,
+    pub log: LogConfig,
+    pub relay: RelayConfig,
+    /// Client subnet → expected maximum typist round trip, ms.
+    pub policy: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    pub interfaces: Vec<String>,
+    pub bpf: Option<String>,
+    pub promiscuous: bool,
+    pub buffer_mib: u32,
+    pub immediate: bool,
+    pub snaplen: u32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            bpf: None,
+            promiscuous: true,
+            buffer_mib: 64,
+            immediate: true,
+            snaplen: 65535,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub max_sessions: usize,
+    pub tcp_idle_s: f64,
+    pub udp_idle_s: f64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig { max_sessions: 1_000_000, tcp_idle_s: 300.0, udp_idle_s: 60.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: Option<String>,
+    pub max_exported_sessions: usize,
+    pub linger_s: f64,
+    pub web_config_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: None, max_exported_sessions: 500, linger_s: 60.0, web_config_file: None }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// "json" or "table".
+    pub format: Option<String>,
+    /// File for session records; stdout when unset.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" or "json".
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Hidden latency above which a relay is suspected, ms.
+    pub hidden_floor_ms: f64,
+    /// ... and it must also exceed this fraction of the transport RTT.
+    pub relative_margin: f64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig { hidden_floor_ms: 10.0, relative_margin: 0.25 }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), e.message()))?;
+        cfg.validate().map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.policy_table()?;
+        if let Some(l) = &self.metrics.listen {
+            parse_listen(l)?;
+        }
+        if self.sessions.max_sessions == 0 {
+            anyhow::bail!("sessions.max_sessions must be at least 1");
+        }
+        if self.sessions.tcp_idle_s.is_nan()
+            || self.sessions.tcp_idle_s <= 0.0
+            || self.sessions.udp_idle_s.is_nan()
+            || self.sessions.udp_idle_s <= 0.0
+        {
+            anyhow::bail!("idle timeouts must be positive");
+        }
+        if let Some(f) = &self.output.format
+            && f != "json"
+            && f != "table"
+        {
+            anyhow::bail!("output.format must be \"json\" or \"table\", not {f:?}");
+        }
+        if let Some(f) = &self.log.format
+            && f != "json"
+            && f != "text"
+        {
+            anyhow::bail!("log.format must be \"json\" or \"text\", not {f:?}");
+        }
+        if let Some(w) = &self.metrics.web_config_file {
+            WebConfig::load(w)?;
+        }
+        Ok(())
+    }
+
+    /// The policy as a table of subnets, most specific first.
+    pub fn policy_table(&self) -> anyhow::Result<Policy> {
+        let mut rules = Vec::new();
+        for (net, ms) in &self.policy {
+            let n: IpNet =
+                net.parse().map_err(|_| anyhow::anyhow!("policy: {net:?} is not a subnet like \"10.20.0.0/16\""))?;
+            if ms.is_nan() || *ms <= 0.0 {
+                anyhow::bail!("policy: {net}: the maximum round trip must be a positive number of ms");
+            }
+            rules.push((n, *ms));
+        }
+        rules.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
+        Ok(Policy { rules })
+    }
+}
+
+/// Client subnet → expected maximum typist round trip (ms).
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    rules: Vec<(IpNet, f64)>,
+}
+
+impl Policy {
+    /// The most specific rule covering `ip`: (subnet, max ms).
+    pub fn limit_for(&self, ip: IpAddr) -> Option<(IpNet, f64)> {
+        self.rules.iter().find(|(n, _)| n.contains(&ip)).copied()
+    }
+}
+
+pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().map_err(|_| anyhow::anyhow!("listen address {s:?} is not like 127.0.0.1:9617 or [::1]:9617"))
+}
+
+/// The exporter web-config file (Prometheus exporter-toolkit format):
+/// `tls_server_config: {cert_file, key_file}` and `basic_auth_users: {user: bcrypt hash}`.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    pub tls: Option<TlsConfig>,
+    pub users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+struct WebConfigFile {
+    tls_server_config: Option<TlsConfig>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+impl WebConfig {
+    pub fn load(path: &Path) -> anyhow::Result<WebConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read web config {}: {e}", path.display()))?;
+        let f: WebConfigFile =
+            serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("web config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tls = f
+            .tls_server_config
+            .map(|t| TlsConfig { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
+        for (user, hash) in &f.basic_auth_users {
+            if !hash.starts_with("$2") {
+                anyhow::bail!("web config {}: the password of {user:?} must be a bcrypt hash", path.display());
+            }
+        }
+        Ok(WebConfig { tls, users: f.basic_auth_users })
+    }
+
+    /// Whether a request with this Authorization header may read metrics.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        use base64::Engine;
+        if self.users.is_empty() {
+            return true;
+        }
+        let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ")) else { return false };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else { return false };
+        let Ok(text) = String::from_utf8(raw) else { return false };
+        let Some((user, pass)) = text.split_once(':') else { return false };
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(pass, hash).unwrap_or(false),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_picks_most_specific_subnet() {
+        let cfg: Config = toml::from_str("[policy]\n\"10.0.0.0/8\" = 150\n\"10.20.0.0/16\" = 100\n").unwrap();
+        let p = cfg.policy_table().unwrap();
+        assert_eq!(p.limit_for("10.20.1.2".parse().unwrap()).unwrap().1, 100.0);
+        assert_eq!(p.limit_for("10.9.1.2".parse().unwrap()).unwrap().1, 150.0);
+        assert!(p.limit_for("192.0.2.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_subnets() {
+        assert!(toml::from_str::<Config>("[capture]\ninterface = \"eth0\"\n").is_err());
+        let cfg: Config = toml::from_str("[policy]\n\"10.20.0.0\" = 100\n").unwrap();
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn basic_auth_checks_bcrypt() {
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        let mut w = WebConfig::default();
+        assert!(w.authorized(None));
+        w.users.insert("prom".into(), hash);
+        use base64::Engine;
+        let ok = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:secret"));
+        let bad = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:nope"));
+        assert!(w.authorized(Some(&ok)));
+        assert!(!w.authorized(Some(&bad)));
+        assert!(!w.authorized(None));
+    }
+}

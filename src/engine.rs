@@ -1,0 +1,285 @@
+//! The engine: decode → flow table → protocol → analysis, one packet at a
+//! time. Replay and live capture are two thin front ends over it.
+
+use crate::analysis::{RttSample, SampleKind, Segment};
+use crate::decode::{self, DropReason, L4, LinkType, Packet};
+use crate::flow::{EndReason, FlowKey, FlowTable, Lane, Session, Side};
+use crate::output::{Metrics, SessionRecord};
+use crate::proto::Proto;
+use crate::time::{NS_PER_SEC, Ts};
+use std::sync::Arc;
+
+/// Limits and timeouts of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub tcp_idle: Ts,
+    pub udp_idle: Ts,
+    /// How long a closed TCP connection lingers to absorb its last packets.
+    pub close_linger: Ts,
+    pub max_sessions: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tcp_idle: 300 * NS_PER_SEC,
+            udp_idle: 60 * NS_PER_SEC,
+            close_linger: 5 * NS_PER_SEC,
+            max_sessions: 1_000_000,
+        }
+    }
+}
+
+/// Totals of what the engine saw.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: [u64; DropReason::ALL.len()],
+    pub opened: [u64; Proto::ALL.len()],
+    pub ended: [[u64; EndReason::ALL.len()]; Proto::ALL.len()],
+    pub evicted: u64,
+}
+
+/// Where finished session records go.
+pub trait RecordSink {
+    fn record(&mut self, rec: SessionRecord);
+}
+
+impl<F: FnMut(SessionRecord)> RecordSink for F {
+    fn record(&mut self, rec: SessionRecord) {
+        self(rec)
+    }
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    table: FlowTable<Session>,
+    /// Packet clock: the latest timestamp seen (tolerates small reordering).
+    now: Ts,
+    pub counters: Counters,
+    flushed: Counters,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, metrics: Option<Arc<Metrics>>) -> Engine {
+        Engine {
+            table: FlowTable::new(cfg.max_sessions),
+            cfg,
+            now: i64::MIN,
+            counters: Counters::default(),
+            flushed: Counters::default(),
+            metrics,
+        }
+    }
+
+    pub fn active_sessions(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Process one captured frame.
+    pub fn frame(&mut self, link: LinkType, ts: Ts, frame: &[u8], out: &mut dyn RecordSink) {
+        self.counters.packets += 1;
+        match decode::decode(link, ts, frame) {
+            Ok(p) => {
+                self.counters.bytes += u64::from(p.ip_len);
+                self.packet(&p, out);
+            }
+            Err(r) => self.counters.decode_errors[r.index()] += 1,
+        }
+        if self.counters.packets & 0xFFFF == 0 {
+            self.flush_metrics();
+        }
+    }
+
+    /// Count a frame of a link type echoloc cannot read.
+    pub fn unknown_link(&mut self) {
+        self.counters.packets += 1;
+        self.counters.decode_errors[DropReason::UnknownLink.index()] += 1;
+    }
+
+    /// Process one decoded packet.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn RecordSink) {
+        self.advance(p.ts, out);
+        let (sport, dport) = p.ports();
+        let (key, src_is_lo) = FlowKey::new(p.src, sport, p.dst, dport, p.ip_proto());
+        let tcp = match &p.l4 {
+            L4::Tcp(t) => Some(t),
+            _ => None,
+        };
+        let mut id = self.table.find(&key);
+        // A new SYN on a closed 4-tuple starts a new connection.
+        if let (Some(i), Some(t)) = (id, tcp)
+            && t.flags.syn()
+            && !t.flags.ack()
+            && self.table.get_mut(i).closed.is_some()
+        {
+            self.finish(i, None, out);
+            id = None;
+        }
+        let id = match id {
+            Some(i) => i,
+            None => {
+                if tcp.is_some_and(|t| t.flags.rst()) {
+                    return; // a lone RST opens nothing
+                }
+                if self.table.is_full()
+                    && let Some((k, s)) = self.table.evict_lru()
+                {
+                    self.counters.evicted += 1;
+                    self.emit(&k, s, EndReason::Evicted, out);
+                }
+                let client_is_lo = client_is_lo(p, src_is_lo);
+                let s = Session::new(&key, client_is_lo, p.ts);
+                let lane = if tcp.is_some() { Lane::Tcp } else { Lane::Other };
+                self.table.insert(key, s, lane, p.ts)
+            }
+        };
+        self.table.touch(id, p.ts);
+        let s = self.table.get_mut(id);
+        let from = if src_is_lo == (s.client == key.lo) { Side::Client } else { Side::Server };
+        let i = from as usize;
+        let new_session = s.packets == [0, 0];
+        s.packets[i] += 1;
+        s.bytes[i] += u64::from(p.ip_len);
+        s.last = s.last.max(p.ts);
+        s.ttl[i] = Some(s.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
+        let server_port = s.server.port();
+        s.classifier.feed(p.ip_proto(), server_port, p.payload());
+        let mut samples = [None, None];
+        let mut close = None;
+        if let Some(t) = tcp {
+            if let Some(rtt) = s.rtt.as_mut() {
+                let seg = Segment {
+                    ts: p.ts,
+                    from,
+                    seq: t.seq,
+                    ack: t.ack,
+                    syn: t.flags.syn(),
+                    ack_flag: t.flags.ack(),
+                    fin: t.flags.fin(),
+                    rst: t.flags.rst(),
+                    payload_len: t.payload_len,
+                    timestamps: t.options.timestamps,
+                    sack: t.options.sack_blocks(),
+                };
+                samples = rtt.on_segment(&seg);
+            }
+            if t.flags.fin() {
+                s.fin[i] = true;
+            }
+            if s.closed.is_none() {
+                if t.flags.rst() {
+                    close = Some(EndReason::Rst);
+                } else if s.fin == [true, true] {
+                    close = Some(EndReason::Fin);
+                }
+            }
+        }
+        let proto = s.proto();
+        if new_session {
+            self.counters.opened[proto.index()] += 1;
+        }
+        if let Some(m) = &self.metrics {
+            observe(m, proto, &samples);
+            if samples.iter().any(Option::is_some) {
+                m.sessions.publish(&key, s);
+            }
+        }
+        if let Some(reason) = close {
+            let s = self.table.get_mut(id);
+            s.closed = Some(reason);
+            self.table.set_lane(id, Lane::Closing);
+        }
+    }
+
+    /// Move the packet clock to `ts` and end sessions idle for too long.
+    pub fn advance(&mut self, ts: Ts, out: &mut dyn RecordSink) {
+        if ts <= self.now {
+            return;
+        }
+        self.now = ts;
+        for (lane, timeout) in
+            [(Lane::Tcp, self.cfg.tcp_idle), (Lane::Other, self.cfg.udp_idle), (Lane::Closing, self.cfg.close_linger)]
+        {
+            let cutoff = ts.saturating_sub(timeout);
+            while let Some((k, s)) = self.table.pop_idle(lane, cutoff) {
+                let reason = s.closed.unwrap_or(EndReason::Idle);
+                self.emit(&k, s, reason, out);
+            }
+        }
+    }
+
+    /// End every open session (end of a replay, or shutdown).
+    pub fn finish_all(&mut self, reason: EndReason, out: &mut dyn RecordSink) {
+        let mut all = self.table.drain();
+        all.sort_by_key(|(_, s)| (s.start, s.client, s.server));
+        for (k, s) in all {
+            let r = s.closed.unwrap_or(reason);
+            self.emit(&k, s, r, out);
+        }
+        self.flush_metrics();
+    }
+
+    fn finish(&mut self, id: u32, reason: Option<EndReason>, out: &mut dyn RecordSink) {
+        let (k, s) = self.table.remove(id);
+        let r = reason.or(s.closed).unwrap_or(EndReason::Idle);
+        self.emit(&k, s, r, out);
+    }
+
+    fn emit(&mut self, key: &FlowKey, s: Session, reason: EndReason, out: &mut dyn RecordSink) {
+        let proto = s.proto();
+        self.counters.ended[proto.index()][reason as usize] += 1;
+        if let Some(m) = &self.metrics {
+            m.sessions.end(key, &s);
+        }
+        out.record(SessionRecord::new(key, &s, reason));
+    }
+
+    /// Push counters accumulated since the last flush to Prometheus.
+    pub fn flush_metrics(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.add_counters(&self.counters, &self.flushed, self.table.len());
+            self.flushed = self.counters.clone();
+        }
+    }
+}
+
+fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>; 2]) {
+    for smp in samples.iter().flatten() {
+        let secs = smp.ns as f64 / 1e9;
+        match smp.kind {
+            SampleKind::Handshake => {
+                m.handshake_rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs);
+                m.rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs);
+            }
+            SampleKind::Ack => m.rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs),
+            SampleKind::Piggyback => {}
+        }
+    }
+}
+
+/// Decide which end of a new session is the client.
+/// TCP: the SYN sender. Otherwise the well-known server port decides, else
+/// the first sender is the client.
+fn client_is_lo(p: &Packet<'_>, src_is_lo: bool) -> bool {
+    if let L4::Tcp(t) = &p.l4
+        && t.flags.syn()
+    {
+        return if t.flags.ack() { !src_is_lo } else { src_is_lo };
+    }
+    let (sport, dport) = p.ports();
+    let proto = p.ip_proto();
+    let known = |port| Proto::from_port(proto, port).is_some();
+    let src_is_client = match (known(sport), known(dport)) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => match (Proto::is_server_port(proto, sport), Proto::is_server_port(proto, dport)) {
+            (true, false) => false,
+            (false, true) => true,
+            _ => true,
+        },
+    };
+    if src_is_client { src_is_lo } else { !src_is_lo }
+}

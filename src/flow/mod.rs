@@ -1,0 +1,10 @@
+//! Flow table: one entry per connection, both directions joined, with idle
+//! expiry and a hard bound on the number of sessions.
+
+mod key;
+mod session;
+mod table;
+
+pub use key::{FlowKey, Side};
+pub use session::{EndReason, ExportState, Session};
+pub use table::{FlowTable, Lane};

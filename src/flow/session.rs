@@ -1,0 +1,100 @@
+//! Per-session state: counters, protocol detection and timing analysis.
+
+use super::{FlowKey, Side};
+use crate::analysis::RttTracker;
+use crate::proto::{Classifier, Proto};
+use crate::time::Ts;
+use std::net::SocketAddr;
+
+/// Why a session record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Fin,
+    Rst,
+    Idle,
+    Evicted,
+    EndOfInput,
+    Shutdown,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 6] = [
+        EndReason::Fin,
+        EndReason::Rst,
+        EndReason::Idle,
+        EndReason::Evicted,
+        EndReason::EndOfInput,
+        EndReason::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::Evicted => "evicted",
+            EndReason::EndOfInput => "end_of_input",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// IP protocol number (6 TCP, 17 UDP, 50 ESP…).
+    pub transport: u8,
+    pub start: Ts,
+    pub last: Ts,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Lowest TTL / hop limit seen from each side.
+    pub ttl: [Option<u8>; 2],
+    pub classifier: Classifier,
+    pub rtt: Option<Box<RttTracker>>,
+    pub fin: [bool; 2],
+    /// Set once the connection closed (FIN both ways, or RST): the record is
+    /// written after a short linger that absorbs the last ACKs.
+    pub closed: Option<EndReason>,
+    pub export: ExportState,
+}
+
+/// Whether a session's own series are exported to Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportState {
+    #[default]
+    Pending,
+    Exported,
+    Skipped,
+}
+
+impl Session {
+    pub fn new(key: &FlowKey, client_is_lo: bool, start: Ts) -> Session {
+        let (client, server) = if client_is_lo { (key.lo, key.hi) } else { (key.hi, key.lo) };
+        Session {
+            client,
+            server,
+            transport: key.proto,
+            start,
+            last: start,
+            packets: [0; 2],
+            bytes: [0; 2],
+            ttl: [None; 2],
+            classifier: Classifier::default(),
+            rtt: (key.proto == 6).then(Box::default),
+            fin: [false; 2],
+            closed: None,
+            export: ExportState::Pending,
+        }
+    }
+
+    /// Which side sent a packet from `src`.
+    pub fn side_of(&self, src: SocketAddr) -> Side {
+        if src == self.client { Side::Client } else { Side::Server }
+    }
+
+    pub fn proto(&self) -> Proto {
+        self.classifier.proto(self.transport, self.server.port())
+    }
+}

@@ -1,0 +1,260 @@
+//! A bounded session table with O(1) lookup, O(1) idle expiry and O(1)
+//! least-recently-active eviction.
+//!
+//! Sessions live in a slab; each is on one of two intrusive LRU lists
+//! ("lanes", one per idle timeout). The tail of a lane is its least recently
+//! active session, so expiry looks only at tails.
+
+use super::FlowKey;
+use crate::time::Ts;
+use std::collections::HashMap;
+
+const NIL: u32 = u32::MAX;
+
+/// Which idle timeout applies to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Tcp = 0,
+    Other = 1,
+    /// Closed connections lingering for their last packets.
+    Closing = 2,
+}
+
+struct Slot<S> {
+    key: FlowKey,
+    value: Option<S>,
+    last_seen: Ts,
+    lane: Lane,
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+pub struct FlowTable<S> {
+    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    lanes: [List; 3],
+    max: usize,
+}
+
+impl<S> FlowTable<S> {
+    pub fn new(max: usize) -> FlowTable<S> {
+        let max = max.clamp(1, NIL as usize - 1);
+        FlowTable {
+            map: HashMap::with_capacity_and_hasher(max.min(1 << 16), ahash::RandomState::new()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lanes: [List { head: NIL, tail: NIL }; 3],
+            max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max
+    }
+
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> &mut S {
+        self.slots[id as usize].value.as_mut().expect("live slot")
+    }
+
+    pub fn key(&self, id: u32) -> &FlowKey {
+        &self.slots[id as usize].key
+    }
+
+    /// Move a session to another lane (e.g. when it closes).
+    pub fn set_lane(&mut self, id: u32, lane: Lane) {
+        if self.slots[id as usize].lane != lane {
+            self.unlink(id);
+            self.slots[id as usize].lane = lane;
+            self.link_front(id);
+        }
+    }
+
+    /// Mark a session active at `now`.
+    pub fn touch(&mut self, id: u32, now: Ts) {
+        let lane = self.slots[id as usize].lane;
+        self.slots[id as usize].last_seen = now;
+        if self.lanes[lane as usize].head != id {
+            self.unlink(id);
+            self.link_front(id);
+        }
+    }
+
+    /// Insert a new session. The table must have room: call
+    /// [`FlowTable::evict_lru`] first when [`FlowTable::is_full`].
+    pub fn insert(&mut self, key: FlowKey, value: S, lane: Lane, now: Ts) -> u32 {
+        debug_assert!(!self.is_full());
+        let slot = Slot { key, value: Some(value), last_seen: now, lane, prev: NIL, next: NIL };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, id);
+        self.link_front(id);
+        id
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.max
+    }
+
+    /// Remove a session, returning it.
+    pub fn remove(&mut self, id: u32) -> (FlowKey, S) {
+        self.unlink(id);
+        let slot = &mut self.slots[id as usize];
+        let value = slot.value.take().expect("live slot");
+        let key = slot.key;
+        self.map.remove(&key);
+        self.free.push(id);
+        (key, value)
+    }
+
+    /// Remove the least recently active session of all lanes.
+    pub fn evict_lru(&mut self) -> Option<(FlowKey, S)> {
+        let pick = self
+            .lanes
+            .iter()
+            .map(|l| l.tail)
+            .filter(|&t| t != NIL)
+            .min_by_key(|&t| self.slots[t as usize].last_seen)?;
+        Some(self.remove(pick))
+    }
+
+    /// Remove one session of `lane` idle since before `cutoff`, if any.
+    pub fn pop_idle(&mut self, lane: Lane, cutoff: Ts) -> Option<(FlowKey, S)> {
+        let tail = self.lanes[lane as usize].tail;
+        if tail == NIL || self.slots[tail as usize].last_seen >= cutoff {
+            return None;
+        }
+        Some(self.remove(tail))
+    }
+
+    /// Remove every session, in insertion-independent slot order.
+    pub fn drain(&mut self) -> Vec<(FlowKey, S)> {
+        let ids: Vec<u32> = self.map.values().copied().collect();
+        let mut out: Vec<(FlowKey, S)> = Vec::with_capacity(ids.len());
+        let mut ids = ids;
+        ids.sort_unstable();
+        for id in ids {
+            out.push(self.remove(id));
+        }
+        out
+    }
+
+    /// Visit every live session.
+    pub fn for_each(&self, mut f: impl FnMut(u32, &FlowKey, &S)) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(v) = &s.value {
+                f(i as u32, &s.key, v);
+            }
+        }
+    }
+
+    fn link_front(&mut self, id: u32) {
+        let lane = self.slots[id as usize].lane as usize;
+        let head = self.lanes[lane].head;
+        self.slots[id as usize].prev = NIL;
+        self.slots[id as usize].next = head;
+        if head != NIL {
+            self.slots[head as usize].prev = id;
+        } else {
+            self.lanes[lane].tail = id;
+        }
+        self.lanes[lane].head = id;
+    }
+
+    fn unlink(&mut self, id: u32) {
+        let lane = self.slots[id as usize].lane as usize;
+        let (prev, next) = (self.slots[id as usize].prev, self.slots[id as usize].next);
+        if prev != NIL {
+            self.slots[prev as usize].next = next;
+        } else {
+            self.lanes[lane].head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].prev = prev;
+        } else {
+            self.lanes[lane].tail = prev;
+        }
+        self.slots[id as usize].prev = NIL;
+        self.slots[id as usize].next = NIL;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(port: u16) -> FlowKey {
+        FlowKey::new("192.0.2.1".parse().unwrap(), port, "192.0.2.2".parse().unwrap(), 22, 6).0
+    }
+
+    #[test]
+    fn finds_touches_and_expires_in_lru_order() {
+        let mut t: FlowTable<u16> = FlowTable::new(10);
+        let a = t.insert(key(1), 1, Lane::Tcp, 100);
+        let b = t.insert(key(2), 2, Lane::Tcp, 200);
+        t.insert(key(3), 3, Lane::Other, 150);
+        assert_eq!(t.find(&key(2)), Some(b));
+        t.touch(a, 300);
+        // b (200) is now the oldest TCP session; a was touched at 300.
+        assert_eq!(t.pop_idle(Lane::Tcp, 250).map(|x| x.1), Some(2));
+        assert_eq!(t.pop_idle(Lane::Tcp, 250), None);
+        assert_eq!(t.pop_idle(Lane::Other, 151).map(|x| x.1), Some(3));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn bounded_by_evicting_least_recently_active() {
+        let mut t: FlowTable<u16> = FlowTable::new(3);
+        for p in 0..3u16 {
+            t.insert(key(p), p, if p == 1 { Lane::Other } else { Lane::Tcp }, p as Ts);
+        }
+        assert!(t.is_full());
+        let id0 = t.find(&key(0)).unwrap();
+        t.touch(id0, 10);
+        assert_eq!(t.evict_lru().map(|x| x.1), Some(1));
+        assert_eq!(t.evict_lru().map(|x| x.1), Some(2));
+        assert_eq!(t.evict_lru().map(|x| x.1), Some(0));
+        assert_eq!(t.evict_lru().map(|x| x.1), None);
+    }
+
+    #[test]
+    fn reuses_slots_after_removal() {
+        let mut t: FlowTable<u32> = FlowTable::new(2);
+        for round in 0..1000u32 {
+            let id = t.insert(key((round % 2) as u16), round, Lane::Tcp, round as Ts);
+            if round % 2 == 1 {
+                t.remove(id);
+                let other = t.find(&key(0)).unwrap();
+                t.remove(other);
+            }
+        }
+        assert!(t.slots.len() <= 2);
+        assert!(t.is_empty());
+    }
+}

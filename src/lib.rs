@@ -1,0 +1,14 @@
+//! echoloc: a passive sensor that measures how far away the person typing is.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//! capture → decode → flow → proto → analysis → output. [`engine`] joins them.
+
+pub mod analysis;
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod flow;
+pub mod output;
+pub mod proto;
+pub mod time;

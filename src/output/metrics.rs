@@ -1,0 +1,157 @@
+//! Prometheus metrics: names prefixed `echoloc_`, base units (seconds).
+//! Metric names are a contract: dashboards and alerts are built on them.
+
+use super::SessionExport;
+use crate::decode::DropReason;
+use crate::engine::Counters;
+use crate::flow::EndReason;
+use crate::proto::Proto;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Round-trip buckets: 0.1 ms to 2 s.
+const RTT_BUCKETS: &[f64] =
+    &[0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0];
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub packets: IntCounter,
+    pub bytes: IntCounter,
+    pub decode_errors: IntCounterVec,
+    pub sessions_opened: IntCounterVec,
+    pub sessions_ended: IntCounterVec,
+    pub sessions_evicted: IntCounter,
+    pub sessions_active: IntGauge,
+    pub capture_received: IntCounterVec,
+    pub capture_dropped: IntCounterVec,
+    pub rtt: HistogramVec,
+    pub handshake_rtt: HistogramVec,
+    pub echo_delay: HistogramVec,
+    pub app_turnaround: HistogramVec,
+    pub alerts: IntCounterVec,
+    pub sessions: SessionExport,
+}
+
+impl Metrics {
+    pub fn new(max_exported: usize, linger: std::time::Duration) -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<HistogramVec> {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(RTT_BUCKETS.to_vec()), labels)?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let m = Metrics {
+            packets: counter("echoloc_packets_total", "Packets read from the capture.")?,
+            bytes: counter("echoloc_bytes_total", "IP bytes of the decoded packets (lengths from the IP headers).")?,
+            decode_errors: counter_vec(
+                "echoloc_decode_errors_total",
+                "Packets skipped because they could not be decoded, by reason.",
+                &["reason"],
+            )?,
+            sessions_opened: counter_vec("echoloc_sessions_opened_total", "Sessions opened, by protocol.", &["proto"])?,
+            sessions_ended: counter_vec(
+                "echoloc_sessions_ended_total",
+                "Sessions ended, by protocol and reason (fin, rst, idle, evicted, end_of_input, shutdown).",
+                &["proto", "reason"],
+            )?,
+            sessions_evicted: counter(
+                "echoloc_sessions_evicted_total",
+                "Sessions evicted because the session table was full (--max-sessions).",
+            )?,
+            sessions_active: {
+                let g = IntGauge::new("echoloc_sessions_active", "Sessions currently in the session table.")?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            capture_received: counter_vec(
+                "echoloc_capture_received_packets_total",
+                "Packets received by libpcap on the interface.",
+                &["interface"],
+            )?,
+            capture_dropped: counter_vec(
+                "echoloc_capture_dropped_packets_total",
+                "Packets dropped before echoloc saw them: where=kernel (buffer full) or interface (driver).",
+                &["interface", "where"],
+            )?,
+            rtt: histogram(
+                "echoloc_rtt_seconds",
+                "Transport round-trip samples (handshake and pure ACKs), by protocol and leg (client: sensor to client; server: sensor to server).",
+                &["proto", "leg"],
+            )?,
+            handshake_rtt: histogram(
+                "echoloc_handshake_rtt_seconds",
+                "TCP handshake round trips, by protocol and leg.",
+                &["proto", "leg"],
+            )?,
+            echo_delay: histogram(
+                "echoloc_echo_delay_seconds",
+                "Keystroke to echo delay at the sensor, by protocol.",
+                &["proto"],
+            )?,
+            app_turnaround: histogram(
+                "echoloc_app_turnaround_seconds",
+                "Application turnaround: request to the answering data packet of the protocol peer, by protocol and side.",
+                &["proto", "leg"],
+            )?,
+            alerts: counter_vec("echoloc_alerts_total", "Session alerts raised, by alert.", &["alert"])?,
+            sessions: SessionExport::new(&registry, max_exported, linger)?,
+            registry,
+        };
+        let info = IntGaugeVec::new(Opts::new("echoloc_build_info", "Build information; always 1."), &["version"])?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.registry.register(Box::new(info))?;
+        // Make every label value visible from the start, so rates work from the first scrape.
+        for r in DropReason::ALL {
+            m.decode_errors.with_label_values(&[r.as_str()]);
+        }
+        Ok(m)
+    }
+
+    /// Add what the engine counted since `before`.
+    pub fn add_counters(&self, now: &Counters, before: &Counters, active: usize) {
+        self.packets.inc_by(now.packets - before.packets);
+        self.bytes.inc_by(now.bytes - before.bytes);
+        for r in DropReason::ALL {
+            let d = now.decode_errors[r.index()] - before.decode_errors[r.index()];
+            if d > 0 {
+                self.decode_errors.with_label_values(&[r.as_str()]).inc_by(d);
+            }
+        }
+        for p in Proto::ALL {
+            let d = now.opened[p.index()] - before.opened[p.index()];
+            if d > 0 {
+                self.sessions_opened.with_label_values(&[p.as_str()]).inc_by(d);
+            }
+            for r in EndReason::ALL {
+                let d = now.ended[p.index()][r as usize] - before.ended[p.index()][r as usize];
+                if d > 0 {
+                    self.sessions_ended.with_label_values(&[p.as_str(), r.as_str()]).inc_by(d);
+                }
+            }
+        }
+        self.sessions_evicted.inc_by(now.evicted - before.evicted);
+        self.sessions_active.set(active as i64);
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.sessions.sweep();
+        let mut buf = Vec::new();
+        let enc = TextEncoder::new();
+        if let Err(e) = enc.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

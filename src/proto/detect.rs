@@ -1,0 +1,160 @@
+//! Content signatures of the protocols echoloc watches.
+
+use super::Proto;
+
+/// Payload-bearing packets looked at per session before falling back to ports.
+const BUDGET: u8 = 8;
+
+/// Per-session protocol detection state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Classifier {
+    pub found: Option<Proto>,
+    seen: u8,
+}
+
+impl Classifier {
+    /// Look at one payload; `server_port` is the session's server port.
+    pub fn feed(&mut self, transport: u8, server_port: u16, payload: &[u8]) {
+        if self.found.is_some() || self.seen >= BUDGET || payload.is_empty() {
+            return;
+        }
+        self.seen += 1;
+        self.found = detect_payload(transport, server_port, payload);
+    }
+
+    /// The protocol: content if it matched, else the server port, else tcp/udp.
+    pub fn proto(&self, transport: u8, server_port: u16) -> Proto {
+        self.found.or_else(|| Proto::from_port(transport, server_port)).unwrap_or(match transport {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            50 => Proto::Esp,
+            _ => Proto::Ip,
+        })
+    }
+}
+
+/// The protocol one payload proves, if any.
+pub fn detect_payload(transport: u8, server_port: u16, p: &[u8]) -> Option<Proto> {
+    match transport {
+        6 => detect_tcp(p),
+        17 => detect_udp(server_port, p),
+        _ => None,
+    }
+}
+
+fn detect_tcp(p: &[u8]) -> Option<Proto> {
+    if p.starts_with(b"SSH-") {
+        return Some(Proto::Ssh);
+    }
+    if p.starts_with(b"RFB 0") {
+        return Some(Proto::Vnc);
+    }
+    // TPKT (version 3) carrying an X.224 connection request (0xE0) or confirm (0xD0).
+    if p.len() >= 7 && p[0] == 3 && p[1] == 0 && matches!(p[5] & 0xF0, 0xE0 | 0xD0) {
+        return Some(Proto::Rdp);
+    }
+    // TLS handshake record, ClientHello or ServerHello.
+    if p.len() >= 6 && p[0] == 0x16 && p[1] == 3 && p[2] <= 4 && matches!(p[5], 1 | 2) {
+        return Some(Proto::Tls);
+    }
+    // OpenVPN over TCP: a 16-bit length, then a hard-reset opcode with key id 0.
+    if p.len() >= 3 {
+        let len = u16::from_be_bytes([p[0], p[1]]) as usize;
+        if (14..=1500).contains(&len) && is_openvpn_reset(p[2]) {
+            return Some(Proto::Openvpn);
+        }
+    }
+    None
+}
+
+fn detect_udp(server_port: u16, p: &[u8]) -> Option<Proto> {
+    if is_wireguard(p) {
+        return Some(Proto::Wireguard);
+    }
+    if matches!(server_port, 500 | 4500) && is_ike(p) {
+        return Some(Proto::Ike);
+    }
+    if p.len() >= 14 && is_openvpn_reset(p[0]) {
+        return Some(Proto::Openvpn);
+    }
+    None
+}
+
+/// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
+/// of that type (transport data: 16-byte header + a multiple of 16).
+fn is_wireguard(p: &[u8]) -> bool {
+    if p.len() < 32 || p[1..4] != [0, 0, 0] {
+        return false;
+    }
+    match p[0] {
+        1 => p.len() == 148,
+        2 => p.len() == 92,
+        3 => p.len() == 64,
+        4 => (p.len() - 16).is_multiple_of(16),
+        _ => false,
+    }
+}
+
+/// IKE (v1 or v2) header, optionally behind the 4-byte non-ESP marker of port 4500.
+fn is_ike(p: &[u8]) -> bool {
+    let p = if p.len() >= 4 && p[..4] == [0, 0, 0, 0] { &p[4..] } else { p };
+    if p.len() < 28 {
+        return false;
+    }
+    let version = p[17];
+    let length = u32::from_be_bytes([p[24], p[25], p[26], p[27]]) as usize;
+    matches!(version, 0x10 | 0x20) && length == p.len()
+}
+
+/// OpenVPN control hard reset, client or server, v1/v2/v3, key id 0.
+fn is_openvpn_reset(b: u8) -> bool {
+    let (op, key_id) = (b >> 3, b & 7);
+    key_id == 0 && matches!(op, 1 | 2 | 7 | 8 | 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_on_any_port() {
+        let mut c = Classifier::default();
+        c.feed(6, 443, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        assert_eq!(c.proto(6, 443), Proto::Ssh);
+    }
+
+    #[test]
+    fn port_fallback_and_default() {
+        let c = Classifier::default();
+        assert_eq!(c.proto(6, 22), Proto::Ssh);
+        assert_eq!(c.proto(6, 8080), Proto::Tcp);
+        assert_eq!(c.proto(17, 9999), Proto::Udp);
+    }
+
+    #[test]
+    fn rdp_connection_request() {
+        let cr = [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
+        assert_eq!(detect_payload(6, 3389, &cr), Some(Proto::Rdp));
+    }
+
+    #[test]
+    fn wireguard_sizes() {
+        let mut init = vec![0u8; 148];
+        init[0] = 1;
+        assert_eq!(detect_payload(17, 51194, &init), Some(Proto::Wireguard));
+        init.push(0);
+        assert_eq!(detect_payload(17, 51194, &init), None);
+    }
+
+    #[test]
+    fn ike_header_with_and_without_marker() {
+        let mut h = vec![0u8; 28];
+        h[0] = 1;
+        h[17] = 0x20;
+        h[27] = 28;
+        assert_eq!(detect_payload(17, 500, &h), Some(Proto::Ike));
+        let mut natt = vec![0u8; 4];
+        natt.extend_from_slice(&h);
+        assert_eq!(detect_payload(17, 4500, &natt), Some(Proto::Ike));
+    }
+}
