@@ -102,6 +102,9 @@ impl Engine {
     /// Process one decoded packet.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn RecordSink) {
         self.advance(p.ts, out);
+        if !matches!(p.ip_proto(), 6 | 17 | 50) {
+            return; // ICMP and the like are not sessions
+        }
         let (sport, dport) = p.ports();
         let (key, src_is_lo) = FlowKey::new(p.src, sport, p.dst, dport, p.ip_proto());
         let tcp = match &p.l4 {

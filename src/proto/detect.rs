@@ -46,6 +46,10 @@ fn detect_tcp(p: &[u8]) -> Option<Proto> {
     if p.starts_with(b"SSH-") {
         return Some(Proto::Ssh);
     }
+    // SSH inside a thin tunnel framing (WebSocket, HTTP CONNECT-less proxies): the banner within the first bytes.
+    if p.len() > 8 && p[..p.len().min(16)].windows(8).any(|w| w == b"SSH-2.0-" || w == b"SSH-1.99") {
+        return Some(Proto::Ssh);
+    }
     if p.starts_with(b"RFB 0") {
         return Some(Proto::Vnc);
     }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what echoloc needs on Debian 12 (build, tests, lab) and build it.
+#   scripts/setup.sh           packages + release build
+#   scripts/setup.sh --deps    packages only
+# Needs root for apt-get (runs apt only when a package is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential pkg-config libpcap-dev        # build: the pcap crate links libpcap
+  tcpdump tshark tcpreplay                      # tests: real captures, tshark as reference, live replay
+  openssh-server openssh-client socat           # lab: real OpenSSH, port forwarding relay
+  iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
+  prometheus                                    # tests: a real Prometheus server, promtool
+  systemd yamllint jq python3 python3-venv      # deploy/check.sh
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian prometheus package may start its own server on :9090; tests run their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl stop prometheus || true
+fi
+
+[ "${1:-}" = "--deps" ] && exit 0
+cargo build --release --locked
+echo "setup: built $(pwd)/target/release/echoloc" >&2

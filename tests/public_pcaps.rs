@@ -1,0 +1,101 @@
+//! Every public capture in pcaps/public replays without error and shows the
+//! sessions and protocols its source describes (see pcaps/SOURCES.md).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn replay(rel: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public").join(rel);
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
+        .args(["replay", "--format", "json"])
+        .arg(&path)
+        .output()
+        .expect("run echoloc");
+    assert!(out.status.success(), "{rel}: exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rel}: bad JSON line {l}: {e}")))
+        .collect()
+}
+
+fn protos(recs: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in recs {
+        *m.entry(r["proto"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn count(recs: &[Value], proto: &str) -> usize {
+    protos(recs).get(proto).copied().unwrap_or(0)
+}
+
+#[test]
+fn every_public_capture_shows_its_protocols() {
+    // (file, protocol, how many sessions of it)
+    let expect: &[(&str, &str, usize)] = &[
+        ("arkime/IKEv2.pcap", "ike", 1),
+        ("arkime/socks5-rdp.pcap", "rdp", 1),
+        ("corelight-zeek-spicy-ipsec/ipsec_client.pcap", "ike", 1),
+        ("corelight-zeek-spicy-openvpn/openvpn.pcap", "openvpn", 1),
+        ("corelight-zeek-spicy-openvpn/openvpn_udp_tls-auth.pcap", "openvpn", 2),
+        ("corelight-zeek-spicy-wireguard/tailscale_linux.pcap", "wireguard", 1),
+        ("corelight-zeek-spicy-wireguard/wireguard.pcap", "wireguard", 1),
+        ("suricata-verify/06-vnc-Password-3.3.pcap", "vnc", 1),
+        ("suricata-verify/RDP-003.pcap", "rdp", 1),
+        ("suricata-verify/bug-4663-03_icmp_and_ssh.pcap", "ssh", 1),
+        ("suricata-verify/bypass-ssh-enabled_cisco-ssh.pcap", "ssh", 1),
+        ("zeek/rdp-to-ssl.pcap", "rdp", 2),
+        ("zeek/rdpeudp2-handshake-success.pcap", "rdp", 1),
+        ("zeek/ssh.pcap", "ssh", 22),
+        ("zeek/sshguess.pcap", "ssh", 11),
+        ("zeek/ssl-and-ssh-using-sslh.pcap", "ssh", 1),
+        ("zeek/ssl-and-ssh-using-sslh.pcap", "tls", 1),
+        ("zeek/wstunnel-ssh.pcap", "ssh", 2),
+    ];
+    let mut failures = Vec::new();
+    for (file, proto, n) in expect {
+        let recs = replay(file);
+        if count(&recs, proto) != *n {
+            failures.push(format!("{file}: expected {n} {proto}, got {:?}", protos(&recs)));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn ssh_pcap_sessions_and_roles() {
+    let recs = replay("zeek/ssh.pcap");
+    let tcp: Vec<&Value> = recs.iter().filter(|r| r["transport"] == "tcp").collect();
+    assert_eq!(tcp.len(), 23, "23 TCP connections (tshark -z conv,tcp)");
+    // The SSH server on a non-standard port is found by content; the client is the SYN sender.
+    let odd = tcp.iter().find(|r| r["server"] == "128.2.6.88:41644").expect("ssh on 41644");
+    assert_eq!(odd["proto"], "ssh");
+    assert_eq!(odd["client"], "10.0.0.18:40184");
+    // SSH on 2200 too.
+    assert!(tcp.iter().any(|r| r["server"] == "192.168.2.158:2200" && r["proto"] == "ssh"));
+    for r in &tcp {
+        // null, never 0, for what could not be measured
+        for leg in ["client_rtt_ms", "server_rtt_ms"] {
+            if let Some(l) = r[leg].as_object() {
+                assert!(l["samples"].as_u64().unwrap() > 0, "{r}");
+                assert!(l["min"].as_f64().unwrap() > 0.0, "{r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn handshake_rtts_match_tshark_on_public_ssh() {
+    // tshark -r bug-4663-03_icmp_and_ssh.pcap: tcp.analysis.initial_rtt = 1.702 ms.
+    let recs = replay("suricata-verify/bug-4663-03_icmp_and_ssh.pcap");
+    let ssh = recs.iter().find(|r| r["proto"] == "ssh").unwrap();
+    let s = ssh["server_rtt_ms"]["handshake"].as_f64().unwrap();
+    let c = ssh["client_rtt_ms"]["handshake"].as_f64().unwrap();
+    assert!((s + c - 1.702).abs() < 0.1, "handshake {s} + {c}");
+    // ICMP is not a session.
+    assert_eq!(recs.len(), 1, "{recs:?}");
+}
