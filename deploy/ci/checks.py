@@ -9,6 +9,7 @@ result and exits 0:
   kubernetes DAEMONSET SERVICEMONITOR  cross-references between the manifests
   toml FILE...                         TOML files parse
   systemd UNIT                         required hardening directives are set
+  configmap-toml DAEMONSET OUT         write the ConfigMap's echoloc.toml to OUT
   alert-tests ALERTS TEST...           every alert has a firing and a silent test
   rules CONTRACT RECORDING ALERTS...   metric/label names used by rule files
   grafana CONTRACT DASHBOARD OUT_RULES RECORDING...
@@ -573,6 +574,17 @@ def cmd_alert_tests(alerts: str, *tests: str) -> int:
     return fails.finish(f"{len(names)} alerts each tested firing and not firing")
 
 
+def cmd_configmap_toml(daemonset_path: str, out: str) -> int:
+    import yaml
+
+    for doc in yaml.safe_load_all(Path(daemonset_path).read_text()):
+        if doc and doc.get("kind") == "ConfigMap" and "echoloc.toml" in doc.get("data", {}):
+            Path(out).write_text(doc["data"]["echoloc.toml"])
+            return 0
+    print(f"  {daemonset_path}: no ConfigMap with key echoloc.toml")
+    return 1
+
+
 COMMANDS = {
     "dockerfile": cmd_dockerfile,
     "kubernetes": cmd_kubernetes,
@@ -581,6 +593,7 @@ COMMANDS = {
     "grafana": cmd_grafana,
     "systemd": cmd_systemd,
     "alert-tests": cmd_alert_tests,
+    "configmap-toml": cmd_configmap_toml,
 }
 
 if __name__ == "__main__":
