@@ -189,9 +189,16 @@ echoloc_configs() {
     echo "SKIP no echoloc binary (cargo build, or set ECHOLOC_BIN)"
     return 0
   fi
-  "$bin" check-config config/echoloc.toml >/dev/null || return 1
+  # Look for ": valid" so a stale binary that ignores the subcommand fails.
+  local out cfg
   "${CHECKS[@]}" configmap-toml kubernetes/daemonset.yaml "$WORK/configmap.toml" || return 1
-  "$bin" check-config "$WORK/configmap.toml" >/dev/null || { echo "(the ConfigMap's echoloc.toml)"; return 1; }
+  for cfg in config/echoloc.toml "$WORK/configmap.toml"; do
+    if ! out="$("$bin" check-config "$cfg" 2>&1)" || [[ "$out" != *": valid"* ]]; then
+      echo "$out"
+      echo "$bin check-config failed on $cfg (the ConfigMap's echoloc.toml if under /tmp)"
+      return 1
+    fi
+  done
   # Flags the unit, the image and the DaemonSet pass.
   help="$("$bin" live --help)" || return 1
   local flag
@@ -201,6 +208,49 @@ echoloc_configs() {
   echo "both configs valid for $bin"
 }
 run "echoloc check-config" echoloc_configs
+
+# What the binary really exports must match the contract the rules and the
+# dashboard are written against: replay the repository's captures with
+# --serve on a free loopback port, scrape /metrics once, stop the replay.
+echoloc_exposition() {
+  local bin pcaps=() f port pid=""
+  bin="$(find_echoloc)"
+  if [[ -z "$bin" ]]; then
+    echo "SKIP no echoloc binary (cargo build, or set ECHOLOC_BIN)"
+    return 0
+  fi
+  for f in ../pcaps/public/zeek/ssh.pcap ../pcaps/public/suricata-verify/RDP-003.pcap \
+           ../pcaps/public/corelight-zeek-spicy-wireguard/wireguard.pcap; do
+    [[ -f "$f" ]] && pcaps+=("$f")
+  done
+  if ((${#pcaps[@]} == 0)); then
+    echo "SKIP no captures under ../pcaps/public to replay"
+    return 0
+  fi
+  port="$("$VPY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$bin" replay --listen "127.0.0.1:$port" --serve --no-progress --format json -o /dev/null \
+    "${pcaps[@]}" >"$WORK/replay.log" 2>&1 &
+  pid=$!
+  # Scrape once the replay is done (its log says so), within 60 s.
+  local i ok=0
+  for ((i = 0; i < 120; i++)); do
+    if grep -q 'input done' "$WORK/replay.log" 2>/dev/null; then ok=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if ((ok)); then
+    "$VPY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+      "http://127.0.0.1:$port/metrics" >"$WORK/metrics.txt" || ok=0
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if ((!ok)); then
+    echo "replay did not finish or /metrics did not answer:"; tail -n 5 "$WORK/replay.log"; return 1
+  fi
+  promtool check metrics <"$WORK/metrics.txt" || return 1
+  "${CHECKS[@]}" exposition ci/metrics-contract.txt "$WORK/metrics.txt"
+}
+run "echoloc /metrics vs contract" echoloc_exposition
 
 # --------------------------------------------------------------------------- Prometheus
 

@@ -10,6 +10,8 @@ result and exits 0:
   toml FILE...                         TOML files parse
   systemd UNIT                         required hardening directives are set
   configmap-toml DAEMONSET OUT         write the ConfigMap's echoloc.toml to OUT
+  exposition CONTRACT METRICS_FILE     a real /metrics scrape uses only contract
+                                       names, labels and label values
   alert-tests ALERTS TEST...           every alert has a firing and a silent test
   rules CONTRACT RECORDING ALERTS...   metric/label names used by rule files
   grafana CONTRACT DASHBOARD OUT_RULES RECORDING...
@@ -585,6 +587,40 @@ def cmd_configmap_toml(daemonset_path: str, out: str) -> int:
     return 1
 
 
+def cmd_exposition(contract_path: str, metrics_file: str) -> int:
+    contract = Contract(contract_path)
+    fails = Failures()
+    families: set[str] = set()
+    series = 0
+    label_re = re.compile(r'([A-Za-z_]\w*)="((?:[^"\\]|\\.)*)"')
+    for line in Path(metrics_file).read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.match(r"([A-Za-z_:][\w:]*)(\{[^}]*\})?\s", line)
+        if not m:
+            fails.add(metrics_file, f"cannot parse {line[:80]!r}")
+            continue
+        name, labels = m.group(1), dict(label_re.findall(m.group(2) or ""))
+        series += 1
+        spec = contract.labels_of(name)
+        if spec is None:
+            fails.add(metrics_file, f"exported metric {name!r} is not in the contract")
+            continue
+        families.add(name)
+        for label, value in labels.items():
+            if label not in spec:
+                fails.add(metrics_file, f"{name} has label {label!r}, not in the contract {sorted(spec)}")
+            elif spec[label] and value not in spec[label]:
+                fails.add(metrics_file, f"{name}{{{label}={value!r}}}: not in {sorted(spec[label])}")
+        for label in spec:
+            if label not in labels:
+                fails.add(metrics_file, f"{name} lacks contract label {label!r}")
+    # Deduplicate repeated messages (one per series otherwise).
+    fails.items = list(dict.fromkeys(fails.items))
+    fails.check(series > 0, metrics_file, "no series scraped")
+    return fails.finish(f"{series} series in {len(families)} names, all in the contract")
+
+
 COMMANDS = {
     "dockerfile": cmd_dockerfile,
     "kubernetes": cmd_kubernetes,
@@ -594,6 +630,7 @@ COMMANDS = {
     "systemd": cmd_systemd,
     "alert-tests": cmd_alert_tests,
     "configmap-toml": cmd_configmap_toml,
+    "exposition": cmd_exposition,
 }
 
 if __name__ == "__main__":
