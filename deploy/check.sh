@@ -1,9 +1,33 @@
 #!/usr/bin/env bash
-# deploy/check.sh — static checks of everything under deploy/ (no docker, no
-# cluster, no network beyond PyPI on the first run). Exits non-zero if any check
-# fails; prints one PASS/FAIL line per check and a closing "N passed, N failed".
+# deploy/check.sh — checks of everything under deploy/, without docker or a
+# cluster. Prints one PASS/FAIL/SKIP line per check and a closing
+# "deploy: N passed, N failed, N skipped"; exits non-zero if any check fails.
 #
-# Debian 12 packages it needs (not installed by this script):
+#   yamllint                      all YAML (deploy/yamllint.yml)
+#   systemd                       systemd-analyze verify, required hardening
+#                                 directives, security exposure (<= 2.5, and equal
+#                                 to the level the unit's comment states)
+#   Dockerfile                    hadolint, plus structure (multi-stage, bookworm-slim
+#                                 runtime with libpcap0.8, numeric non-root USER,
+#                                 setcap cap_net_raw, no ADD of URLs, dockerignore)
+#   Kubernetes                    kubernetes-validate --strict (OpenAPI schemas),
+#                                 cross-references DaemonSet/ConfigMap/Service/ServiceMonitor
+#   config                        TOML syntax; with an echoloc binary, `echoloc
+#                                 check-config` on deploy/config and the ConfigMap
+#   /metrics vs contract          with a binary, replay ../pcaps/public captures with
+#                                 --serve on loopback, promtool check metrics, and
+#                                 every name/label/value in ci/metrics-contract.txt
+#   Prometheus                    promtool check config / check rules / test rules,
+#                                 every alert tested firing and silent, rule names
+#                                 and labels in the contract
+#   Grafana                       jq (valid JSON, targets everywhere), every PromQL
+#                                 expression parsed by promtool, names/labels/legends
+#                                 in the contract or recording rules
+#
+# Binary: $ECHOLOC_BIN, else the newest of ../target/{release,debug}/echoloc and
+# /usr/local/bin/echoloc; without one the two binary checks SKIP (build first).
+#
+# Debian 12 packages it needs (not installed by this script; scripts/setup.sh does):
 #   apt-get install -y --no-install-recommends \
 #     prometheus systemd yamllint jq python3 python3-venv
 #   (prometheus brings promtool; systemd brings systemd-analyze)
