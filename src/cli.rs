@@ -1,9 +1,10 @@
 //! Command-line interface. Flags override the config file.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use echoloc::analysis::relay::Thresholds;
 use echoloc::capture::{live, offline};
 use echoloc::config::{self, Config, WebConfig};
-use echoloc::engine::{Engine, EngineConfig};
+use echoloc::engine::{Engine, EngineConfig, Judge};
 use echoloc::flow::EndReason;
 use echoloc::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use echoloc::time::NS_PER_SEC;
@@ -215,6 +216,11 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         tcp_idle: (cfg.sessions.tcp_idle_s * NS_PER_SEC as f64) as i64,
         udp_idle: (cfg.sessions.udp_idle_s * NS_PER_SEC as f64) as i64,
         max_sessions: cfg.sessions.max_sessions,
+        judge: Judge {
+            thresholds: Thresholds { floor_ms: cfg.relay.hidden_floor_ms, margin: cfg.relay.relative_margin },
+            // Validated when the config was loaded.
+            policy: cfg.policy_table().unwrap_or_default(),
+        },
         ..EngineConfig::default()
     }
 }

@@ -1,9 +1,11 @@
 //! The engine: decode → flow table → protocol → analysis, one packet at a
 //! time. Replay and live capture are two thin front ends over it.
 
+use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
+use crate::config::Policy;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
-use crate::flow::{EndReason, FlowKey, FlowTable, Lane, Session, Side};
+use crate::flow::{EndReason, FlowKey, FlowTable, Lane, Session, Side, SshApp};
 use crate::output::{Metrics, SessionRecord};
 use crate::proto::Proto;
 use crate::time::{NS_PER_SEC, Ts};
@@ -17,6 +19,15 @@ pub struct EngineConfig {
     /// How long a closed TCP connection lingers to absorb its last packets.
     pub close_linger: Ts,
     pub max_sessions: usize,
+    /// Relay thresholds and the typist round-trip policy.
+    pub judge: Judge,
+}
+
+/// What turns measurements into verdicts and alerts.
+#[derive(Debug, Clone, Default)]
+pub struct Judge {
+    pub thresholds: Thresholds,
+    pub policy: Policy,
 }
 
 impl Default for EngineConfig {
@@ -26,6 +37,7 @@ impl Default for EngineConfig {
             udp_idle: 60 * NS_PER_SEC,
             close_linger: 5 * NS_PER_SEC,
             max_sessions: 1_000_000,
+            judge: Judge::default(),
         }
     }
 }
@@ -181,13 +193,35 @@ impl Engine {
             }
         }
         let proto = s.proto();
+        let mut echo = None;
+        if let Some(t) = tcp
+            && t.payload_len > 0
+            && proto == Proto::Ssh
+        {
+            let app = s.ssh.get_or_insert_with(Box::<SshApp>::default);
+            if let Some(ev) = app.stream.on_segment(from, t.seq, t.payload_len, t.payload) {
+                if app.inter.keystroke_size.is_none() {
+                    app.inter.keystroke_size = app.stream.info.keystroke_size;
+                }
+                if ev.encrypted {
+                    let before = app.inter.echo.count();
+                    app.inter.on_data(p.ts, from, ev.len);
+                    if app.inter.echo.count() > before {
+                        echo = app.inter.echo_log.last().copied();
+                    }
+                }
+            }
+        }
         if new_session {
             self.counters.opened[proto.index()] += 1;
         }
         if let Some(m) = &self.metrics {
             observe(m, proto, &samples);
-            if samples.iter().any(Option::is_some) {
-                m.sessions.publish(&key, s);
+            if let Some(e) = echo {
+                m.echo_delay.with_label_values(&[proto.as_str()]).observe(e as f64 / 1e3);
+            }
+            if samples.iter().any(Option::is_some) || echo.is_some() {
+                m.sessions.publish(&key, s, &self.cfg.judge);
             }
         }
         if let Some(reason) = close {
@@ -234,10 +268,28 @@ impl Engine {
     fn emit(&mut self, key: &FlowKey, s: Session, reason: EndReason, out: &mut dyn RecordSink) {
         let proto = s.proto();
         self.counters.ended[proto.index()][reason as usize] += 1;
+        let mut s = s;
+        let rec = SessionRecord::new(key, &s, reason, &self.cfg.judge);
+        for alert in &rec.alerts {
+            tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
+                typist_rtt_ms = ?rec.typist_rtt_ms, client_hidden_ms = ?rec.client_hidden_ms, server_hidden_ms = ?rec.server_hidden_ms,
+                "session alert");
+        }
         if let Some(m) = &self.metrics {
+            for alert in &rec.alerts {
+                m.alerts.with_label_values(&[alert.as_str()]).inc();
+            }
+            for (i, leg) in ["client", "server"].into_iter().enumerate() {
+                if let Some(app) = rec.app_rtt(i) {
+                    m.app_turnaround.with_label_values(&[proto.as_str(), leg]).observe(app.floor / 1e3);
+                }
+            }
+            if s.export == crate::flow::ExportState::Exported || s.ssh.is_some() {
+                m.sessions.publish(key, &mut s, &self.cfg.judge);
+            }
             m.sessions.end(key, &s);
         }
-        out.record(SessionRecord::new(key, &s, reason));
+        out.record(rec);
     }
 
     /// Push counters accumulated since the last flush to Prometheus.

@@ -1,5 +1,8 @@
 //! Timing analysis. Pure: takes packets with timestamps, returns facts.
 
+pub mod assess;
+pub mod interactive;
+pub mod relay;
 pub mod rtt;
 pub mod seq;
 pub mod stats;

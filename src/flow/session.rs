@@ -2,6 +2,8 @@
 
 use super::{FlowKey, Side};
 use crate::analysis::RttTracker;
+use crate::analysis::interactive::Interactive;
+use crate::proto::ssh::SshStream;
 use crate::proto::{Classifier, Proto};
 use crate::time::Ts;
 use std::net::SocketAddr;
@@ -58,6 +60,14 @@ pub struct Session {
     /// written after a short linger that absorbs the last ACKs.
     pub closed: Option<EndReason>,
     pub export: ExportState,
+    /// SSH dissection and interactive analysis, for SSH sessions.
+    pub ssh: Option<Box<SshApp>>,
+}
+
+#[derive(Debug, Default)]
+pub struct SshApp {
+    pub stream: SshStream,
+    pub inter: Interactive,
 }
 
 /// Whether a session's own series are exported to Prometheus.
@@ -86,6 +96,7 @@ impl Session {
             fin: [false; 2],
             closed: None,
             export: ExportState::Pending,
+            ssh: None,
         }
     }
 

@@ -2,7 +2,11 @@
 //! Fields are added, never renamed. `null` means "could not be measured".
 
 use crate::analysis::Summary;
+use crate::analysis::assess::{AppRtt, Assessment, assess};
+use crate::analysis::relay::{Relay, ttl_hops};
+use crate::engine::Judge;
 use crate::flow::{EndReason, FlowKey, Session};
+use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
 use serde::Serialize;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -44,14 +48,70 @@ pub struct SessionRecord {
     pub retransmissions: Option<PerSide<u64>>,
     /// Lowest IP TTL (hop limit) seen from each side.
     pub ttl: PerSide<Option<u8>>,
+    /// Router hops between each side and the sensor, from TTL (initial 32/64/128/255 inferred).
+    pub client_ttl_hops: Option<u8>,
+    pub server_ttl_hops: Option<u8>,
+    /// Keystrokes seen (interactive protocols; null for others).
+    pub keystrokes: Option<u64>,
+    /// Keystroke-timing obfuscation chaff (OpenSSH ≥ 9.5), counted apart from keystrokes.
+    pub chaff: Option<u64>,
+    /// Keystroke → echo delay at the sensor, ms.
+    pub echo_ms: Option<EchoMs>,
+    /// Application turnaround of each side (request → the peer's answering data), ms.
+    pub client_app_rtt_ms: Option<AppRtt>,
+    pub server_app_rtt_ms: Option<AppRtt>,
+    /// Latency hidden behind the nearest TCP endpoint of each side: deepest responder − transport floor, ms.
+    pub client_hidden_ms: Option<f64>,
+    pub server_hidden_ms: Option<f64>,
+    pub client_relay: Option<Relay>,
+    pub server_relay: Option<Relay>,
+    /// Round trip to the typist's terminal (terminal query → its automatic reply), ms.
+    pub terminal_rtt_ms: Option<f64>,
+    /// Best estimate of the round trip from the sensor to the person typing, ms.
+    pub typist_rtt_ms: Option<f64>,
+    /// Upper bound on the typist's distance from the sensor: typist_rtt_ms / 2 × 200 km (light in fibre).
+    pub max_distance_km: Option<f64>,
+    /// Policy limit that applied to the client, if any: {"subnet", "max_rtt_ms"}.
+    pub policy: Option<PolicyHit>,
+    /// "relay_suspected", "rtt_over_policy".
+    pub alerts: Vec<String>,
+    /// What the clear-text start of an SSH session told (null for other protocols).
+    pub ssh: Option<SshInfo>,
     #[serde(skip)]
     pub start_ts: Ts,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EchoMs {
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyHit {
+    pub subnet: String,
+    pub max_rtt_ms: f64,
+}
+
 impl SessionRecord {
-    pub fn new(key: &FlowKey, s: &Session, reason: EndReason) -> SessionRecord {
+    pub fn new(key: &FlowKey, s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
         let rtt = s.rtt.as_deref();
         let leg = |i: usize| rtt.and_then(|r| leg_rtt(&r.legs[i], r.handshake[i]));
+        let a = assessment(s, judge);
+        let inter = s.ssh.as_deref().map(|x| &x.inter);
+        let policy =
+            judge.policy.limit_for(s.client.ip()).map(|(n, ms)| PolicyHit { subnet: n.to_string(), max_rtt_ms: ms });
+        let mut alerts = Vec::new();
+        if a.relay.iter().flatten().any(|r| r.suspected) {
+            alerts.push("relay_suspected".to_string());
+        }
+        if let (Some(p), Some(t)) = (&policy, a.typist_rtt_ms)
+            && t > p.max_rtt_ms
+        {
+            alerts.push("rtt_over_policy".to_string());
+        }
         SessionRecord {
             uid: uid(key, s.start),
             proto: s.proto().as_str(),
@@ -76,9 +136,46 @@ impl SessionRecord {
                 PerSide { client: c, server: sv }
             }),
             ttl: PerSide { client: s.ttl[0], server: s.ttl[1] },
+            client_ttl_hops: s.ttl[0].map(ttl_hops),
+            server_ttl_hops: s.ttl[1].map(ttl_hops),
+            keystrokes: inter.map(|i| i.keystrokes),
+            chaff: inter.map(|i| i.chaff),
+            echo_ms: inter.and_then(|i| i.echo.quantiles()).map(|q| EchoMs {
+                min: round(q.min, 4),
+                p50: round(q.p50, 4),
+                p90: round(q.p90, 4),
+                samples: q.samples,
+            }),
+            client_app_rtt_ms: a.app_rtt[0].map(round_app),
+            server_app_rtt_ms: a.app_rtt[1].map(round_app),
+            client_hidden_ms: a.hidden_ms[0].map(|v| round(v, 4)),
+            server_hidden_ms: a.hidden_ms[1].map(|v| round(v, 4)),
+            client_relay: a.relay[0].clone(),
+            server_relay: a.relay[1].clone(),
+            terminal_rtt_ms: a.terminal_rtt_ms.map(|v| round(v, 4)),
+            typist_rtt_ms: a.typist_rtt_ms.map(|v| round(v, 4)),
+            max_distance_km: a.max_distance_km.map(|v| round(v, 1)),
+            policy,
+            alerts,
+            ssh: s.ssh.as_deref().map(|x| x.stream.info.clone()),
             start_ts: s.start,
         }
     }
+
+    /// Application turnaround of leg i (0 client, 1 server).
+    pub fn app_rtt(&self, i: usize) -> Option<&AppRtt> {
+        if i == 0 { self.client_app_rtt_ms.as_ref() } else { self.server_app_rtt_ms.as_ref() }
+    }
+}
+
+/// Everything derived from a session's measurements.
+pub fn assessment(s: &Session, judge: &Judge) -> Assessment {
+    let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].min(), r.legs[1].min()]);
+    assess(floors, s.ssh.as_deref().map(|x| &x.inter), &judge.thresholds)
+}
+
+fn round_app(a: AppRtt) -> AppRtt {
+    AppRtt { min: round(a.min, 4), p50: round(a.p50, 4), samples: a.samples, floor: round(a.floor, 4) }
 }
 
 fn leg_rtt(sum: &Summary, handshake: Option<f64>) -> Option<LegRtt> {

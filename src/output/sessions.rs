@@ -2,8 +2,10 @@
 //! a session's series are removed `linger` after it ends. Sessions left out
 //! because of the cap are counted.
 
+use crate::analysis::relay::max_distance_km;
+use crate::engine::Judge;
 use crate::flow::{ExportState, FlowKey, Session};
-use crate::output::record::uid;
+use crate::output::record::{assessment, uid};
 use dashmap::DashMap;
 use prometheus::{GaugeVec, IntCounter, IntGauge, Opts, Registry};
 use std::time::{Duration, Instant};
@@ -19,6 +21,12 @@ pub struct SessionExport {
     max: usize,
     linger: Duration,
     rtt: GaugeVec,
+    typist: GaugeVec,
+    hidden: GaugeVec,
+    relay: GaugeVec,
+    keystrokes: GaugeVec,
+    over_policy: GaugeVec,
+    distance: GaugeVec,
     exported: IntGauge,
     skipped: IntCounter,
 }
@@ -47,14 +55,59 @@ impl SessionExport {
             "Sessions whose own series were not exported because the cap was reached.",
         )?;
         registry.register(Box::new(rtt.clone()))?;
+        let gauge = |name: &str, help: &str, leg: bool| -> prometheus::Result<GaugeVec> {
+            let mut l = LABELS.to_vec();
+            if leg {
+                l.push("leg");
+            }
+            let g = GaugeVec::new(Opts::new(name, help), &l)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let typist = gauge(
+            "echoloc_session_typist_rtt_seconds",
+            "Best estimate of the round trip from the sensor to the person typing.",
+            false,
+        )?;
+        let hidden = gauge(
+            "echoloc_session_hidden_latency_seconds",
+            "Latency hidden behind the nearest TCP endpoint of a side (deepest responder minus transport floor).",
+            true,
+        )?;
+        let relay =
+            gauge("echoloc_session_relay_suspected", "1 when a relay is suspected on that side, else 0.", true)?;
+        let keystrokes = gauge("echoloc_session_keystrokes", "Keystrokes seen in the session.", false)?;
+        let over_policy = gauge(
+            "echoloc_session_over_policy",
+            "1 when the typist round trip exceeds the policy for the client's subnet, else 0.",
+            false,
+        )?;
+        let distance = gauge(
+            "echoloc_session_max_distance_km",
+            "Upper bound on the typist's distance from the sensor (light in fibre).",
+            false,
+        )?;
         registry.register(Box::new(exported.clone()))?;
         registry.register(Box::new(limit))?;
         registry.register(Box::new(skipped.clone()))?;
-        Ok(SessionExport { entries: DashMap::new(), max, linger, rtt, exported, skipped })
+        Ok(SessionExport {
+            entries: DashMap::new(),
+            max,
+            linger,
+            rtt,
+            typist,
+            hidden,
+            relay,
+            keystrokes,
+            over_policy,
+            distance,
+            exported,
+            skipped,
+        })
     }
 
     /// Publish a session's current figures (creating its series if there is room).
-    pub fn publish(&self, key: &FlowKey, s: &mut Session) {
+    pub fn publish(&self, key: &FlowKey, s: &mut Session, judge: &Judge) {
         match s.export {
             ExportState::Skipped => return,
             ExportState::Pending => {
@@ -94,6 +147,28 @@ impl SessionExport {
                 }
             }
         }
+        let l = &e.labels;
+        let base = [l[0].as_str(), l[1].as_str(), l[2].as_str(), l[3].as_str()];
+        let a = assessment(s, judge);
+        if let Some(t) = a.typist_rtt_ms {
+            self.typist.with_label_values(&base).set(t / 1e3);
+            self.distance.with_label_values(&base).set(max_distance_km(t));
+            if let Some((_, limit)) = judge.policy.limit_for(s.client.ip()) {
+                self.over_policy.with_label_values(&base).set(if t > limit { 1.0 } else { 0.0 });
+            }
+        }
+        for (i, leg) in ["client", "server"].into_iter().enumerate() {
+            let with_leg = [base[0], base[1], base[2], base[3], leg];
+            if let Some(h) = a.hidden_ms[i] {
+                self.hidden.with_label_values(&with_leg).set(h / 1e3);
+            }
+            if let Some(r) = &a.relay[i] {
+                self.relay.with_label_values(&with_leg).set(if r.suspected { 1.0 } else { 0.0 });
+            }
+        }
+        if let Some(app) = s.ssh.as_deref() {
+            self.keystrokes.with_label_values(&base).set(app.inter.keystrokes as f64);
+        }
     }
 
     /// A session ended: its series stay for `linger`, then go.
@@ -120,7 +195,14 @@ impl SessionExport {
     }
 
     fn remove_series(&self, l: &[String; 4]) {
+        let base = [l[0].as_str(), l[1].as_str(), l[2].as_str(), l[3].as_str()];
+        for g in [&self.typist, &self.keystrokes, &self.over_policy, &self.distance] {
+            let _ = g.remove_label_values(&base);
+        }
         for leg in ["client", "server"] {
+            for g in [&self.hidden, &self.relay] {
+                let _ = g.remove_label_values(&[base[0], base[1], base[2], base[3], leg]);
+            }
             for stat in ["min", "p50", "p90", "max"] {
                 let _ = self.rtt.remove_label_values(&[&l[0], &l[1], &l[2], &l[3], leg, stat]);
             }

@@ -176,6 +176,6 @@ fn timestamps_only_from_data_with_new_tsval() {
 fn rst_gives_nothing() {
     let mut sc = Script::new();
     sc.seg(0, C, 100, 0, "S", 0, None, &[]);
-    sc.seg(1 * MS, S, 0, 101, "RA", 0, None, &[]);
+    sc.seg(MS, S, 0, 101, "RA", 0, None, &[]);
     assert!(sc.samples.is_empty());
 }

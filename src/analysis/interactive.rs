@@ -1,0 +1,251 @@
+//! Keystrokes, echoes, chaff and application turnarounds of an encrypted
+//! interactive session, from the sizes and times of its data segments.
+//!
+//! - A keystroke is a client→server segment of the session's one-character
+//!   size class, sent while no bulk transfer is running.
+//! - Its echo is the next server→client data segment within [`ECHO_BOUND`].
+//! - OpenSSH ≥ 9.5 keystroke-timing obfuscation sends chaff of the same size
+//!   on a ~20 ms grid; grid-following segments are counted as chaff.
+//! - An application turnaround of a side is the time from the other side's
+//!   last data segment to this side's answering data segment, taken in the
+//!   authentication phase (before the first keystroke), where every message
+//!   demands an answer from the protocol peer.
+//! - A terminal reply is a short multi-byte client segment answering a server
+//!   segment when no keystroke awaits its echo: the typist's terminal answering
+//!   a query (device attributes, cursor position).
+
+use super::stats::Summary;
+use crate::flow::Side;
+use crate::time::{Ts, ms};
+use std::collections::VecDeque;
+
+/// The longest keystroke → echo delay paired.
+pub const ECHO_BOUND: Ts = 1_500_000_000;
+/// Data segments in the authentication phase used for turnarounds.
+const AUTH_SEGMENTS: u32 = 40;
+/// Chaff grid of ObscureKeystrokeTiming (default 20 ms), with tolerance.
+const CHAFF_GRID: (Ts, Ts) = (15_000_000, 25_000_000);
+/// A server segment this large, recently, means bulk output is flowing.
+const BULK_SEGMENT: u32 = 1000;
+const BULK_WINDOW: Ts = 200_000_000;
+/// Echo delays per window when looking for level shifts.
+pub const LEVEL_WINDOW: usize = 5;
+const MAX_PENDING: usize = 64;
+const MAX_TURN: usize = 64;
+const MAX_ECHO_LOG: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct Interactive {
+    /// One-character packet size, when known from the negotiated cipher.
+    pub keystroke_size: Option<u32>,
+    size_counts: Vec<(u32, u32)>,
+    pub keystrokes: u64,
+    pub chaff: u64,
+    pending: VecDeque<Ts>,
+    last_candidate: Option<Ts>,
+    /// Keystroke → echo delays, ms.
+    pub echo: Summary,
+    /// Echo delays in order (bounded), for level shifts.
+    pub echo_log: Vec<f32>,
+    /// Answers from each side during authentication (ms), indexed by [`Side`].
+    pub turnaround: [Vec<f64>; 2],
+    /// Short client replies to server segments with no keystroke pending (ms).
+    pub terminal: Summary,
+    last: Option<(Side, Ts, u32)>,
+    last_bulk: Option<Ts>,
+    auth_segments: u32,
+    interactive: bool,
+}
+
+impl Interactive {
+    pub fn new(keystroke_size: Option<u32>) -> Interactive {
+        Interactive { keystroke_size, ..Default::default() }
+    }
+
+    /// The size class of a one-character packet: negotiated, else learnt.
+    fn ks_size(&self) -> u32 {
+        if let Some(s) = self.keystroke_size {
+            return s;
+        }
+        self.size_counts
+            .iter()
+            .filter(|(_, n)| *n >= 3)
+            .max_by_key(|(s, n)| (*n, u32::MAX - s))
+            .map(|(s, _)| *s)
+            .unwrap_or(36)
+    }
+
+    /// Feed one encrypted data segment (new data, not a retransmission).
+    pub fn on_data(&mut self, ts: Ts, from: Side, len: u32) {
+        match from {
+            Side::Client => self.on_client(ts, len),
+            Side::Server => self.on_server(ts, len),
+        }
+        if !self.interactive && self.auth_segments < AUTH_SEGMENTS {
+            self.auth_segments += 1;
+            if let Some((side, t0, _)) = self.last
+                && side != from
+                && self.turnaround[from as usize].len() < MAX_TURN
+            {
+                self.turnaround[from as usize].push(ms(ts - t0));
+            }
+        }
+        self.last = Some((from, ts, len));
+    }
+
+    fn on_client(&mut self, ts: Ts, len: u32) {
+        if len <= 128 {
+            let full = self.size_counts.len() >= 16;
+            match self.size_counts.iter_mut().find(|(s, _)| *s == len) {
+                Some(e) => e.1 += 1,
+                None if !full => self.size_counts.push((len, 1)),
+                None => {}
+            }
+        }
+        let ks = self.ks_size();
+        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
+        if len == ks && !bulk {
+            let grid = self.last_candidate.is_some_and(|p| (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
+            self.last_candidate = Some(ts);
+            if grid {
+                self.chaff += 1;
+                return;
+            }
+            self.keystrokes += 1;
+            self.interactive = true;
+            if self.pending.len() == MAX_PENDING {
+                self.pending.pop_front();
+            }
+            self.pending.push_back(ts);
+            return;
+        }
+        // A short multi-byte answer to the server's last segment, nothing awaiting an echo.
+        if self.interactive
+            && len > ks
+            && len <= ks + 48
+            && self.pending.is_empty()
+            && let Some((Side::Server, t0, _)) = self.last
+            && ts - t0 <= ECHO_BOUND
+        {
+            self.terminal.add(ms(ts - t0));
+        }
+    }
+
+    fn on_server(&mut self, ts: Ts, len: u32) {
+        if len >= BULK_SEGMENT {
+            self.last_bulk = Some(ts);
+        }
+        while let Some(&k) = self.pending.front() {
+            self.pending.pop_front();
+            if ts - k <= ECHO_BOUND {
+                let d = ms(ts - k);
+                self.echo.add(d);
+                if self.echo_log.len() < MAX_ECHO_LOG {
+                    self.echo_log.push(d as f32);
+                }
+                break;
+            }
+        }
+    }
+
+    /// Robust floor of a side's authentication turnarounds: the 20th
+    /// percentile over at least 3 answers no faster than `transport_floor`.
+    pub fn app_floor(&self, side: Side, transport_floor: Option<f64>) -> Option<(f64, Summary)> {
+        let min_ok = transport_floor.map_or(0.0, |t| t * 0.8);
+        let mut v: Vec<f64> = self.turnaround[side as usize].iter().copied().filter(|&x| x >= min_ok).collect();
+        let mut sum = Summary::default();
+        v.iter().for_each(|&x| sum.add(x));
+        if v.len() < 3 {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some((low_percentile(&v), sum))
+    }
+
+    /// Echo-delay levels: the robust floor of each window of echoes, in order.
+    pub fn echo_levels(&self) -> Vec<f64> {
+        self.echo_log
+            .chunks(LEVEL_WINDOW)
+            .filter(|c| c.len() >= 3)
+            .map(|c| {
+                let mut v: Vec<f64> = c.iter().map(|&x| x as f64).collect();
+                v.sort_by(f64::total_cmp);
+                low_percentile(&v)
+            })
+            .collect()
+    }
+}
+
+/// 20th percentile (nearest rank) of sorted values: robust to one fast outlier.
+pub fn low_percentile(sorted: &[f64]) -> f64 {
+    let i = ((0.2 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const MS: Ts = 1_000_000;
+
+    #[test]
+    fn keystrokes_pair_with_echoes() {
+        let mut a = Interactive::new(Some(36));
+        let mut t = 0;
+        for _ in 0..10 {
+            t += 200 * MS;
+            a.on_data(t, Side::Client, 36);
+            a.on_data(t + 30 * MS, Side::Server, 36);
+            a.on_data(t + 60 * MS, Side::Client, 0);
+        }
+        assert_eq!(a.keystrokes, 10);
+        let q = a.echo.quantiles().unwrap();
+        assert_eq!((q.min, q.max, q.samples), (30.0, 30.0, 10));
+    }
+
+    #[test]
+    fn bulk_download_window_adjusts_are_not_keystrokes() {
+        let mut a = Interactive::new(Some(36));
+        for i in 0..1000 {
+            a.on_data(i * MS, Side::Server, 32768);
+            if i % 10 == 0 {
+                a.on_data(i * MS, Side::Client, 36);
+            }
+        }
+        assert_eq!(a.keystrokes, 0);
+    }
+
+    #[test]
+    fn chaff_on_a_20ms_grid_is_counted_apart() {
+        let mut a = Interactive::new(Some(36));
+        a.on_data(0, Side::Client, 36);
+        for i in 1..=50 {
+            a.on_data(i * 20 * MS, Side::Client, 36);
+        }
+        assert_eq!((a.keystrokes, a.chaff), (1, 50));
+    }
+
+    #[test]
+    fn learns_the_size_class_without_kexinit() {
+        let mut a = Interactive::new(None);
+        for i in 0..20 {
+            a.on_data(i * 300 * MS, Side::Client, 52);
+            a.on_data(i * 300 * MS + 5 * MS, Side::Server, 52);
+        }
+        assert!(a.keystrokes >= 17, "{}", a.keystrokes);
+    }
+
+    #[test]
+    fn auth_turnarounds_have_a_robust_floor() {
+        let mut a = Interactive::new(Some(36));
+        let mut t = 0;
+        for d in [150, 151, 153, 152, 400] {
+            a.on_data(t, Side::Server, 100);
+            t += d * MS;
+            a.on_data(t, Side::Client, 100);
+            t += 31 * MS;
+        }
+        let (floor, sum) = a.app_floor(Side::Client, Some(30.0)).unwrap();
+        assert_eq!(floor, 150.0);
+        assert_eq!(sum.count(), 5);
+    }
+}

@@ -1,0 +1,147 @@
+//! Relay verdicts: latency hidden behind the nearest TCP endpoint of a side,
+//! and the number of distinct latency levels above it.
+
+use serde::Serialize;
+
+/// Thresholds for calling a latency level distinct (and a relay suspected).
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// Absolute floor, ms (default 10).
+    pub floor_ms: f64,
+    /// Relative margin over the lower level (default 0.25).
+    pub margin: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { floor_ms: 10.0, margin: 0.25 }
+    }
+}
+
+impl Thresholds {
+    /// Is `upper` a distinct level above `lower`?
+    pub fn above(&self, lower: f64, upper: f64) -> bool {
+        let d = upper - lower;
+        d > self.floor_ms && d > self.margin * lower
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Relay {
+    pub suspected: bool,
+    pub hops_est: u32,
+    /// What the verdict stands on, e.g. "app_rtt 151.2 ms vs transport 30.5 ms".
+    pub evidence: Vec<String>,
+}
+
+/// A named latency level measured on one side, ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Level {
+    pub name: &'static str,
+    pub ms: f64,
+}
+
+/// Verdict for one side from its transport floor and the deeper levels seen.
+/// `shifts` counts step-ups of the echo delay during the session.
+pub fn verdict(transport: f64, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
+    let deepest = levels.iter().map(|l| l.ms).fold(None::<f64>, |m, v| Some(m.map_or(v, |m| m.max(v))));
+    let hidden = deepest.map(|d| (d - transport).max(0.0));
+    let mut evidence = Vec::new();
+    let mut sorted: Vec<Level> = levels.iter().copied().filter(|l| t.above(transport, l.ms)).collect();
+    sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    let mut distinct = 0u32;
+    let mut base = transport;
+    for l in &sorted {
+        if t.above(base, l.ms) {
+            distinct += 1;
+            evidence.push(format!("{} {:.1} ms vs {:.1} ms", l.name, l.ms, base));
+            base = l.ms;
+        }
+    }
+    let suspected = distinct > 0;
+    if shifts > 0 && suspected {
+        evidence.push(format!("echo delay stepped up {shifts} time(s) during the session"));
+    }
+    let hops = if suspected { distinct.max(shifts).max(1) } else { 0 };
+    (hidden, Relay { suspected, hops_est: hops, evidence })
+}
+
+/// Step-ups between consecutive echo levels.
+pub fn level_shifts(levels: &[f64], t: &Thresholds) -> u32 {
+    let mut shifts = 0;
+    let mut base = match levels.first() {
+        Some(&b) => b,
+        None => return 0,
+    };
+    for &l in &levels[1..] {
+        if t.above(base, l) {
+            shifts += 1;
+            base = l;
+        } else if l < base {
+            base = base.min(l.max(base - t.floor_ms));
+        }
+    }
+    shifts
+}
+
+/// Router hops from an observed TTL: the initial TTL is taken as the
+/// smallest common default (32, 64, 128, 255) at or above it.
+pub fn ttl_hops(ttl: u8) -> u8 {
+    let initial: u8 = [32u8, 64, 128, 255].into_iter().find(|&i| i >= ttl).unwrap_or(255);
+    initial - ttl
+}
+
+/// Farthest the typist can be: half the round trip at the speed of light in fibre (≈ 200 km/ms).
+pub fn max_distance_km(rtt_ms: f64) -> f64 {
+    rtt_ms / 2.0 * 200.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_session_is_not_a_relay() {
+        let (hidden, r) = verdict(30.5, &[Level { name: "app_rtt", ms: 31.2 }], 0, &Thresholds::default());
+        assert!(!r.suspected);
+        assert_eq!(r.hops_est, 0);
+        assert!(hidden.unwrap() < 1.0);
+    }
+
+    #[test]
+    fn jump_host_hides_latency() {
+        let (hidden, r) = verdict(30.5, &[Level { name: "app_rtt", ms: 151.0 }], 0, &Thresholds::default());
+        assert!(r.suspected);
+        assert_eq!(r.hops_est, 1);
+        assert!((hidden.unwrap() - 120.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn two_distinct_levels_are_two_hops() {
+        let lv = [Level { name: "app_rtt", ms: 80.0 }, Level { name: "terminal_rtt", ms: 200.0 }];
+        let (_, r) = verdict(30.0, &lv, 0, &Thresholds::default());
+        assert_eq!(r.hops_est, 2);
+    }
+
+    #[test]
+    fn small_differences_are_not_relays_at_long_distance() {
+        // 15 ms extra over a 200 ms path is under the 25 % margin.
+        let (_, r) = verdict(200.0, &[Level { name: "app_rtt", ms: 215.0 }], 0, &Thresholds::default());
+        assert!(!r.suspected);
+    }
+
+    #[test]
+    fn level_shift_counts_step_ups() {
+        let t = Thresholds::default();
+        assert_eq!(level_shifts(&[30.0, 31.0, 90.0, 91.0, 89.0], &t), 1);
+        assert_eq!(level_shifts(&[30.0, 31.0, 30.5], &t), 0);
+    }
+
+    #[test]
+    fn ttl_hops_from_common_initials() {
+        assert_eq!(ttl_hops(64), 0);
+        assert_eq!(ttl_hops(63), 1);
+        assert_eq!(ttl_hops(118), 10);
+        assert_eq!(ttl_hops(250), 5);
+    }
+}
