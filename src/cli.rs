@@ -122,8 +122,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::CheckConfig { file } => {
             let cfg = Config::load(&file)?;
-            println!("# {}: valid. Effective settings:", file.display());
-            print!("{}", toml::to_string_pretty(&cfg)?);
+            let text = format!("# {}: valid. Effective settings:\n{}", file.display(), toml::to_string_pretty(&cfg)?);
+            // A closed pipe (`| head`) is not an error.
+            let _ = std::io::stdout().write_all(text.as_bytes());
             Ok(0)
         }
         Cmd::Replay { paths, serve, no_progress, common } => {

@@ -35,32 +35,42 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
     };
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
-        if let Some((floor, sum)) = inter.app_floor(side, transport[i])
+        if let Some((floor, sum)) = inter.app_floor(side, transport[i], side == Side::Server)
             && let Some(q) = sum.quantiles()
         {
             a.app_rtt[i] = Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor });
         }
     }
-    a.terminal_rtt_ms = inter.terminal.min();
+    a.terminal_rtt_ms = inter.terminal_clean.min().or(inter.terminal.min());
     let echo_levels = inter.echo_levels();
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
         let Some(tr) = transport[i] else { continue };
         let mut levels = Vec::new();
-        if let Some(app) = a.app_rtt[i] {
+        let echo_deepest = echo_levels.iter().copied().reduce(f64::max);
+        if let Some(app) = a.app_rtt[i]
+            && !(side == Side::Server && echo_deepest.is_some())
+        {
+            // On the server side an echo (the far pty answering) is the cleaner
+            // measure of the deepest responder; authentication answers include crypto.
             levels.push(Level { name: "app_rtt", ms: app.floor });
         }
         let mut shifts = 0;
         match side {
             Side::Client => {
-                if let Some(term) = a.terminal_rtt_ms {
+                // A terminal reply is the typist's own machine answering. A query sent
+                // right behind other data may have waited for a relay's Nagle timer:
+                // such a sample counts only where nothing else shows the far side.
+                let app_deeper = a.app_rtt[0].is_some_and(|x| t.above(tr, x.floor));
+                let term = inter.terminal_clean.min().or(if app_deeper { None } else { inter.terminal.min() });
+                if let Some(term) = term {
                     levels.push(Level { name: "terminal_rtt", ms: term });
                 }
             }
             Side::Server => {
                 // Echoes come from the far end's pty: the server side's deepest responder.
-                if let Some(&last) = echo_levels.last() {
-                    levels.push(Level { name: "echo", ms: last });
+                if let Some(deepest) = echo_deepest {
+                    levels.push(Level { name: "echo", ms: deepest });
                     shifts = level_shifts(&echo_levels, t);
                 }
             }
@@ -73,7 +83,8 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
         a.relay[i] = Some(relay);
     }
     // The typist is on the client side: its deepest responder is the person's own machine.
-    let candidates = [transport[0], a.app_rtt[0].map(|x| x.floor), a.terminal_rtt_ms];
+    let levels_seen = a.relay[0].as_ref().map_or(0.0, |_| a.hidden_ms[0].unwrap_or(0.0) + transport[0].unwrap_or(0.0));
+    let candidates = [transport[0], a.app_rtt[0].map(|x| x.floor), Some(levels_seen).filter(|&v| v > 0.0)];
     a.typist_rtt_ms = candidates.into_iter().flatten().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
     a

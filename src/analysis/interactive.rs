@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 /// The longest keystroke → echo delay paired.
 pub const ECHO_BOUND: Ts = 1_500_000_000;
 /// Data segments in the authentication phase used for turnarounds.
-const AUTH_SEGMENTS: u32 = 40;
+const AUTH_SEGMENTS: u32 = 80;
 /// Chaff grid of ObscureKeystrokeTiming (default 20 ms), with tolerance.
 const CHAFF_GRID: (Ts, Ts) = (15_000_000, 25_000_000);
 /// A server segment this large, recently, means bulk output is flowing.
@@ -39,6 +39,9 @@ pub struct Interactive {
     /// One-character packet size, when known from the negotiated cipher.
     pub keystroke_size: Option<u32>,
     size_counts: Vec<(u32, u32)>,
+    /// Keystroke candidates per size class (no bulk running, off the chaff grid),
+    /// so keystrokes sent before the size class was learnt still count.
+    candidates: Vec<(u32, u64)>,
     pub keystrokes: u64,
     pub chaff: u64,
     pending: VecDeque<Ts>,
@@ -51,7 +54,12 @@ pub struct Interactive {
     pub turnaround: [Vec<f64>; 2],
     /// Short client replies to server segments with no keystroke pending (ms).
     pub terminal: Summary,
+    /// The same, only where the query was the first segment of the server's run
+    /// (a query sent right behind other data can wait for a relay's Nagle timer).
+    pub terminal_clean: Summary,
     last: Option<(Side, Ts, u32)>,
+    /// First data segment of the current run of segments from one side.
+    run_start: Option<(Side, Ts)>,
     last_bulk: Option<Ts>,
     auth_segments: u32,
     interactive: bool,
@@ -64,15 +72,26 @@ impl Interactive {
 
     /// The size class of a one-character packet: negotiated, else learnt.
     fn ks_size(&self) -> u32 {
-        if let Some(s) = self.keystroke_size {
-            return s;
+        let learnt = self.size_counts.iter().filter(|(_, n)| *n >= 5).max_by_key(|(s, n)| (*n, u32::MAX - s));
+        match (self.keystroke_size, learnt) {
+            // A session carried inside another (ssh -J seen on the outer hop)
+            // wraps each keystroke: the learnt class wins when the negotiated one is rare.
+            (Some(k), Some(&(s, n))) => {
+                let nk = self.size_counts.iter().find(|(x, _)| *x == k).map_or(0, |e| e.1);
+                if nk * 2 < n { s } else { k }
+            }
+            (Some(k), None) => k,
+            (None, Some(&(s, _))) => s,
+            (None, None) => 36,
         }
-        self.size_counts
-            .iter()
-            .filter(|(_, n)| *n >= 3)
-            .max_by_key(|(s, n)| (*n, u32::MAX - s))
-            .map(|(s, _)| *s)
-            .unwrap_or(36)
+    }
+
+    /// Keystrokes in the session: those of the final size class, including
+    /// any sent before that class was learnt.
+    pub fn keystroke_count(&self) -> u64 {
+        let ks = self.ks_size();
+        let late = self.candidates.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
+        self.keystrokes.max(late)
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
@@ -83,27 +102,31 @@ impl Interactive {
         }
         if !self.interactive && self.auth_segments < AUTH_SEGMENTS {
             self.auth_segments += 1;
-            if let Some((side, t0, _)) = self.last
+            // The answer is to the first message of the other side's run: the
+            // later ones of the run may be unsolicited.
+            if let Some((side, t0)) = self.run_start
                 && side != from
                 && self.turnaround[from as usize].len() < MAX_TURN
             {
                 self.turnaround[from as usize].push(ms(ts - t0));
             }
         }
+        if self.run_start.is_none_or(|(side, _)| side != from) {
+            self.run_start = Some((from, ts));
+        }
         self.last = Some((from, ts, len));
     }
 
     fn on_client(&mut self, ts: Ts, len: u32) {
-        if len <= 128 {
-            let full = self.size_counts.len() >= 16;
-            match self.size_counts.iter_mut().find(|(s, _)| *s == len) {
-                Some(e) => e.1 += 1,
-                None if !full => self.size_counts.push((len, 1)),
-                None => {}
-            }
+        if len <= 128 && self.auth_segments >= 8 {
+            bump(&mut self.size_counts, len);
         }
         let ks = self.ks_size();
         let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
+        let off_grid = self.last_candidate.is_none_or(|p| !(CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
+        if len <= 128 && !bulk && off_grid && self.auth_segments >= 8 {
+            bump(&mut self.candidates, len);
+        }
         if len == ks && !bulk {
             let grid = self.last_candidate.is_some_and(|p| (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
             self.last_candidate = Some(ts);
@@ -128,6 +151,9 @@ impl Interactive {
             && ts - t0 <= ECHO_BOUND
         {
             self.terminal.add(ms(ts - t0));
+            if self.run_start == Some((Side::Server, t0)) {
+                self.terminal_clean.add(ms(ts - t0));
+            }
         }
     }
 
@@ -148,9 +174,13 @@ impl Interactive {
         }
     }
 
-    /// Robust floor of a side's authentication turnarounds: the 20th
-    /// percentile over at least 3 answers no faster than `transport_floor`.
-    pub fn app_floor(&self, side: Side, transport_floor: Option<f64>) -> Option<(f64, Summary)> {
+    /// Robust floor of a side's authentication turnarounds. Answers no
+    /// faster than `transport_floor` are grouped into latency levels; a
+    /// session tunnelled through another (`ssh -J` seen on the outer hop)
+    /// shows two on its server side: the outer and the inner peer. With
+    /// `deepest`, the floor is that of the deepest level holding at least 3
+    /// answers, else of the lowest; each floor is a 20th percentile.
+    pub fn app_floor(&self, side: Side, transport_floor: Option<f64>, deepest: bool) -> Option<(f64, Summary)> {
         let min_ok = transport_floor.map_or(0.0, |t| t * 0.8);
         let mut v: Vec<f64> = self.turnaround[side as usize].iter().copied().filter(|&x| x >= min_ok).collect();
         let mut sum = Summary::default();
@@ -159,7 +189,18 @@ impl Interactive {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some((low_percentile(&v), sum))
+        let mut levels = Vec::new();
+        let mut start = 0;
+        for i in 1..=v.len() {
+            if i == v.len() || v[i] > v[i - 1] * 1.15 + 2.0 {
+                if i - start >= 3 {
+                    levels.push(low_percentile(&v[start..i]));
+                }
+                start = i;
+            }
+        }
+        let floor = if deepest { levels.last().copied() } else { Some(low_percentile(&v)) };
+        Some((floor?, sum))
     }
 
     /// Echo-delay levels: the robust floor of each window of echoes, in order.
@@ -173,6 +214,16 @@ impl Interactive {
                 low_percentile(&v)
             })
             .collect()
+    }
+}
+
+/// Count one more of `size` in a small bounded table of size classes.
+fn bump<N: From<u8> + std::ops::AddAssign>(table: &mut Vec<(u32, N)>, size: u32) {
+    let full = table.len() >= 16;
+    match table.iter_mut().find(|(s, _)| *s == size) {
+        Some(e) => e.1 += N::from(1),
+        None if !full => table.push((size, N::from(1))),
+        None => {}
     }
 }
 
@@ -231,7 +282,8 @@ mod tests {
             a.on_data(i * 300 * MS, Side::Client, 52);
             a.on_data(i * 300 * MS + 5 * MS, Side::Server, 52);
         }
-        assert!(a.keystrokes >= 17, "{}", a.keystrokes);
+        // The first exchanges are taken as authentication, not typing.
+        assert!(a.keystroke_count() >= 16, "{}", a.keystroke_count());
     }
 
     #[test]
@@ -244,7 +296,7 @@ mod tests {
             a.on_data(t, Side::Client, 100);
             t += 31 * MS;
         }
-        let (floor, sum) = a.app_floor(Side::Client, Some(30.0)).unwrap();
+        let (floor, sum) = a.app_floor(Side::Client, Some(30.0), false).unwrap();
         assert_eq!(floor, 150.0);
         assert_eq!(sum.count(), 5);
     }

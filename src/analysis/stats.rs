@@ -73,6 +73,22 @@ impl Summary {
         Some(rank(&v, q))
     }
 
+    /// A robust floor: the median of the samples within 1.5 × min + 0.5 (the
+    /// lowest cluster). Jitter spreads a path's samples around its true value;
+    /// delayed ACKs and queueing add a tail that this leaves out.
+    pub fn floor(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let lim = self.min * 1.5 + 0.5;
+        let mut v: Vec<f32> = self.samples.iter().copied().filter(|&x| (x as f64) <= lim).collect();
+        if v.is_empty() {
+            return Some(self.min);
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some(rank(&v, 0.5).max(self.min))
+    }
+
     pub fn quantiles(&self) -> Option<Quantiles> {
         if self.count == 0 {
             return None;

@@ -28,6 +28,9 @@ pub struct LegRtt {
     pub samples: u64,
     /// From the TCP handshake; null when the handshake was not seen.
     pub handshake: Option<f64>,
+    /// Robust floor: median of the lowest cluster of samples (within 1.5 × min),
+    /// free of delayed-ACK tails; the reference for hidden latency.
+    pub floor: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,7 +141,7 @@ impl SessionRecord {
             ttl: PerSide { client: s.ttl[0], server: s.ttl[1] },
             client_ttl_hops: s.ttl[0].map(ttl_hops),
             server_ttl_hops: s.ttl[1].map(ttl_hops),
-            keystrokes: inter.map(|i| i.keystrokes),
+            keystrokes: inter.map(|i| i.keystroke_count()),
             chaff: inter.map(|i| i.chaff),
             echo_ms: inter.and_then(|i| i.echo.quantiles()).map(|q| EchoMs {
                 min: round(q.min, 4),
@@ -170,7 +173,7 @@ impl SessionRecord {
 
 /// Everything derived from a session's measurements.
 pub fn assessment(s: &Session, judge: &Judge) -> Assessment {
-    let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].min(), r.legs[1].min()]);
+    let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].floor(), r.legs[1].floor()]);
     assess(floors, s.ssh.as_deref().map(|x| &x.inter), &judge.thresholds)
 }
 
@@ -187,6 +190,7 @@ fn leg_rtt(sum: &Summary, handshake: Option<f64>) -> Option<LegRtt> {
         max: round(q.max, 4),
         samples: q.samples,
         handshake: handshake.map(|h| round(h, 4)),
+        floor: round(sum.floor().unwrap_or(q.min), 4),
     })
 }
 

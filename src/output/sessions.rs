@@ -167,7 +167,7 @@ impl SessionExport {
             }
         }
         if let Some(app) = s.ssh.as_deref() {
-            self.keystrokes.with_label_values(&base).set(app.inter.keystrokes as f64);
+            self.keystrokes.with_label_values(&base).set(app.inter.keystroke_count() as f64);
         }
     }
 

@@ -1,0 +1,124 @@
+//! Ground truth from the lab (lab/run-lab.py): real OpenSSH through delaying
+//! bridges, captured at the server's edge, the relay's outer side and the
+//! typist's edge. Every committed capture is replayed and checked against its
+//! truth.json: transport RTT, hidden latency, relay verdicts, keystroke counts
+//! and echo delay.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lab_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/lab");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("pcaps/lab")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("truth.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn replay(path: &Path) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
+        .args(["replay", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("run echoloc");
+    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn close(got: f64, want: f64, abs: f64, rel: f64) -> bool {
+    (got - want).abs() <= abs.max(rel * want.abs())
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+#[test]
+fn lab_captures_match_their_truth() {
+    let dirs = lab_dirs();
+    assert!(dirs.len() >= 10, "expected the committed lab captures, found {}", dirs.len());
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for dir in &dirs {
+        let truth: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        // Configured jitter (uniform ± per frame) widens a round trip's truth by up to twice it.
+        let jitter =
+            truth["links"].as_object().unwrap().values().filter_map(|l| l["jitter_ms"].as_f64()).fold(0.0, f64::max);
+        for (vantage, v) in truth["vantages"].as_object().unwrap() {
+            let file = dir.join(v["file"].as_str().unwrap());
+            let recs = replay(&file);
+            // The SSH session this vantage watches: the busiest one.
+            let Some(r) = recs
+                .iter()
+                .filter(|r| r["proto"] == "ssh")
+                .max_by_key(|r| r["packets"]["client"].as_u64().unwrap() + r["packets"]["server"].as_u64().unwrap())
+            else {
+                failures.push(format!("{name}/{vantage}: no ssh session"));
+                continue;
+            };
+            checked += 1;
+            let e = &v["expected"];
+            let mut fail = |what: String| failures.push(format!("{name}/{vantage}: {what}"));
+            for (leg, key) in [("client_leg", "client_rtt_ms"), ("server_leg", "server_rtt_ms")] {
+                let want = e["transport_rtt_ms"][leg].as_f64().unwrap();
+                match f(&r[key]["floor"]) {
+                    Some(got) if close(got, want, 1.5 + 2.0 * jitter, 0.05) => {}
+                    got => fail(format!("transport {leg}: got {got:?}, want {want}")),
+                }
+            }
+            for (side, key, relay) in [
+                ("client_side", "client_hidden_ms", "client_relay"),
+                ("server_side", "server_hidden_ms", "server_relay"),
+            ] {
+                let want = e["hidden_latency_ms"][side].as_f64().unwrap();
+                match f(&r[key]) {
+                    Some(got) if close(got, want, 4.0, 0.10) => {}
+                    None if want == 0.0 => {}
+                    got => fail(format!("hidden {side}: got {got:?}, want {want}")),
+                }
+                let want = e["relay_suspected"][side].as_bool().unwrap();
+                let got = r[relay]["suspected"].as_bool().unwrap_or(false);
+                if got != want {
+                    fail(format!("relay {side}: got {got}, want {want} ({})", r[relay]));
+                }
+            }
+            // Keystrokes typed into the hops this vantage sees.
+            let hops: Vec<&String> = v["expected_by_hop"]
+                .as_object()
+                .map(|m| m.iter().filter(|(_, x)| !x.is_null()).map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            // ... and typed while this capture was running.
+            let end = chrono::DateTime::parse_from_rfc3339(r["end"].as_str().unwrap()).unwrap();
+            let end_ns = end.timestamp_nanos_opt().unwrap();
+            let typed = truth["keystrokes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|k| {
+                    hops.iter().any(|h| k["hop"].as_u64().map(|x| x.to_string()).as_deref() == Some(h.as_str()))
+                })
+                .filter(|k| k["t_ns"].as_i64().unwrap() <= end_ns)
+                .count() as u64;
+            let got = r["keystrokes"].as_u64().unwrap_or(0);
+            if !close(got as f64, typed as f64, 0.0, 0.10) {
+                fail(format!("keystrokes: got {got}, typed {typed}"));
+            }
+            // Echo delay at the typist's edge, for single-hop sessions.
+            let echo_truth = truth["expected_echo_delay_typist_edge_ms"].as_object().unwrap();
+            if vantage == "typist_edge" && echo_truth.len() == 1 {
+                let want = echo_truth.values().next().unwrap().as_f64().unwrap();
+                match f(&r["echo_ms"]["p50"]) {
+                    Some(got) if close(got, want, 2.0, 0.05) => {}
+                    got => fail(format!("echo p50: got {got:?}, want {want}")),
+                }
+            }
+        }
+    }
+    eprintln!("checked {checked} vantages in {} lab captures", dirs.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
