@@ -155,7 +155,6 @@ impl Engine {
         let s = self.table.get_mut(id);
         let from = if src_is_lo == (s.client == key.lo) { Side::Client } else { Side::Server };
         let i = from as usize;
-        let new_session = s.packets == [0, 0];
         s.packets[i] += 1;
         s.bytes[i] += u64::from(p.ip_len);
         s.last = s.last.max(p.ts);
@@ -212,11 +211,24 @@ impl Engine {
                 }
             }
         }
-        if new_session {
+        if !s.counted && s.classifier.settled() {
+            s.counted = true;
             self.counters.opened[proto.index()] += 1;
         }
         if let Some(m) = &self.metrics {
-            observe(m, proto, &samples);
+            if s.classifier.settled() {
+                observe(m, proto, &s.early);
+                s.early = [None; 4];
+                observe(m, proto, &samples);
+            } else {
+                for smp in samples.into_iter().flatten() {
+                    if let Some(slot) = s.early.iter_mut().find(|x| x.is_none()) {
+                        *slot = Some(smp);
+                    } else {
+                        observe(m, proto, &[Some(smp)]);
+                    }
+                }
+            }
             if let Some(e) = echo {
                 m.echo_delay.with_label_values(&[proto.as_str()]).observe(e as f64 / 1e3);
             }
@@ -269,6 +281,9 @@ impl Engine {
         let proto = s.proto();
         self.counters.ended[proto.index()][reason as usize] += 1;
         let mut s = s;
+        if !s.counted {
+            self.counters.opened[proto.index()] += 1;
+        }
         let rec = SessionRecord::new(key, &s, reason, &self.cfg.judge);
         for alert in &rec.alerts {
             tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
@@ -284,6 +299,7 @@ impl Engine {
                     m.app_turnaround.with_label_values(&[proto.as_str(), leg]).observe(app.floor / 1e3);
                 }
             }
+            observe(m, proto, &s.early);
             if s.export == crate::flow::ExportState::Exported || s.ssh.is_some() {
                 m.sessions.publish(key, &mut s, &self.cfg.judge);
             }
@@ -301,7 +317,7 @@ impl Engine {
     }
 }
 
-fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>; 2]) {
+fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>]) {
     for smp in samples.iter().flatten() {
         let secs = smp.ns as f64 / 1e9;
         match smp.kind {

@@ -1,8 +1,8 @@
 //! Per-session state: counters, protocol detection and timing analysis.
 
 use super::{FlowKey, Side};
-use crate::analysis::RttTracker;
 use crate::analysis::interactive::Interactive;
+use crate::analysis::{RttSample, RttTracker};
 use crate::proto::ssh::SshStream;
 use crate::proto::{Classifier, Proto};
 use crate::time::Ts;
@@ -62,6 +62,11 @@ pub struct Session {
     pub export: ExportState,
     /// SSH dissection and interactive analysis, for SSH sessions.
     pub ssh: Option<Box<SshApp>>,
+    /// Round-trip samples taken before the protocol was known (the handshake):
+    /// exported once it is, so histograms carry the right `proto` label.
+    pub early: [Option<RttSample>; 4],
+    /// Counted in `opened` (done once the protocol is settled, or at the end).
+    pub counted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +102,8 @@ impl Session {
             closed: None,
             export: ExportState::Pending,
             ssh: None,
+            early: [None; 4],
+            counted: false,
         }
     }
 

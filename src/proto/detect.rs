@@ -22,6 +22,11 @@ impl Classifier {
         self.found = detect_payload(transport, server_port, payload);
     }
 
+    /// Whether the protocol can no longer change.
+    pub fn settled(&self) -> bool {
+        self.found.is_some() || self.seen >= BUDGET
+    }
+
     /// The protocol: content if it matched, else the server port, else tcp/udp.
     pub fn proto(&self, transport: u8, server_port: u16) -> Proto {
         self.found.or_else(|| Proto::from_port(transport, server_port)).unwrap_or(match transport {

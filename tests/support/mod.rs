@@ -1,0 +1,97 @@
+//! Test support for tests that need real network plumbing: a network
+//! namespace with a veth pair (removed on drop, even after a panic), and
+//! free loopback ports.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+
+/// Is this run able to build namespaces and capture (root)?
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fail loudly in CI (which runs as root); skip with a reason elsewhere.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{test}: CI must run as root");
+    eprintln!("SKIP {test}: needs root (network namespaces, live capture)");
+    false
+}
+
+pub fn sh(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).status().expect(args[0]);
+    assert!(st.success(), "{args:?} failed");
+}
+
+/// A network namespace holding a veth pair `inj0` (send side) ↔ `cap0` (capture side).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("elc-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.exec(&["ip", "link", "add", "inj0", "type", "veth", "peer", "name", "cap0"]);
+        for i in ["inj0", "cap0"] {
+            ns.exec(&["ip", "link", "set", i, "up"]);
+            let _ = ns
+                .command(&["ethtool", "-K", i, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        ns
+    }
+
+    /// A command to run inside the namespace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    pub fn exec(&self, args: &[&str]) {
+        let st = self.command(args).stdout(Stdio::null()).status().expect("ip netns exec");
+        assert!(st.success(), "{args:?} in {} failed", self.name);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Send a signal to a child process.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Wait for a child with a deadline; kill it if it overstays.
+pub fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
