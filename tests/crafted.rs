@@ -113,6 +113,13 @@ fn c_retransmission_karn_server_data() {
     run_scenario(&scenarios::karn_server_data());
 }
 
+/// (c) Karn's rule with 70 segments in flight: the retransmitted segment
+/// must still taint the cumulative ACK that covers it.
+#[test]
+fn c_retransmission_karn_large_window() {
+    run_scenario(&scenarios::karn_large_window());
+}
+
 /// (d) An ACK covering two segments: the sample is taken from the newer one.
 #[test]
 fn d_delayed_ack_two_segments() {
@@ -635,6 +642,42 @@ fn o_fin_rst_and_reused_tuple() {
     assert_record_ignoring("first connection (FIN)", same[0], &t1, &ignore);
     assert_record("second connection (RST)", same[1], &t2);
     assert_record("client RST", session(&recs, &t3.client, &t3.server), &t3);
+}
+
+/// (o) Packets that straggle after a session ended do not make a second
+/// record: the client's last ACK of the FIN exchange is lost after the
+/// sensor, so the server sends its FIN again 200 ms later and the client
+/// acks it again (a FIN retransmission and a duplicate ACK seen after the
+/// close). One record, end_reason fin (packets: client 5 + 1, server 3 + 1
+/// when the stragglers are counted, or 5 and 3 when ignored).
+#[test]
+fn o_fin_retransmission_after_close_is_not_a_new_session() {
+    let mut cv = scenarios::conv();
+    cv.handshake(at(0.0));
+    cv.data(Dir::C2S, at(100.0), 100);
+    cv.ack(Dir::S2C, at(105.0));
+    let f = cv.fin(Dir::C2S, at(200.0));
+    let f2 = cv.fin(Dir::S2C, at(205.0));
+    let last = cv.ack(Dir::C2S, at(225.0));
+    assert_eq!(f.t + ms(5.0), f2.t);
+    let mut packets = cv.packets();
+    // The final ACK never reached the server: FIN again at 425, ACK at 445.
+    let mut fin_again = packets[packets.len() - 2].clone();
+    fin_again.ts = at(425.0);
+    let mut ack_again = packets[packets.len() - 1].clone();
+    assert_eq!(ack_again.ts, last.t);
+    ack_again.ts = at(445.0);
+    packets.push(fin_again);
+    packets.push(ack_again);
+    let dir = tmp();
+    let path = write_capture(dir.path(), "fin_again.pcap", &Capture::default(), &packets);
+    let recs = replay_ok(&[&path]);
+    assert_eq!(recs.len(), 1, "stray FIN/ACK after the close made extra records:\n{}", common::pretty(&recs));
+    let rec = &recs[0];
+    assert_eq!(rec["client"], "192.0.2.1:40000");
+    assert_eq!(rec["end_reason"], "fin");
+    let counted = (rec["packets"]["client"].as_u64(), rec["packets"]["server"].as_u64());
+    assert!(counted == (Some(5), Some(3)) || counted == (Some(6), Some(4)), "packets {counted:?}: {rec}");
 }
 
 /// (p) 200,000 distinct flows (SYN and SYN/ACK each, 10 µs apart) with

@@ -222,6 +222,37 @@ pub fn karn() -> Scenario {
     Scenario { name: "karn", packets, truth: t }
 }
 
+/// (c) Karn's rule with a large window, no SACK: segment A is lost after
+/// the sensor while 69 more full segments (B1..B69, 0.1 ms apart) are in
+/// flight. Each B is answered by a duplicate ACK (no sample). The fast
+/// retransmission of A is seen at 125.3 ms (third dup ACK at 105.3 + 2c);
+/// the server's ACK at 130.3 covers A..B69: no sample (a retransmission of
+/// the covered range intervened; timing it from B69 would give 23.4 ms).
+/// New data C at 200 is acked at 205: 5 ms.
+///
+/// Server leg: handshake + C = 2 samples, all 5 ms. Retransmissions: client 1.
+pub fn karn_large_window() -> Scenario {
+    let mut cv = conv();
+    cv.handshake(at(0.0));
+    let a = cv.data_fate(Dir::C2S, at(100.0), 1448, Fate::LostAfterSensor);
+    for i in 1..=69 {
+        cv.data(Dir::C2S, at(100.0 + 0.1 * i as f64), 1448);
+        cv.ack(Dir::S2C, at(105.0 + 0.1 * i as f64));
+    }
+    cv.retransmit(a, at(125.3));
+    cv.ack(Dir::S2C, at(130.3));
+    cv.data(Dir::C2S, at(200.0), 1448);
+    cv.ack(Dir::S2C, at(205.0));
+    let packets = cv.packets();
+    let mut t = truth(&cv, &packets);
+    t.packets = (74, 72);
+    t.end = at(205.0);
+    t.client_leg = leg(20.0, 1, Some(20.0));
+    t.server_leg = leg(5.0, 2, Some(5.0));
+    t.retrans = Some((1, 0));
+    Scenario { name: "karn_large_window", packets, truth: t }
+}
+
 /// (d) Delayed ACK covering several segments. No delayed-ACK timer is
 /// modelled: the server acks immediately when it acks.
 ///
@@ -473,6 +504,7 @@ pub fn all() -> Vec<Scenario> {
         sack_loss_wrapped(),
         karn(),
         karn_server_data(),
+        karn_large_window(),
         delayed_ack(),
         syn_retransmit(),
         synack_retransmit(),
