@@ -44,11 +44,9 @@ pub struct Level {
 /// Verdict for one side from its transport floor and the deeper levels seen.
 /// `shifts` counts step-ups of the echo delay during the session.
 pub fn verdict(transport: f64, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
-    let deepest = levels.iter().map(|l| l.ms).fold(None::<f64>, |m, v| Some(m.map_or(v, |m| m.max(v))));
-    let hidden = deepest.map(|d| (d - transport).max(0.0));
-    let mut evidence = Vec::new();
-    let mut sorted: Vec<Level> = levels.iter().copied().filter(|l| t.above(transport, l.ms)).collect();
+    let mut sorted: Vec<Level> = levels.to_vec();
     sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    let mut evidence = Vec::new();
     let mut distinct = 0u32;
     let mut base = transport;
     for l in &sorted {
@@ -58,6 +56,11 @@ pub fn verdict(transport: f64, levels: &[Level], shifts: u32, t: &Thresholds) ->
             base = l.ms;
         }
     }
+    // Hidden latency: up to the deepest distinct level; without one, up to the
+    // nearest responder (levels within the thresholds are one level, and the
+    // lowest of them carries the least processing time).
+    let reference = if distinct > 0 { Some(base) } else { sorted.first().map(|l| l.ms) };
+    let hidden = reference.map(|r| (r - transport).max(0.0));
     let suspected = distinct > 0;
     if shifts > 0 && suspected {
         evidence.push(format!("echo delay stepped up {shifts} time(s) during the session"));
