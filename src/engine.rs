@@ -5,7 +5,7 @@ use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
 use crate::config::Policy;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
-use crate::flow::{EndReason, FlowKey, FlowTable, Lane, Session, Side, SshApp};
+use crate::flow::{App, AppStream, EndReason, FlowKey, FlowTable, Lane, Session, Side};
 use crate::output::{Metrics, SessionRecord};
 use crate::proto::Proto;
 use crate::time::{NS_PER_SEC, Ts};
@@ -90,10 +90,22 @@ impl Engine {
         self.table.len()
     }
 
-    /// Process one captured frame.
+    /// Process one captured frame (its length on the wire unknown).
     pub fn frame(&mut self, link: LinkType, ts: Ts, frame: &[u8], out: &mut dyn RecordSink) {
+        self.frame_wire(link, ts, frame, None, out)
+    }
+
+    /// Process one captured frame that was `wire_len` bytes on the wire.
+    pub fn frame_wire(
+        &mut self,
+        link: LinkType,
+        ts: Ts,
+        frame: &[u8],
+        wire_len: Option<u32>,
+        out: &mut dyn RecordSink,
+    ) {
         self.counters.packets += 1;
-        match decode::decode(link, ts, frame) {
+        match decode::decode_wire(link, ts, frame, wire_len) {
             Ok(p) => {
                 self.counters.bytes += u64::from(p.ip_len);
                 self.packet(&p, out);
@@ -160,7 +172,7 @@ impl Engine {
         s.last = s.last.max(p.ts);
         s.ttl[i] = Some(s.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
         let server_port = s.server.port();
-        s.classifier.feed(p.ip_proto(), server_port, p.payload());
+        s.classifier.feed(p.ip_proto(), server_port, from, p.payload());
         let mut samples = [None, None];
         let mut close = None;
         if let Some(t) = tcp {
@@ -195,21 +207,8 @@ impl Engine {
         let mut echo = None;
         if let Some(t) = tcp
             && t.payload_len > 0
-            && proto == Proto::Ssh
         {
-            let app = s.ssh.get_or_insert_with(Box::<SshApp>::default);
-            if let Some(ev) = app.stream.on_segment(from, t.seq, t.payload_len, t.payload) {
-                if app.inter.keystroke_size.is_none() {
-                    app.inter.keystroke_size = app.stream.info.keystroke_size;
-                }
-                if ev.encrypted {
-                    let before = app.inter.echo.count();
-                    app.inter.on_data(p.ts, from, ev.len);
-                    if app.inter.echo.count() > before {
-                        echo = app.inter.echo_log.last().copied();
-                    }
-                }
-            }
+            echo = interactive(s, proto, p.ts, from, t);
         }
         if !s.counted && s.classifier.settled() {
             s.counted = true;
@@ -300,7 +299,7 @@ impl Engine {
                 }
             }
             observe(m, proto, &s.early);
-            if s.export == crate::flow::ExportState::Exported || s.ssh.is_some() {
+            if s.export == crate::flow::ExportState::Exported || s.app.is_some() {
                 m.sessions.publish(key, &mut s, &self.cfg.judge);
             }
             m.sessions.end(key, &s);
@@ -329,6 +328,47 @@ fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>]) {
             SampleKind::Piggyback => {}
         }
     }
+}
+
+/// Feed a data segment of an interactive protocol to its dissector and the
+/// keystroke analysis; returns a new echo delay (ms), if one was paired.
+fn interactive(
+    s: &mut Session,
+    proto: Proto,
+    ts: crate::time::Ts,
+    from: Side,
+    t: &crate::decode::Tcp<'_>,
+) -> Option<f32> {
+    let app = match (proto, &mut s.app) {
+        (_, Some(app)) => app,
+        (Proto::Ssh, slot) => slot.insert(Box::new(App::ssh())),
+        (Proto::Vnc, slot) => slot.insert(Box::new(App::vnc())),
+        _ => return None,
+    };
+    let before = app.inter.echo.count();
+    match &mut app.stream {
+        AppStream::Ssh(stream) => {
+            let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
+            if app.inter.keystroke_size.is_none() {
+                app.inter.keystroke_size = stream.info.keystroke_size;
+            }
+            if ev.encrypted {
+                app.inter.on_data(ts, from, ev.len);
+            }
+        }
+        AppStream::Vnc(stream) => {
+            let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
+            match from {
+                Side::Client => {
+                    for _ in 0..ev.key_downs {
+                        app.inter.keystroke(ts);
+                    }
+                }
+                Side::Server => app.inter.on_data(ts, Side::Server, t.payload_len),
+            }
+        }
+    }
+    (app.inter.echo.count() > before).then(|| app.inter.echo_log.last().copied()).flatten()
 }
 
 /// Decide which end of a new session is the client.

@@ -99,3 +99,82 @@ fn handshake_rtts_match_tshark_on_public_ssh() {
     // ICMP is not a session.
     assert_eq!(recs.len(), 1, "{recs:?}");
 }
+
+#[test]
+fn vnc_key_events_pair_with_the_next_framebuffer_update() {
+    // Truth from tshark's RFB dissector: every KeyEvent with down-flag set,
+    // paired with the next server→client data segment within 1.5 s.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public/suricata-verify/06-vnc-Password-3.3.pcap");
+    let fields = |filter: &str| -> Option<Vec<f64>> {
+        let out = Command::new("tshark")
+            .args(["-r"])
+            .arg(&file)
+            // The RFB dissector is slow; raw bytes suffice.
+            .args(["--disable-protocol", "vnc", "-Y", filter, "-T", "fields", "-e", "frame.time_epoch"])
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+    };
+    let (Some(keys), Some(server)) = (
+        fields("tcp.dstport == 5900 && tcp.len == 8 && tcp.payload[0:2] == 04:01"),
+        fields("ip.src == 192.168.1.10 && tcp.len > 0"),
+    ) else {
+        assert!(std::env::var_os("CI").is_none(), "CI installs tshark");
+        eprintln!("SKIP: tshark not installed");
+        return;
+    };
+    assert_eq!(keys.len(), 18, "18 keys pressed");
+    let mut delays: Vec<f64> = keys
+        .iter()
+        .filter_map(|&k| server.iter().find(|&&s| s > k).map(|&s| (s - k) * 1e3))
+        .filter(|&d| d <= 1500.0)
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let recs = replay("suricata-verify/06-vnc-Password-3.3.pcap");
+    let vnc = recs.iter().find(|r| r["proto"] == "vnc").unwrap();
+    assert_eq!(vnc["keystrokes"], 18);
+    let echo = &vnc["echo_ms"];
+    assert_eq!(echo["samples"].as_u64().unwrap() as usize, delays.len(), "{echo}");
+    assert!((echo["min"].as_f64().unwrap() - delays[0]).abs() < 0.01, "min {echo} vs {delays:?}");
+    let p50 = delays[(delays.len() as f64 * 0.5).ceil() as usize - 1];
+    assert!((echo["p50"].as_f64().unwrap() - p50).abs() < 0.01, "p50 {echo} vs {delays:?}");
+}
+
+#[test]
+fn negative_controls_have_no_keystrokes() {
+    // Automated password guessing: no typing.
+    for r in replay("zeek/sshguess.pcap") {
+        assert_eq!(r["keystrokes"], 0, "{r}");
+        assert!(r["echo_ms"].is_null(), "{r}");
+    }
+    // Bulk transfers in ssh.pcap (the largest sessions) carry no keystrokes.
+    let recs = replay("zeek/ssh.pcap");
+    let mut bulk: Vec<&Value> = recs.iter().filter(|r| r["proto"] == "ssh").collect();
+    bulk.sort_by_key(|r| {
+        std::cmp::Reverse(r["bytes"]["server"].as_u64().unwrap() + r["bytes"]["client"].as_u64().unwrap())
+    });
+    for r in bulk.iter().take(2) {
+        let total = r["bytes"]["server"].as_u64().unwrap() + r["bytes"]["client"].as_u64().unwrap();
+        assert!(total > 500_000, "expected a bulk transfer: {r}");
+        assert!(r["keystrokes"].as_u64().unwrap() <= 1, "bulk transfer counted as typing: {r}");
+    }
+}
+
+#[test]
+fn relay_verdicts_on_public_captures() {
+    // Direct SSH sessions: no relay, whatever the distance.
+    for file in ["zeek/ssh.pcap", "zeek/sshguess.pcap", "suricata-verify/bug-4663-03_icmp_and_ssh.pcap"] {
+        for r in replay(file) {
+            assert!(r["alerts"].as_array().unwrap().is_empty(), "{file}: {r}");
+        }
+    }
+    // wstunnel: the SSH client talks to a local WebSocket relay that carries
+    // the session to the real sshd: latency hidden on the server side.
+    let recs = replay("zeek/wstunnel-ssh.pcap");
+    for r in recs.iter().filter(|r| r["proto"] == "ssh") {
+        assert_eq!(r["server_relay"]["suspected"], true, "{r}");
+        assert_eq!(r["client_relay"]["suspected"], false, "{r}");
+        assert!(r["server_hidden_ms"].as_f64().unwrap() > 10.0, "{r}");
+        assert!(r["alerts"].as_array().unwrap().iter().any(|a| a == "relay_suspected"));
+    }
+}

@@ -42,7 +42,7 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
         }
     }
     a.terminal_rtt_ms = inter.terminal_clean.min().or(inter.terminal.min());
-    let echo_levels = inter.echo_levels();
+    let echo_levels = if inter.echo_is_round_trip { inter.echo_levels() } else { Vec::new() };
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
         let Some(tr) = transport[i] else { continue };

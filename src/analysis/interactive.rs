@@ -63,11 +63,18 @@ pub struct Interactive {
     last_bulk: Option<Ts>,
     auth_segments: u32,
     interactive: bool,
+    /// One server update answers every key pending (VNC framebuffer updates);
+    /// otherwise each echo answers the oldest pending key (SSH).
+    pub echo_all_pending: bool,
+    /// Echo delays measure the round trip to the far responder (an SSH pty
+    /// echoes at once). VNC updates wait for the client's next request, so
+    /// there they only describe the session, not the path.
+    pub echo_is_round_trip: bool,
 }
 
 impl Interactive {
     pub fn new(keystroke_size: Option<u32>) -> Interactive {
-        Interactive { keystroke_size, ..Default::default() }
+        Interactive { keystroke_size, echo_is_round_trip: true, ..Default::default() }
     }
 
     /// The size class of a one-character packet: negotiated, else learnt.
@@ -92,6 +99,16 @@ impl Interactive {
         let ks = self.ks_size();
         let late = self.candidates.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
         self.keystrokes.max(late)
+    }
+
+    /// A keystroke at `ts` (found by size, or seen in clear as in VNC): it awaits its echo.
+    pub fn keystroke(&mut self, ts: Ts) {
+        self.keystrokes += 1;
+        self.interactive = true;
+        if self.pending.len() == MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(ts);
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
@@ -134,20 +151,18 @@ impl Interactive {
                 self.chaff += 1;
                 return;
             }
-            self.keystrokes += 1;
-            self.interactive = true;
-            if self.pending.len() == MAX_PENDING {
-                self.pending.pop_front();
-            }
-            self.pending.push_back(ts);
+            self.keystroke(ts);
             return;
         }
-        // A short multi-byte answer to the server's last segment, nothing awaiting an echo.
+        // A short multi-byte answer to a query-sized server segment (a terminal
+        // query is a few bytes: ESC [ c, ESC [ 6 n), nothing awaiting an echo.
         if self.interactive
             && len > ks
             && len <= ks + 48
             && self.pending.is_empty()
-            && let Some((Side::Server, t0, _)) = self.last
+            && let Some((Side::Server, t0, qlen)) = self.last
+            && qlen > ks
+            && qlen <= ks + 16
             && ts - t0 <= ECHO_BOUND
         {
             self.terminal.add(ms(ts - t0));
@@ -161,15 +176,16 @@ impl Interactive {
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
-        while let Some(&k) = self.pending.front() {
-            self.pending.pop_front();
+        while let Some(k) = self.pending.pop_front() {
             if ts - k <= ECHO_BOUND {
                 let d = ms(ts - k);
                 self.echo.add(d);
                 if self.echo_log.len() < MAX_ECHO_LOG {
                     self.echo_log.push(d as f32);
                 }
-                break;
+                if !self.echo_all_pending {
+                    break;
+                }
             }
         }
     }
@@ -179,7 +195,7 @@ impl Interactive {
     /// session tunnelled through another (`ssh -J` seen on the outer hop)
     /// shows two on its server side: the outer and the inner peer. With
     /// `deepest`, the floor is that of the deepest level holding at least 3
-    /// answers, else of the lowest; each floor is a 20th percentile.
+    /// answers, else of the lowest such level; each floor is a 20th percentile.
     pub fn app_floor(&self, side: Side, transport_floor: Option<f64>, deepest: bool) -> Option<(f64, Summary)> {
         let min_ok = transport_floor.map_or(0.0, |t| t * 0.8);
         let mut v: Vec<f64> = self.turnaround[side as usize].iter().copied().filter(|&x| x >= min_ok).collect();
@@ -199,7 +215,8 @@ impl Interactive {
                 start = i;
             }
         }
-        let floor = if deepest { levels.last().copied() } else { Some(low_percentile(&v)) };
+        // Answers that need a person (a password prompt) are spread out and form no level.
+        let floor = if deepest { levels.last().copied() } else { levels.first().copied() };
         Some((floor?, sum))
     }
 

@@ -21,7 +21,7 @@ use crate::time::{Ts, ms};
 use std::collections::VecDeque;
 
 /// Segments remembered per direction while awaiting their ACK.
-const MAX_OUTSTANDING: usize = 64;
+const MAX_OUTSTANDING: usize = 256;
 
 /// One TCP segment as the estimator needs it.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +78,8 @@ struct Sender {
     outstanding: VecDeque<Sent>,
     last_tsval: Option<u32>,
     retransmissions: u64,
+    /// Segments were dropped from `outstanding` to bound memory.
+    evicted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -266,12 +268,20 @@ fn push(snd: &mut Sender, mut sent: Sent) {
     }
     if snd.outstanding.len() == MAX_OUTSTANDING {
         snd.outstanding.pop_front();
+        snd.evicted = true;
     }
     snd.outstanding.push_back(sent);
 }
 
 fn mark_retransmitted(snd: &mut Sender, start: u32, end: u32) {
+    // Data older than anything still tracked was sent again: the ACK that
+    // covers it may cover any tracked segment too, so none of them is timed.
+    let below_tracked = snd.outstanding.front().is_some_and(|f| seq::lt(start, f.start)) && snd.evicted;
     for f in snd.outstanding.iter_mut() {
+        if below_tracked {
+            f.retransmitted = true;
+            continue;
+        }
         if seq::lt(f.start, end) && seq::lt(start, f.end) {
             f.retransmitted = true;
         }

@@ -56,7 +56,7 @@ pub fn replay_file(
             Ok(pkt) => {
                 let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
                 match link {
-                    Some(l) => engine.frame(l, ts, pkt.data, out),
+                    Some(l) => engine.frame_wire(l, ts, pkt.data, Some(pkt.header.len), out),
                     None => engine.unknown_link(),
                 }
                 pending += 16 + pkt.header.caplen as u64;

@@ -9,6 +9,7 @@ mod reason;
 mod tcp;
 
 pub use link::LinkType;
+
 pub use reason::DropReason;
 pub use tcp::{TcpFlags, TcpOptions};
 
@@ -101,6 +102,13 @@ impl Packet<'_> {
 
 /// Decode one captured frame of the given link type.
 pub fn decode(link: LinkType, ts: Ts, frame: &[u8]) -> Result<Packet<'_>, DropReason> {
+    decode_wire(link, ts, frame, None)
+}
+
+/// Decode one captured frame whose length on the wire was `wire_len` (the
+/// pcap original length). An IP length that claims more than the wire
+/// carried is malformed; a frame cut by the snap length is not.
+pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) -> Result<Packet<'_>, DropReason> {
     let sliced = link::slice(link, frame)?;
     let net = match &sliced.net {
         Some(n) => n,
@@ -143,6 +151,17 @@ pub fn decode(link: LinkType, ts: Ts, frame: &[u8]) -> Result<Packet<'_>, DropRe
         }
         LaxNetSlice::Arp(_) => return Err(DropReason::NotIp),
     };
+    if let Some(wire) = wire_len {
+        let ip_start = match net {
+            LaxNetSlice::Ipv4(v4) => v4.header().slice().as_ptr(),
+            LaxNetSlice::Ipv6(v6) => v6.header().slice().as_ptr(),
+            LaxNetSlice::Arp(_) => frame.as_ptr(),
+        };
+        let link_len = (ip_start as usize).saturating_sub(frame.as_ptr() as usize) as u32;
+        if ip_len > wire.saturating_sub(link_len) {
+            return Err(DropReason::BadIpLength);
+        }
+    }
     if fragmented {
         return Err(DropReason::Fragment);
     }
@@ -164,7 +183,10 @@ pub fn decode(link: LinkType, ts: Ts, frame: &[u8]) -> Result<Packet<'_>, DropRe
         }
         Some(TransportSlice::Udp(u)) => {
             let ulen = u.length() as u32;
-            let payload_len = if ulen >= 8 { ulen - 8 } else { payload_len.saturating_sub(8) };
+            if ulen < 8 || ulen > payload_len {
+                return Err(DropReason::BadUdpLength);
+            }
+            let payload_len = ulen - 8;
             L4::Udp(Udp { sport: u.source_port(), dport: u.destination_port(), payload_len, payload: u.payload() })
         }
         Some(_) => {

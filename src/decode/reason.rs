@@ -14,13 +14,14 @@ pub enum DropReason {
     BadTcpHeader,
     BadTcpLength,
     TruncatedUdp,
+    BadUdpLength,
     Fragment,
     NotIp,
     UnknownLink,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TruncatedLink,
         DropReason::TruncatedIp,
         DropReason::BadIpHeader,
@@ -29,6 +30,7 @@ impl DropReason {
         DropReason::BadTcpHeader,
         DropReason::BadTcpLength,
         DropReason::TruncatedUdp,
+        DropReason::BadUdpLength,
         DropReason::Fragment,
         DropReason::NotIp,
         DropReason::UnknownLink,
@@ -44,6 +46,7 @@ impl DropReason {
             DropReason::BadTcpHeader => "bad_tcp_header",
             DropReason::BadTcpLength => "bad_tcp_length",
             DropReason::TruncatedUdp => "truncated_udp",
+            DropReason::BadUdpLength => "bad_udp_length",
             DropReason::Fragment => "fragment",
             DropReason::NotIp => "not_ip",
             DropReason::UnknownLink => "unknown_link",

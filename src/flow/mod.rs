@@ -6,5 +6,5 @@ mod session;
 mod table;
 
 pub use key::{FlowKey, Side};
-pub use session::{EndReason, ExportState, Session, SshApp};
+pub use session::{App, AppStream, EndReason, ExportState, Session};
 pub use table::{FlowTable, Lane};

@@ -4,6 +4,7 @@ use super::{FlowKey, Side};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::{RttSample, RttTracker};
 use crate::proto::ssh::SshStream;
+use crate::proto::vnc::VncStream;
 use crate::proto::{Classifier, Proto};
 use crate::time::Ts;
 use std::net::SocketAddr;
@@ -60,8 +61,8 @@ pub struct Session {
     /// written after a short linger that absorbs the last ACKs.
     pub closed: Option<EndReason>,
     pub export: ExportState,
-    /// SSH dissection and interactive analysis, for SSH sessions.
-    pub ssh: Option<Box<SshApp>>,
+    /// Dissection and interactive analysis, for SSH and VNC sessions.
+    pub app: Option<Box<App>>,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
@@ -69,10 +70,37 @@ pub struct Session {
     pub counted: bool,
 }
 
-#[derive(Debug, Default)]
-pub struct SshApp {
-    pub stream: SshStream,
+/// An interactive protocol's dissector and its keystroke/echo analysis.
+#[derive(Debug)]
+pub struct App {
+    pub stream: AppStream,
     pub inter: Interactive,
+}
+
+#[derive(Debug)]
+pub enum AppStream {
+    Ssh(SshStream),
+    Vnc(VncStream),
+}
+
+impl App {
+    pub fn ssh() -> App {
+        App { stream: AppStream::Ssh(SshStream::default()), inter: Interactive::new(None) }
+    }
+
+    pub fn vnc() -> App {
+        let mut inter = Interactive::default();
+        inter.echo_all_pending = true;
+        inter.echo_is_round_trip = false;
+        App { stream: AppStream::Vnc(VncStream::default()), inter }
+    }
+
+    pub fn ssh_stream(&self) -> Option<&SshStream> {
+        match &self.stream {
+            AppStream::Ssh(s) => Some(s),
+            AppStream::Vnc(_) => None,
+        }
+    }
 }
 
 /// Whether a session's own series are exported to Prometheus.
@@ -101,7 +129,7 @@ impl Session {
             fin: [false; 2],
             closed: None,
             export: ExportState::Pending,
-            ssh: None,
+            app: None,
             early: [None; 4],
             counted: false,
         }
@@ -110,6 +138,11 @@ impl Session {
     /// Which side sent a packet from `src`.
     pub fn side_of(&self, src: SocketAddr) -> Side {
         if src == self.client { Side::Client } else { Side::Server }
+    }
+
+    /// Keystroke and echo analysis, for interactive protocols.
+    pub fn interactive(&self) -> Option<&Interactive> {
+        self.app.as_deref().map(|a| &a.inter)
     }
 
     pub fn proto(&self) -> Proto {

@@ -103,7 +103,7 @@ impl SessionRecord {
         let rtt = s.rtt.as_deref();
         let leg = |i: usize| rtt.and_then(|r| leg_rtt(&r.legs[i], r.handshake[i]));
         let a = assessment(s, judge);
-        let inter = s.ssh.as_deref().map(|x| &x.inter);
+        let inter = s.interactive();
         let policy =
             judge.policy.limit_for(s.client.ip()).map(|(n, ms)| PolicyHit { subnet: n.to_string(), max_rtt_ms: ms });
         let mut alerts = Vec::new();
@@ -160,7 +160,7 @@ impl SessionRecord {
             max_distance_km: a.max_distance_km.map(|v| round(v, 1)),
             policy,
             alerts,
-            ssh: s.ssh.as_deref().map(|x| x.stream.info.clone()),
+            ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
             start_ts: s.start,
         }
     }
@@ -174,7 +174,7 @@ impl SessionRecord {
 /// Everything derived from a session's measurements.
 pub fn assessment(s: &Session, judge: &Judge) -> Assessment {
     let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].floor(), r.legs[1].floor()]);
-    assess(floors, s.ssh.as_deref().map(|x| &x.inter), &judge.thresholds)
+    assess(floors, s.interactive(), &judge.thresholds)
 }
 
 fn round_app(a: AppRtt) -> AppRtt {

@@ -166,8 +166,8 @@ impl SessionExport {
                 self.relay.with_label_values(&with_leg).set(if r.suspected { 1.0 } else { 0.0 });
             }
         }
-        if let Some(app) = s.ssh.as_deref() {
-            self.keystrokes.with_label_values(&base).set(app.inter.keystroke_count() as f64);
+        if let Some(inter) = s.interactive() {
+            self.keystrokes.with_label_values(&base).set(inter.keystroke_count() as f64);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Content signatures of the protocols echoloc watches.
 
 use super::Proto;
+use crate::flow::Side;
 
 /// Payload-bearing packets looked at per session before falling back to ports.
 const BUDGET: u8 = 8;
@@ -10,16 +11,27 @@ const BUDGET: u8 = 8;
 pub struct Classifier {
     pub found: Option<Proto>,
     seen: u8,
+    /// The client sent an OpenVPN hard reset; the server's reset confirms it.
+    openvpn_reset: bool,
 }
 
 impl Classifier {
     /// Look at one payload; `server_port` is the session's server port.
-    pub fn feed(&mut self, transport: u8, server_port: u16, payload: &[u8]) {
+    pub fn feed(&mut self, transport: u8, server_port: u16, from: Side, payload: &[u8]) {
         if self.found.is_some() || self.seen >= BUDGET || payload.is_empty() {
             return;
         }
         self.seen += 1;
         self.found = detect_payload(transport, server_port, payload);
+        if self.found.is_none() {
+            // OpenVPN has no magic: a client hard reset answered by a server hard reset.
+            let op = openvpn_opcode(transport, payload);
+            match (from, op) {
+                (Side::Client, Some(1 | 7 | 10)) => self.openvpn_reset = true,
+                (Side::Server, Some(2 | 8)) if self.openvpn_reset => self.found = Some(Proto::Openvpn),
+                _ => {}
+            }
+        }
     }
 
     /// Whether the protocol can no longer change.
@@ -66,13 +78,6 @@ fn detect_tcp(p: &[u8]) -> Option<Proto> {
     if p.len() >= 6 && p[0] == 0x16 && p[1] == 3 && p[2] <= 4 && matches!(p[5], 1 | 2) {
         return Some(Proto::Tls);
     }
-    // OpenVPN over TCP: a 16-bit length, then a hard-reset opcode with key id 0.
-    if p.len() >= 3 {
-        let len = u16::from_be_bytes([p[0], p[1]]) as usize;
-        if (14..=1500).contains(&len) && is_openvpn_reset(p[2]) {
-            return Some(Proto::Openvpn);
-        }
-    }
     None
 }
 
@@ -82,9 +87,6 @@ fn detect_udp(server_port: u16, p: &[u8]) -> Option<Proto> {
     }
     if matches!(server_port, 500 | 4500) && is_ike(p) {
         return Some(Proto::Ike);
-    }
-    if p.len() >= 14 && is_openvpn_reset(p[0]) {
-        return Some(Proto::Openvpn);
     }
     None
 }
@@ -115,10 +117,15 @@ fn is_ike(p: &[u8]) -> bool {
     matches!(version, 0x10 | 0x20) && length == p.len()
 }
 
-/// OpenVPN control hard reset, client or server, v1/v2/v3, key id 0.
-fn is_openvpn_reset(b: u8) -> bool {
-    let (op, key_id) = (b >> 3, b & 7);
-    key_id == 0 && matches!(op, 1 | 2 | 7 | 8 | 10)
+/// The OpenVPN opcode of a control packet with key id 0 (over TCP behind
+/// its 16-bit length), when the packet is long enough to be one.
+fn openvpn_opcode(transport: u8, p: &[u8]) -> Option<u8> {
+    let b = match transport {
+        17 if p.len() >= 14 => p[0],
+        6 if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => p[2],
+        _ => return None,
+    };
+    (b & 7 == 0).then_some(b >> 3)
 }
 
 #[cfg(test)]
@@ -128,7 +135,7 @@ mod tests {
     #[test]
     fn ssh_on_any_port() {
         let mut c = Classifier::default();
-        c.feed(6, 443, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        c.feed(6, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n");
         assert_eq!(c.proto(6, 443), Proto::Ssh);
     }
 
@@ -153,6 +160,25 @@ mod tests {
         assert_eq!(detect_payload(17, 51194, &init), Some(Proto::Wireguard));
         init.push(0);
         assert_eq!(detect_payload(17, 51194, &init), None);
+    }
+
+    #[test]
+    fn openvpn_needs_a_reset_and_its_answer() {
+        let mut reset = vec![7 << 3];
+        reset.extend([1u8; 25]);
+        let mut answer = vec![8 << 3];
+        answer.extend([2u8; 25]);
+        let mut c = Classifier::default();
+        c.feed(17, 1198, Side::Client, &reset);
+        assert_eq!(c.found, None);
+        c.feed(17, 1198, Side::Server, &answer);
+        assert_eq!(c.found, Some(Proto::Openvpn));
+        // A DNS query and answer with the same id never match.
+        let mut dns = Classifier::default();
+        let q = [0x08, 0x12, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w'];
+        dns.feed(17, 53, Side::Client, &q);
+        dns.feed(17, 53, Side::Server, &q);
+        assert_eq!(dns.proto(17, 53), Proto::Udp);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod detect;
 pub mod ssh;
+pub mod vnc;
 
 pub use detect::{Classifier, detect_payload};
 

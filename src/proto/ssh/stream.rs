@@ -47,13 +47,11 @@ impl SshStream {
             return None;
         }
         let d = &mut self.dirs[from as usize];
-        let end = seq_no.wrapping_add(len);
-        match d.next {
-            Some(n) if seq::le(end, n) => return None,     // all of it seen before
-            Some(n) if seq_no != n => d.unreadable = true, // a gap or overlap: stop reading clear text
-            _ => {}
+        match seq::follow(&mut d.next, seq_no, len) {
+            seq::Continuity::Old => return None,
+            seq::Continuity::Gap => d.unreadable = true, // stop reading clear text
+            seq::Continuity::InOrder => {}
         }
-        d.next = Some(end);
         d.segments += 1;
         let encrypted_before = d.newkeys || (d.unreadable && d.segments > GUESS_CLEAR_SEGMENTS);
         let mut msg = None;
