@@ -79,13 +79,13 @@ pub struct App {
 
 #[derive(Debug)]
 pub enum AppStream {
-    Ssh(SshStream),
+    Ssh(Box<SshStream>),
     Vnc(VncStream),
 }
 
 impl App {
     pub fn ssh() -> App {
-        App { stream: AppStream::Ssh(SshStream::default()), inter: Interactive::new(None) }
+        App { stream: AppStream::Ssh(Box::default()), inter: Interactive::new(None) }
     }
 
     pub fn vnc() -> App {
