@@ -1,0 +1,59 @@
+//! The shipped policy example raises "rtt_over_policy" exactly when the
+//! typist's round trip exceeds the limit of the client's subnet.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn replay(config: &Path, capture: &str) -> Vec<Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
+        .args(["replay", "--format", "json", "--config"])
+        .arg(config)
+        .arg(root.join(capture))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn policy_example_alerts_on_far_typists_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("examples/policy.toml");
+    // Direct session, typist 203.0.113.10 about 75 ms away: over the 50 ms limit.
+    let recs = replay(&example, "pcaps/lab/direct-tr30-rs7.5/server-edge.pcap");
+    let r = recs.iter().find(|r| r["proto"] == "ssh").unwrap();
+    assert_eq!(r["policy"]["subnet"], "203.0.113.0/24");
+    assert_eq!(r["policy"]["max_rtt_ms"], 50.0);
+    let t = r["typist_rtt_ms"].as_f64().unwrap();
+    assert!((t - 75.0).abs() < 4.0, "typist rtt {t}");
+    assert!((r["max_distance_km"].as_f64().unwrap() - t * 100.0).abs() < 1.0);
+    assert_eq!(r["alerts"], serde_json::json!(["rtt_over_policy"]), "{r}");
+    // The same capture under a 100 ms limit: no alert.
+    let dir = tempfile::tempdir().unwrap();
+    let loose = dir.path().join("loose.toml");
+    std::fs::write(&loose, "[policy]\n\"203.0.113.0/24\" = 100\n").unwrap();
+    let recs = replay(&loose, "pcaps/lab/direct-tr30-rs7.5/server-edge.pcap");
+    let r = recs.iter().find(|r| r["proto"] == "ssh").unwrap();
+    assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+    // No rule for the client: no policy, no alert.
+    let recs = replay(&loose, "pcaps/public/suricata-verify/bug-4663-03_icmp_and_ssh.pcap");
+    assert!(recs[0]["policy"].is_null());
+}
+
+#[test]
+fn check_config_accepts_the_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["examples/policy.toml", "deploy/config/echoloc.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_echoloc")).arg("check-config").arg(root.join(f)).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[policy]\n\"10.20.0.0\" = 100\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc")).arg("check-config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10.20.0.0"));
+}
