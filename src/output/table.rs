@@ -1,6 +1,6 @@
 //! A readable table of sessions, one row as each session ends.
 
-use super::{LegRtt, SessionRecord};
+use super::SessionRecord;
 use std::io::{self, Write};
 
 pub struct TableWriter<W: Write> {
@@ -8,8 +8,6 @@ pub struct TableWriter<W: Write> {
     header_done: bool,
     pub error: Option<io::Error>,
 }
-
-const HEADER: &str = "PROTO      CLIENT                                        SERVER                                        START                     DUR(s)   PKTS C/S       CLIENT RTT ms (hs/p50)  SERVER RTT ms (hs/p50)  END";
 
 impl<W: Write> TableWriter<W> {
     pub fn new(out: W) -> Self {
@@ -20,25 +18,49 @@ impl<W: Write> TableWriter<W> {
         if self.error.is_some() {
             return;
         }
-        let mut line = String::new();
+        let mut text = String::new();
         if !self.header_done {
             self.header_done = true;
-            line.push_str(HEADER);
-            line.push('\n');
+            text.push_str(&row(&[
+                "PROTO",
+                "CLIENT",
+                "SERVER",
+                "START (UTC)",
+                "DUR s",
+                "KEYS",
+                "RTT c/s ms",
+                "ECHO ms",
+                "HIDDEN c/s ms",
+                "RELAY c/s",
+                "TYPIST ms",
+                "<= km",
+                "END",
+                "ALERTS",
+            ]));
         }
-        line.push_str(&format!(
-            "{:<10} {:<45} {:<45} {:<25} {:>8.3} {:>13} {:>23} {:>23}  {}\n",
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let relay = |r: &Option<crate::analysis::relay::Relay>| match r {
+            Some(r) if r.suspected => format!("YES({})", r.hops_est),
+            Some(_) => "no".into(),
+            None => "-".into(),
+        };
+        text.push_str(&row(&[
             r.proto,
-            r.client,
-            r.server,
-            &r.start[..r.start.len().min(23)],
-            r.duration_s,
-            format!("{}/{}", r.packets.client, r.packets.server),
-            leg(r.client_rtt_ms.as_ref()),
-            leg(r.server_rtt_ms.as_ref()),
+            &r.client,
+            &r.server,
+            r.start.get(..19).unwrap_or(&r.start),
+            &format!("{:.1}", r.duration_s),
+            &r.keystrokes.map_or("-".into(), |k| k.to_string()),
+            &format!("{}/{}", ms(r.client_rtt_ms.map(|l| l.floor)), ms(r.server_rtt_ms.map(|l| l.floor))),
+            &ms(r.echo_ms.map(|e| e.p50)),
+            &format!("{}/{}", ms(r.client_hidden_ms), ms(r.server_hidden_ms)),
+            &format!("{}/{}", relay(&r.client_relay), relay(&r.server_relay)),
+            &ms(r.typist_rtt_ms),
+            &r.max_distance_km.map_or("-".into(), |k| format!("{k:.0}")),
             r.end_reason,
-        ));
-        if let Err(e) = self.out.write_all(line.as_bytes()) {
+            &r.alerts.join(","),
+        ]));
+        if let Err(e) = self.out.write_all(text.as_bytes()) {
             self.error = Some(e);
         }
     }
@@ -51,12 +73,14 @@ impl<W: Write> TableWriter<W> {
     }
 }
 
-fn leg(l: Option<&LegRtt>) -> String {
-    match l {
-        None => "-".into(),
-        Some(l) => {
-            let hs = l.handshake.map_or("-".into(), |h| format!("{h:.2}"));
-            format!("{hs}/{:.2} ({})", l.p50, l.samples)
-        }
+const WIDTHS: [usize; 14] = [9, 22, 22, 19, 7, 5, 13, 7, 13, 9, 9, 6, 12, 0];
+
+fn row(cols: &[&str]) -> String {
+    let mut s = String::new();
+    for (c, w) in cols.iter().zip(WIDTHS) {
+        s.push_str(&format!("{c:<w$} "));
     }
+    s.truncate(s.trim_end().len());
+    s.push('\n');
+    s
 }
