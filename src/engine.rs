@@ -11,6 +11,9 @@ use crate::proto::Proto;
 use crate::time::{NS_PER_SEC, Ts};
 use std::sync::Arc;
 
+/// How often (packet time) idle sessions are looked for.
+const EXPIRY_TICK: Ts = 10_000_000;
+
 /// Limits and timeouts of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -69,6 +72,7 @@ pub struct Engine {
     table: FlowTable<Session>,
     /// Packet clock: the latest timestamp seen (tolerates small reordering).
     now: Ts,
+    next_expiry: Ts,
     pub counters: Counters,
     flushed: Counters,
     metrics: Option<Arc<Metrics>>,
@@ -80,6 +84,7 @@ impl Engine {
             table: FlowTable::new(cfg.max_sessions),
             cfg,
             now: i64::MIN,
+            next_expiry: i64::MIN,
             counters: Counters::default(),
             flushed: Counters::default(),
             metrics,
@@ -165,7 +170,7 @@ impl Engine {
         };
         self.table.touch(id, p.ts);
         let s = self.table.get_mut(id);
-        let from = if src_is_lo == (s.client == key.lo) { Side::Client } else { Side::Server };
+        let from = if src_is_lo == s.client_is_lo { Side::Client } else { Side::Server };
         let i = from as usize;
         s.packets[i] += 1;
         s.bytes[i] += u64::from(p.ip_len);
@@ -248,6 +253,11 @@ impl Engine {
             return;
         }
         self.now = ts;
+        // Timeouts are seconds: looking every 10 ms of packet time is enough.
+        if ts < self.next_expiry {
+            return;
+        }
+        self.next_expiry = ts.saturating_add(EXPIRY_TICK);
         for (lane, timeout) in
             [(Lane::Tcp, self.cfg.tcp_idle), (Lane::Other, self.cfg.udp_idle), (Lane::Closing, self.cfg.close_linger)]
         {

@@ -112,7 +112,9 @@ impl RttTracker {
         if s.rst {
             return out;
         }
-        out[0] = self.handshake(s);
+        if !(self.hs.server_done && self.hs.client_done) {
+            out[0] = self.handshake(s);
+        }
         if out[0].is_none() && s.ack_flag && !s.syn {
             out[0] = self.on_ack(s);
         }

@@ -23,6 +23,8 @@ pub struct Quantiles {
     pub p90: f64,
     pub max: f64,
     pub samples: u64,
+    /// Median of the lowest cluster (samples within 1.5 × min + 0.5).
+    pub floor: f64,
 }
 
 impl Summary {
@@ -77,30 +79,26 @@ impl Summary {
     /// lowest cluster). Jitter spreads a path's samples around its true value;
     /// delayed ACKs and queueing add a tail that this leaves out.
     pub fn floor(&self) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let lim = self.min * 1.5 + 0.5;
-        let mut v: Vec<f32> = self.samples.iter().copied().filter(|&x| (x as f64) <= lim).collect();
-        if v.is_empty() {
-            return Some(self.min);
-        }
-        v.sort_by(|a, b| a.total_cmp(b));
-        Some(rank(&v, 0.5).max(self.min))
+        self.quantiles().map(|q| q.floor)
     }
 
+    /// Quantiles and floor, from one sorted copy of the reservoir.
     pub fn quantiles(&self) -> Option<Quantiles> {
         if self.count == 0 {
             return None;
         }
         let mut v = self.samples.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
+        v.sort_unstable_by(|a, b| a.total_cmp(b));
+        let lim = self.min * 1.5 + 0.5;
+        let low = v.partition_point(|&x| (x as f64) <= lim);
+        let floor = if low == 0 { self.min } else { rank(&v[..low], 0.5).max(self.min) };
         Some(Quantiles {
             min: self.min,
             p50: rank(&v, 0.5).clamp(self.min, self.max),
             p90: rank(&v, 0.9).clamp(self.min, self.max),
             max: self.max,
             samples: self.count,
+            floor,
         })
     }
 }
@@ -128,6 +126,8 @@ mod tests {
         }
         let q = s.quantiles().unwrap();
         assert_eq!((q.min, q.p50, q.p90, q.max, q.samples), (1.0, 5.0, 9.0, 10.0, 10));
+        // Lowest cluster: 1.0 and 2.0 (≤ 1.5 × 1 + 0.5): its median.
+        assert_eq!(q.floor, 1.0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! raw IPv4/IPv6, BSD loopback/null.
 
 use super::DropReason;
-use etherparse::{EtherType, LaxSlicedPacket};
+use etherparse::{EtherType, Ethernet2HeaderSlice, SingleVlanHeaderSlice};
 
 /// The link types echoloc reads, from the pcap LINKTYPE_ numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +36,46 @@ impl LinkType {
     }
 }
 
-/// Slice a frame down to its network and transport layers.
-pub(super) fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, DropReason> {
+/// Find the network layer: (EtherType, offset of the IP header).
+pub(super) fn network(link: LinkType, frame: &[u8]) -> Result<(u16, usize), DropReason> {
     match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|_| DropReason::TruncatedLink),
-        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {
-            LaxSlicedPacket::from_ip(frame).map_err(|_| DropReason::TruncatedIp)
+        LinkType::Ethernet => {
+            let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| DropReason::TruncatedLink)?;
+            let mut ether_type = eth.ether_type();
+            let mut off = eth.slice().len();
+            // 802.1Q, 802.1ad (QinQ) and the old 0x9100 tags, up to four deep.
+            for _ in 0..4 {
+                if !matches!(
+                    ether_type,
+                    EtherType::VLAN_TAGGED_FRAME | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+                ) {
+                    break;
+                }
+                let tag = SingleVlanHeaderSlice::from_slice(&frame[off..]).map_err(|_| DropReason::TruncatedLink)?;
+                ether_type = tag.ether_type();
+                off += tag.slice().len();
+            }
+            Ok((ether_type.0, off))
         }
+        LinkType::Raw => match frame.first().map(|b| b >> 4) {
+            Some(4) => Ok((0x0800, 0)),
+            Some(6) => Ok((0x86DD, 0)),
+            Some(_) => Err(DropReason::NotIp),
+            None => Err(DropReason::TruncatedIp),
+        },
+        LinkType::Ipv4 => Ok((0x0800, 0)),
+        LinkType::Ipv6 => Ok((0x86DD, 0)),
         LinkType::LinuxSll => {
             // 16-byte header; protocol type in the last two bytes.
             let proto = be16(frame, 14).ok_or(DropReason::TruncatedLink)?;
-            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[16..]))
+            Ok((proto, 16))
         }
         LinkType::LinuxSll2 => {
             // 20-byte header; protocol type first.
-            let proto = be16(frame, 0).ok_or(DropReason::TruncatedLink)?;
             if frame.len() < 20 {
                 return Err(DropReason::TruncatedLink);
             }
-            Ok(LaxSlicedPacket::from_ether_type(EtherType(proto), &frame[20..]))
+            Ok((be16(frame, 0).ok_or(DropReason::TruncatedLink)?, 20))
         }
         LinkType::Null | LinkType::Loop => {
             if frame.len() < 4 {
@@ -68,12 +89,11 @@ pub(super) fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>,
                 let le = u32::from_le_bytes(raw);
                 if le < 256 { le } else { u32::from_be_bytes(raw) }
             };
-            let ether_type = match family {
-                2 => EtherType::IPV4,
-                10 | 24 | 28 | 30 => EtherType::IPV6,
-                _ => return Err(DropReason::NotIp),
-            };
-            Ok(LaxSlicedPacket::from_ether_type(ether_type, &frame[4..]))
+            match family {
+                2 => Ok((0x0800, 4)),
+                10 | 24 | 28 | 30 => Ok((0x86DD, 4)),
+                _ => Err(DropReason::NotIp),
+            }
         }
     }
 }

@@ -14,7 +14,9 @@ pub use reason::DropReason;
 pub use tcp::{TcpFlags, TcpOptions};
 
 use crate::time::Ts;
-use etherparse::{LaxNetSlice, TransportSlice};
+use etherparse::{
+    IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
+};
 use std::net::IpAddr;
 
 /// One decoded IP packet. `payload` holds only the captured bytes of the
@@ -108,111 +110,147 @@ pub fn decode(link: LinkType, ts: Ts, frame: &[u8]) -> Result<Packet<'_>, DropRe
 /// Decode one captured frame whose length on the wire was `wire_len` (the
 /// pcap original length). An IP length that claims more than the wire
 /// carried is malformed; a frame cut by the snap length is not.
+///
+/// Headers are read through etherparse's header slices, which borrow the
+/// frame: nothing is copied or allocated.
 pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) -> Result<Packet<'_>, DropReason> {
-    let sliced = link::slice(link, frame)?;
-    let net = match &sliced.net {
-        Some(n) => n,
-        None => return Err(reason::from_stop(&sliced).unwrap_or(DropReason::NotIp)),
+    let (ether_type, off) = link::network(link, frame)?;
+    let ip = &frame[off..];
+    let net = match ether_type {
+        0x0800 => ipv4(ip)?,
+        0x86DD => ipv6(ip)?,
+        _ => return Err(DropReason::NotIp),
     };
-    let (src, dst, ttl, ip_len, payload_len, fragmented) = match net {
-        LaxNetSlice::Ipv4(v4) => {
-            let h = v4.header();
-            let hlen = h.ihl() as u32 * 4;
-            let total = h.total_len() as u32;
-            if total != 0 && total < hlen {
-                return Err(DropReason::BadIpLength);
-            }
-            let total = if total == 0 { frame.len() as u32 } else { total };
-            let ext = ext_len(v4.payload().payload, h.slice());
-            let ip_payload = (total - hlen).checked_sub(ext).ok_or(DropReason::BadIpLength)?;
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-                h.ttl(),
-                total,
-                ip_payload,
-                v4.is_payload_fragmented(),
-            )
-        }
-        LaxNetSlice::Ipv6(v6) => {
-            let h = v6.header();
-            let plen = h.payload_length() as u32;
-            let ext = ext_len(v6.payload().payload, h.slice());
-            let plen = if plen == 0 { v6.payload().payload.len() as u32 + ext } else { plen };
-            let ip_payload = plen.checked_sub(ext).ok_or(DropReason::BadIpLength)?;
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-                h.hop_limit(),
-                plen + 40,
-                ip_payload,
-                v6.is_payload_fragmented(),
-            )
-        }
-        LaxNetSlice::Arp(_) => return Err(DropReason::NotIp),
-    };
-    if let Some(wire) = wire_len {
-        let ip_start = match net {
-            LaxNetSlice::Ipv4(v4) => v4.header().slice().as_ptr(),
-            LaxNetSlice::Ipv6(v6) => v6.header().slice().as_ptr(),
-            LaxNetSlice::Arp(_) => frame.as_ptr(),
-        };
-        let link_len = (ip_start as usize).saturating_sub(frame.as_ptr() as usize) as u32;
-        if ip_len > wire.saturating_sub(link_len) {
-            return Err(DropReason::BadIpLength);
-        }
+    if let Some(wire) = wire_len
+        && net.ip_len > wire.saturating_sub(off as u32)
+    {
+        return Err(DropReason::BadIpLength);
     }
-    if fragmented {
+    if net.fragmented {
         return Err(DropReason::Fragment);
     }
-    let l4 = match &sliced.transport {
-        Some(TransportSlice::Tcp(t)) => {
-            let hl = t.header_len() as u32;
-            let payload_len = payload_len.checked_sub(hl).ok_or(DropReason::BadTcpLength)?;
+    let l4 = match net.proto {
+        6 => {
+            let t = TcpHeaderSlice::from_slice(net.payload).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => DropReason::TruncatedTcp,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => DropReason::BadTcpHeader,
+            })?;
+            let hl = t.slice().len();
+            let payload_len = net.payload_len.checked_sub(hl as u32).ok_or(DropReason::BadTcpLength)?;
+            let raw = t.slice();
             L4::Tcp(Tcp {
                 sport: t.source_port(),
                 dport: t.destination_port(),
                 seq: t.sequence_number(),
                 ack: t.acknowledgment_number(),
-                flags: TcpFlags::from_slice(t),
+                flags: TcpFlags(raw[13]),
                 window: t.window_size(),
                 options: TcpOptions::parse(t.options()),
                 payload_len,
-                payload: t.payload(),
+                payload: &net.payload[hl..],
             })
         }
-        Some(TransportSlice::Udp(u)) => {
+        17 => {
+            let u = UdpHeaderSlice::from_slice(net.payload).map_err(|_| DropReason::TruncatedUdp)?;
             let ulen = u.length() as u32;
-            if ulen < 8 || ulen > payload_len {
+            if ulen < 8 || ulen > net.payload_len {
                 return Err(DropReason::BadUdpLength);
             }
-            let payload_len = ulen - 8;
-            L4::Udp(Udp { sport: u.source_port(), dport: u.destination_port(), payload_len, payload: u.payload() })
+            let end = (ulen as usize).min(net.payload.len());
+            L4::Udp(Udp {
+                sport: u.source_port(),
+                dport: u.destination_port(),
+                payload_len: ulen - 8,
+                payload: &net.payload[8..end],
+            })
         }
-        Some(_) => {
-            let p = net.ip_payload_ref().map(|p| p.payload).unwrap_or(&[]);
-            L4::Other { proto: net.ip_payload_ref().map(|p| p.ip_number.0).unwrap_or(0), payload: p }
-        }
-        None => {
-            if let Some(r) = reason::from_stop(&sliced) {
-                return Err(r);
-            }
-            let p = net.ip_payload_ref();
-            let proto = p.map(|p| p.ip_number.0).unwrap_or(0);
-            if proto == 6 || proto == 17 {
-                return Err(if proto == 6 { DropReason::TruncatedTcp } else { DropReason::TruncatedUdp });
-            }
-            L4::Other { proto, payload: p.map(|p| p.payload).unwrap_or(&[]) }
-        }
+        proto => L4::Other { proto, payload: net.payload },
     };
-    Ok(Packet { ts, src, dst, ttl, ip_len, l4 })
+    Ok(Packet { ts, src: net.src, dst: net.dst, ttl: net.ttl, ip_len: net.ip_len, l4 })
 }
 
-/// Bytes between the end of the fixed IP header and the start of the
-/// transport payload (IPv4 AH / IPv6 extension headers).
-fn ext_len(payload: &[u8], header: &[u8]) -> u32 {
-    let start = header.as_ptr() as usize + header.len();
-    (payload.as_ptr() as usize).saturating_sub(start) as u32
+/// The network layer of a packet: addresses, and the transport payload as
+/// declared by the headers (`payload_len`) and as captured (`payload`).
+struct Net<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    ip_len: u32,
+    proto: u8,
+    fragmented: bool,
+    payload_len: u32,
+    payload: &'a [u8],
+}
+
+fn ipv4(b: &[u8]) -> Result<Net<'_>, DropReason> {
+    use etherparse::err::ipv4::HeaderSliceError as E;
+    let h = Ipv4HeaderSlice::from_slice(b).map_err(|e| match e {
+        E::Len(_) => DropReason::TruncatedIp,
+        E::Content(_) => DropReason::BadIpHeader,
+    })?;
+    let hlen = h.slice().len() as u32;
+    let total = match h.total_len() as u32 {
+        0 => b.len() as u32, // segmentation offload: length left to the capture
+        t if t < hlen => return Err(DropReason::BadIpLength),
+        t => t,
+    };
+    let mut rest = &b[hlen as usize..(total as usize).min(b.len())];
+    let mut payload_len = total - hlen;
+    let mut proto = h.protocol();
+    if proto == IpNumber::AUTHENTICATION_HEADER {
+        let ah = IpAuthHeaderSlice::from_slice(rest).map_err(|_| DropReason::TruncatedIp)?;
+        let n = ah.slice().len();
+        payload_len = payload_len.checked_sub(n as u32).ok_or(DropReason::BadIpLength)?;
+        proto = ah.next_header();
+        rest = &rest[n..];
+    }
+    Ok(Net {
+        src: IpAddr::V4(h.source_addr()),
+        dst: IpAddr::V4(h.destination_addr()),
+        ttl: h.ttl(),
+        ip_len: total,
+        proto: proto.0,
+        fragmented: h.is_fragmenting_payload(),
+        payload_len,
+        payload: rest,
+    })
+}
+
+fn ipv6(b: &[u8]) -> Result<Net<'_>, DropReason> {
+    use etherparse::err::ipv6::HeaderSliceError as E;
+    let h = Ipv6HeaderSlice::from_slice(b).map_err(|e| match e {
+        E::Len(_) => DropReason::TruncatedIp,
+        E::Content(_) => DropReason::BadIpHeader,
+    })?;
+    let declared = match h.payload_length() as u32 {
+        0 => b.len() as u32 - 40, // jumbogram or offload
+        n => n,
+    };
+    let mut rest = &b[40..(40 + declared as usize).min(b.len())];
+    let mut proto = h.next_header();
+    let mut fragmented = false;
+    let mut payload_len = declared;
+    if proto.is_ipv6_ext_header_value() {
+        let (exts, next, after) = Ipv6ExtensionsSlice::from_slice(proto, rest).map_err(|e| match e {
+            etherparse::err::ipv6_exts::HeaderSliceError::Len(_) => DropReason::TruncatedIp,
+            etherparse::err::ipv6_exts::HeaderSliceError::Content(_) => DropReason::BadIpHeader,
+        })?;
+        let n = (rest.len() - after.len()) as u32;
+        payload_len = payload_len.checked_sub(n).ok_or(DropReason::BadIpLength)?;
+        fragmented = exts.is_fragmenting_payload();
+        proto = next;
+        rest = after;
+    }
+    Ok(Net {
+        src: IpAddr::V6(h.source_addr()),
+        dst: IpAddr::V6(h.destination_addr()),
+        ttl: h.hop_limit(),
+        ip_len: declared + 40,
+        proto: proto.0,
+        fragmented,
+        payload_len,
+        payload: rest,
+    })
 }
 
 #[cfg(test)]

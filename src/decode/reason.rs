@@ -1,9 +1,6 @@
 //! Why a packet was skipped. Each reason is a label value of
 //! `echoloc_decode_errors_total{reason}`.
 
-use etherparse::LaxSlicedPacket;
-use etherparse::err::Layer;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     TruncatedLink,
@@ -56,20 +53,4 @@ impl DropReason {
     pub fn index(self) -> usize {
         self as usize
     }
-}
-
-/// The reason a lax slice stopped early, if it did.
-pub(super) fn from_stop(p: &LaxSlicedPacket<'_>) -> Option<DropReason> {
-    use etherparse::err::packet::SliceError as E;
-    let (err, layer) = p.stop_err.as_ref()?;
-    Some(match (err, layer) {
-        (E::Len(_), Layer::TcpHeader) => DropReason::TruncatedTcp,
-        (_, Layer::TcpHeader) => DropReason::BadTcpHeader,
-        (_, Layer::UdpHeader) => DropReason::TruncatedUdp,
-        (E::Len(_), Layer::Ipv4Header | Layer::Ipv6Header) => DropReason::TruncatedIp,
-        (_, Layer::Ipv4Header | Layer::Ipv6Header | Layer::IpHeader) => DropReason::BadIpHeader,
-        (E::Len(_), Layer::Ethernet2Header | Layer::VlanHeader) => DropReason::TruncatedLink,
-        (E::Len(_), _) => DropReason::TruncatedIp,
-        _ => DropReason::BadIpHeader,
-    })
 }

@@ -1,6 +1,6 @@
 //! TCP flags and options (MSS, window scale, SACK, timestamps).
 
-use etherparse::{TcpOptionElement, TcpOptionsIterator, TcpSlice};
+use etherparse::{TcpOptionElement, TcpOptionsIterator};
 
 /// TCP flag bits as on the wire (FIN = 0x01 … CWR = 0x80).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -12,22 +12,6 @@ impl TcpFlags {
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
-
-    pub(super) fn from_slice(t: &TcpSlice<'_>) -> TcpFlags {
-        let mut f = 0;
-        for (on, bit) in [
-            (t.fin(), Self::FIN),
-            (t.syn(), Self::SYN),
-            (t.rst(), Self::RST),
-            (t.psh(), Self::PSH),
-            (t.ack(), Self::ACK),
-        ] {
-            if on {
-                f |= bit;
-            }
-        }
-        TcpFlags(f)
-    }
 
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
@@ -61,6 +45,14 @@ impl TcpOptions {
     /// read before it are kept.
     pub fn parse(bytes: &[u8]) -> TcpOptions {
         let mut o = TcpOptions::default();
+        // Fast path: the layout Linux and most stacks put on every segment
+        // after the handshake, NOP NOP TIMESTAMP.
+        if bytes.len() == 12 && bytes[..4] == [1, 1, 8, 10] {
+            let val = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+            let ecr = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            o.timestamps = Some((val, ecr));
+            return o;
+        }
         for el in TcpOptionsIterator::from_slice(bytes) {
             match el {
                 Ok(TcpOptionElement::MaximumSegmentSize(m)) => o.mss = Some(m),

@@ -27,25 +27,50 @@ impl Side {
     }
 }
 
-/// A direction-free connection key: the lower endpoint first.
+/// A direction-free connection key: the lower endpoint first. Compact
+/// (addresses as integers) so lookups compare and hash few bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
-    pub lo: SocketAddr,
-    pub hi: SocketAddr,
+    lo_ip: u128,
+    hi_ip: u128,
+    lo_port: u16,
+    hi_port: u16,
     pub proto: u8,
+    v6: bool,
 }
 
 impl FlowKey {
     /// The key of a packet, and whether its source is the key's `lo` end.
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, bool) {
-        let a = SocketAddr::new(src, sport);
-        let b = SocketAddr::new(dst, dport);
-        if (src, sport) <= (dst, dport) {
-            (FlowKey { lo: a, hi: b, proto }, true)
+        let (a, b) = (ip_bits(src), ip_bits(dst));
+        let v6 = src.is_ipv6();
+        if (a, sport) <= (b, dport) {
+            (FlowKey { lo_ip: a, hi_ip: b, lo_port: sport, hi_port: dport, proto, v6 }, true)
         } else {
-            (FlowKey { lo: b, hi: a, proto }, false)
+            (FlowKey { lo_ip: b, hi_ip: a, lo_port: dport, hi_port: sport, proto, v6 }, false)
         }
     }
+
+    /// The lower endpoint.
+    pub fn lo(&self) -> SocketAddr {
+        SocketAddr::new(ip_of(self.lo_ip, self.v6), self.lo_port)
+    }
+
+    /// The higher endpoint.
+    pub fn hi(&self) -> SocketAddr {
+        SocketAddr::new(ip_of(self.hi_ip, self.v6), self.hi_port)
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4) as u128,
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn ip_of(bits: u128, v6: bool) -> IpAddr {
+    if v6 { IpAddr::V6(bits.into()) } else { IpAddr::V4((bits as u32).into()) }
 }
 
 #[cfg(test)]
@@ -62,5 +87,10 @@ mod tests {
         assert_ne!(lo1, lo2);
         let (k3, _) = FlowKey::new(a, 40000, b, 22, 17);
         assert_ne!(k1, k3);
+        assert_eq!(k1.lo().to_string(), "192.0.2.1:40000");
+        assert_eq!(k1.hi().to_string(), "192.0.2.2:22");
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let (k4, _) = FlowKey::new(v6, 22, "2001:db8::2".parse().unwrap(), 50000, 6);
+        assert_eq!(k4.lo().to_string(), "[2001:db8::1]:22");
     }
 }

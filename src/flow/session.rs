@@ -61,6 +61,8 @@ pub struct Session {
     /// written after a short linger that absorbs the last ACKs.
     pub closed: Option<EndReason>,
     pub export: ExportState,
+    /// Whether the client is the key's lower endpoint.
+    pub client_is_lo: bool,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
     /// Round-trip samples taken before the protocol was known (the handshake):
@@ -114,7 +116,7 @@ pub enum ExportState {
 
 impl Session {
     pub fn new(key: &FlowKey, client_is_lo: bool, start: Ts) -> Session {
-        let (client, server) = if client_is_lo { (key.lo, key.hi) } else { (key.hi, key.lo) };
+        let (client, server) = if client_is_lo { (key.lo(), key.hi()) } else { (key.hi(), key.lo()) };
         Session {
             client,
             server,
@@ -129,6 +131,7 @@ impl Session {
             fin: [false; 2],
             closed: None,
             export: ExportState::Pending,
+            client_is_lo,
             app: None,
             early: [None; 4],
             counted: false,

@@ -10,6 +10,8 @@ use crate::time::Ts;
 use std::collections::HashMap;
 
 const NIL: u32 = u32::MAX;
+/// Least packet time between two moves of a session to the front of its lane.
+const RELINK: Ts = 10_000_000;
 
 /// Which idle timeout applies to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,7 @@ struct Slot<S> {
     key: FlowKey,
     value: Option<S>,
     last_seen: Ts,
+    linked_at: Ts,
     lane: Lane,
     prev: u32,
     next: u32,
@@ -47,7 +50,7 @@ impl<S> FlowTable<S> {
     pub fn new(max: usize) -> FlowTable<S> {
         let max = max.clamp(1, NIL as usize - 1);
         FlowTable {
-            map: HashMap::with_capacity_and_hasher(max.min(1 << 16), ahash::RandomState::new()),
+            map: HashMap::with_capacity_and_hasher(max.min(1024), ahash::RandomState::new()),
             slots: Vec::new(),
             free: Vec::new(),
             lanes: [List { head: NIL, tail: NIL }; 3],
@@ -83,16 +86,21 @@ impl<S> FlowTable<S> {
     pub fn set_lane(&mut self, id: u32, lane: Lane) {
         if self.slots[id as usize].lane != lane {
             self.unlink(id);
+            self.slots[id as usize].linked_at = self.slots[id as usize].last_seen;
             self.slots[id as usize].lane = lane;
             self.link_front(id);
         }
     }
 
-    /// Mark a session active at `now`.
+    /// Mark a session active at `now`. The session moves to the front of
+    /// its lane at most every [`RELINK`] of packet time: the order is exact
+    /// to within that, and a busy session costs no list writes per packet.
     pub fn touch(&mut self, id: u32, now: Ts) {
-        let lane = self.slots[id as usize].lane;
-        self.slots[id as usize].last_seen = now;
-        if self.lanes[lane as usize].head != id {
+        let slot = &mut self.slots[id as usize];
+        let lane = slot.lane;
+        slot.last_seen = now;
+        if now - slot.linked_at >= RELINK && self.lanes[lane as usize].head != id {
+            slot.linked_at = now;
             self.unlink(id);
             self.link_front(id);
         }
@@ -102,7 +110,7 @@ impl<S> FlowTable<S> {
     /// [`FlowTable::evict_lru`] first when [`FlowTable::is_full`].
     pub fn insert(&mut self, key: FlowKey, value: S, lane: Lane, now: Ts) -> u32 {
         debug_assert!(!self.is_full());
-        let slot = Slot { key, value: Some(value), last_seen: now, lane, prev: NIL, next: NIL };
+        let slot = Slot { key, value: Some(value), last_seen: now, linked_at: now, lane, prev: NIL, next: NIL };
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = slot;
@@ -213,30 +221,43 @@ mod tests {
         FlowKey::new("192.0.2.1".parse().unwrap(), port, "192.0.2.2".parse().unwrap(), 22, 6).0
     }
 
+    const S: Ts = 1_000_000_000;
+
     #[test]
     fn finds_touches_and_expires_in_lru_order() {
         let mut t: FlowTable<u16> = FlowTable::new(10);
-        let a = t.insert(key(1), 1, Lane::Tcp, 100);
-        let b = t.insert(key(2), 2, Lane::Tcp, 200);
-        t.insert(key(3), 3, Lane::Other, 150);
+        let a = t.insert(key(1), 1, Lane::Tcp, 100 * S);
+        let b = t.insert(key(2), 2, Lane::Tcp, 200 * S);
+        t.insert(key(3), 3, Lane::Other, 150 * S);
         assert_eq!(t.find(&key(2)), Some(b));
-        t.touch(a, 300);
+        t.touch(a, 300 * S);
         // b (200) is now the oldest TCP session; a was touched at 300.
-        assert_eq!(t.pop_idle(Lane::Tcp, 250).map(|x| x.1), Some(2));
-        assert_eq!(t.pop_idle(Lane::Tcp, 250), None);
-        assert_eq!(t.pop_idle(Lane::Other, 151).map(|x| x.1), Some(3));
+        assert_eq!(t.pop_idle(Lane::Tcp, 250 * S).map(|x| x.1), Some(2));
+        assert_eq!(t.pop_idle(Lane::Tcp, 250 * S), None);
+        assert_eq!(t.pop_idle(Lane::Other, 151 * S).map(|x| x.1), Some(3));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn touches_within_the_relink_interval_keep_order_cheaply() {
+        let mut t: FlowTable<u16> = FlowTable::new(10);
+        let a = t.insert(key(1), 1, Lane::Tcp, 0);
+        t.insert(key(2), 2, Lane::Tcp, 1);
+        t.touch(a, RELINK / 2); // not moved: still the tail
+        assert_eq!(t.lanes[0].tail, a);
+        t.touch(a, RELINK * 2);
+        assert_ne!(t.lanes[0].tail, a);
     }
 
     #[test]
     fn bounded_by_evicting_least_recently_active() {
         let mut t: FlowTable<u16> = FlowTable::new(3);
         for p in 0..3u16 {
-            t.insert(key(p), p, if p == 1 { Lane::Other } else { Lane::Tcp }, p as Ts);
+            t.insert(key(p), p, if p == 1 { Lane::Other } else { Lane::Tcp }, p as Ts * S);
         }
         assert!(t.is_full());
         let id0 = t.find(&key(0)).unwrap();
-        t.touch(id0, 10);
+        t.touch(id0, 10 * S);
         assert_eq!(t.evict_lru().map(|x| x.1), Some(1));
         assert_eq!(t.evict_lru().map(|x| x.1), Some(2));
         assert_eq!(t.evict_lru().map(|x| x.1), Some(0));

@@ -190,7 +190,7 @@ fn leg_rtt(sum: &Summary, handshake: Option<f64>) -> Option<LegRtt> {
         max: round(q.max, 4),
         samples: q.samples,
         handshake: handshake.map(|h| round(h, 4)),
-        floor: round(sum.floor().unwrap_or(q.min), 4),
+        floor: round(q.floor, 4),
     })
 }
 
