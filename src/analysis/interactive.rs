@@ -31,6 +31,8 @@ const BULK_WINDOW: Ts = 200_000_000;
 /// Echo delays per window when looking for level shifts.
 pub const LEVEL_WINDOW: usize = 5;
 const MAX_PENDING: usize = 64;
+/// Packets of one automatic answer follow each other within this.
+const AUTO_BURST: Ts = 2_000_000;
 const MAX_TURN: usize = 64;
 const MAX_ECHO_LOG: usize = 4096;
 
@@ -70,6 +72,11 @@ pub struct Interactive {
     /// echoes at once). VNC updates wait for the client's next request, so
     /// there they only describe the session, not the path.
     pub echo_is_round_trip: bool,
+    /// How fast the client software answers by itself (its authentication
+    /// turnaround floor, ms), settled once authentication is over.
+    auto_floor: Option<f64>,
+    /// Time of the last client packet taken as an automatic answer.
+    auto_burst: Option<Ts>,
 }
 
 impl Interactive {
@@ -99,6 +106,35 @@ impl Interactive {
         let ks = self.ks_size();
         let late = self.candidates.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
         self.keystrokes.max(late)
+    }
+
+    /// Is a client packet at `ts` the client software answering the server's
+    /// last packet by itself (channel EOF/CLOSE, window adjust)? Such answers
+    /// come one client turnaround after it, as in authentication; a person's
+    /// keystroke lands there only by chance.
+    fn automatic(&mut self, ts: Ts) -> bool {
+        let t0 = match self.last {
+            // The rest of an automatic burst (EOF then CLOSE) is automatic too.
+            Some((Side::Client, t, _)) => return self.auto_burst.is_some_and(|b| b == t && ts - t <= AUTO_BURST),
+            Some((Side::Server, t, _)) => t,
+            None => return false,
+        };
+        let floor = match self.auto_floor {
+            Some(f) => Some(f),
+            None => {
+                let f = self.app_floor(Side::Client, None, false).map(|f| f.0);
+                // Settled once authentication is over; until then, recomputed.
+                if f.is_some() && (self.interactive || self.auth_segments >= AUTH_SEGMENTS) {
+                    self.auto_floor = f;
+                }
+                f
+            }
+        };
+        let auto = floor.is_some_and(|f| (ms(ts - t0) - f).abs() <= (0.2 * f).max(2.0));
+        if auto {
+            self.auto_burst = Some(ts);
+        }
+        auto
     }
 
     /// A keystroke at `ts` (found by size, or seen in clear as in VNC): it awaits its echo.
@@ -139,7 +175,7 @@ impl Interactive {
             bump(&mut self.size_counts, len);
         }
         let ks = self.ks_size();
-        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
+        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW) || self.automatic(ts);
         let off_grid = self.last_candidate.is_none_or(|p| !(CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
         if len <= 128 && !bulk && off_grid && self.auth_segments >= 8 {
             bump(&mut self.candidates, len);
@@ -256,6 +292,27 @@ mod tests {
     const MS: Ts = 1_000_000;
 
     #[test]
+    fn automatic_answers_are_not_keystrokes() {
+        let mut a = Interactive::new(Some(36));
+        // Authentication: the client answers 40 ms after each server message.
+        let mut t = 0;
+        for _ in 0..6 {
+            a.on_data(t, Side::Server, 100);
+            t += 40 * MS;
+            a.on_data(t, Side::Client, 120);
+            t += 10 * MS;
+        }
+        // A command's end: server EOF/CLOSE, the client's EOF/CLOSE 40 ms later.
+        a.on_data(t, Side::Server, 36);
+        a.on_data(t + 40 * MS, Side::Client, 36);
+        a.on_data(t + 40 * MS + 10_000, Side::Client, 36);
+        assert_eq!(a.keystroke_count(), 0);
+        // A person typing 300 ms later counts.
+        a.on_data(t + 340 * MS, Side::Client, 36);
+        assert_eq!(a.keystroke_count(), 1);
+    }
+
+    #[test]
     fn keystrokes_pair_with_echoes() {
         let mut a = Interactive::new(Some(36));
         let mut t = 0;
@@ -295,12 +352,19 @@ mod tests {
     #[test]
     fn learns_the_size_class_without_kexinit() {
         let mut a = Interactive::new(None);
-        for i in 0..20 {
-            a.on_data(i * 300 * MS, Side::Client, 52);
-            a.on_data(i * 300 * MS + 5 * MS, Side::Server, 52);
+        // Authentication: automatic answers within 10 ms.
+        for i in 0..5 {
+            a.on_data(i * 20 * MS, Side::Server, 100);
+            a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
         }
-        // The first exchanges are taken as authentication, not typing.
-        assert!(a.keystroke_count() >= 16, "{}", a.keystroke_count());
+        // Typing, human gaps (irregular).
+        let mut t = 200 * MS;
+        for i in 0..20 {
+            t += (150 + 37 * (i % 5)) * MS;
+            a.on_data(t, Side::Client, 52);
+            a.on_data(t + 5 * MS, Side::Server, 52);
+        }
+        assert!(a.keystroke_count() >= 18, "{}", a.keystroke_count());
     }
 
     #[test]

@@ -31,12 +31,18 @@ pub struct Netns {
 }
 
 impl Netns {
-    pub fn new(tag: &str) -> Netns {
+    /// A namespace with only loopback (up).
+    pub fn bare(tag: &str) -> Netns {
         let name = format!("elc-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
         sh(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn new(tag: &str) -> Netns {
+        let ns = Netns::bare(tag);
         ns.exec(&["ip", "link", "add", "inj0", "type", "veth", "peer", "name", "cap0"]);
         for i in ["inj0", "cap0"] {
             ns.exec(&["ip", "link", "set", i, "up"]);
@@ -65,6 +71,26 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `a0` (192.0.2.1/24) in the first,
+/// `b0` (192.0.2.2/24) in the second. Both are removed on drop.
+pub struct NetnsPair {
+    pub a: Netns,
+    pub b: Netns,
+}
+
+impl NetnsPair {
+    pub fn new(tag: &str) -> NetnsPair {
+        let a = Netns::bare(&format!("{tag}a"));
+        let b = Netns::bare(&format!("{tag}b"));
+        sh(&["ip", "link", "add", "a0", "netns", &a.name, "type", "veth", "peer", "name", "b0", "netns", &b.name]);
+        for (ns, i, addr) in [(&a, "a0", "192.0.2.1/24"), (&b, "b0", "192.0.2.2/24")] {
+            ns.exec(&["ip", "addr", "add", addr, "dev", i]);
+            ns.exec(&["ip", "link", "set", i, "up"]);
+        }
+        NetnsPair { a, b }
     }
 }
 
