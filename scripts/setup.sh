@@ -11,6 +11,7 @@ PACKAGES=(
   tcpdump tshark tcpreplay                      # tests: real captures, tshark as reference, live replay
   openssh-server openssh-client socat           # lab: real OpenSSH, port forwarding relay
   iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
+  curl openssl                                  # tests: TLS and basic auth of /metrics
   prometheus                                    # tests: a real Prometheus server, promtool
   systemd yamllint jq python3 python3-venv      # deploy/check.sh
 )

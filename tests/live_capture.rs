@@ -66,17 +66,53 @@ fn scrape(ns: &Netns, port: u16) -> String {
 
 #[test]
 fn live_capture_matches_replay_and_flushes_on_sigint() {
-    if !require_root("live_capture_matches_replay_and_flushes_on_sigint") {
-        return;
+    if require_root("live_capture_matches_replay_and_flushes_on_sigint") {
+        live_vs_replay("live", false);
     }
+}
+
+#[test]
+fn a_flood_of_scrapes_does_not_disturb_capture() {
+    if require_root("a_flood_of_scrapes_does_not_disturb_capture") {
+        live_vs_replay("flood", true);
+    }
+}
+
+/// Replay a lab capture onto the wire while echoloc captures live (and,
+/// with `flood`, while 8 clients request /metrics as fast as they can):
+/// the records must be those of a plain replay of the file.
+fn live_vs_replay(tag: &str, flood: bool) {
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let expected = replay(&file);
-    let ns = Netns::new("live");
+    let ns = Netns::new(tag);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("live.jsonl");
-    let mut child = start_live(&ns, &out, &["--listen", "127.0.0.1:9617"]);
+    // No --listen: the endpoint must be on loopback only, port 9617.
+    let mut child = start_live(&ns, &out, &[]);
+    let listening = ns.command(&["ss", "-ltnH"]).output().unwrap();
+    let listening = String::from_utf8_lossy(&listening.stdout);
+    assert!(listening.contains("127.0.0.1:9617"), "{listening}");
+    assert!(!listening.contains("0.0.0.0:9617") && !listening.contains("*:9617"), "{listening}");
+    let flooder = flood.then(|| {
+        let code = "import threading,time,urllib.request\n\
+                    end=time.time()+12\n\
+                    n=[0]\n\
+                    def go():\n\
+                    \x20 while time.time()<end:\n\
+                    \x20\x20 urllib.request.urlopen('http://127.0.0.1:9617/metrics',timeout=5).read(); n[0]+=1\n\
+                    ts=[threading.Thread(target=go) for _ in range(8)]\n\
+                    [t.start() for t in ts]; [t.join() for t in ts]\n\
+                    print(n[0])\n";
+        ns.command(&["python3", "-c", code]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+    });
     tcpreplay(&ns, &file);
     std::thread::sleep(Duration::from_millis(1500));
+    if let Some(f) = flooder {
+        let out = f.wait_with_output().unwrap();
+        let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+        assert!(n > 100, "the flood made only {n} requests");
+        eprintln!("{n} scrapes during capture");
+    }
     let metrics = scrape(&ns, 9617);
     signal(&child, libc::SIGINT);
     let st = wait_for(&mut child, 20).expect("echoloc live did not stop on SIGINT");
@@ -113,6 +149,10 @@ fn live_capture_matches_replay_and_flushes_on_sigint() {
         "{metrics}"
     );
     assert!(metrics.contains("echoloc_sessions_opened_total{proto=\"ssh\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("echoloc_capture_dropped_packets_total{interface=\"cap0\",where=\"kernel\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[test]
