@@ -1,7 +1,6 @@
 //! Command-line interface. Flags override the config file.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use echoloc::analysis::relay::Thresholds;
 use echoloc::capture::{live, offline};
 use echoloc::config::{self, Config, WebConfig};
 use echoloc::engine::{Engine, EngineConfig, Judge};
@@ -218,7 +217,7 @@ fn engine_config(cfg: &Config) -> EngineConfig {
         udp_idle: (cfg.sessions.udp_idle_s * NS_PER_SEC as f64) as i64,
         max_sessions: cfg.sessions.max_sessions,
         judge: Judge {
-            thresholds: Thresholds { floor_ms: cfg.relay.hidden_floor_ms, margin: cfg.relay.relative_margin },
+            thresholds: cfg.relay,
             // Validated when the config was loaded.
             policy: cfg.policy_table().unwrap_or_default(),
         },

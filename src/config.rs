@@ -2,6 +2,7 @@
 //! command-line flags override the file. Also the exporter web-config file
 //! (TLS and basic auth), in the format Prometheus exporters share.
 
+use crate::analysis::relay::Thresholds;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub output: OutputConfig,
     pub log: LogConfig,
-    pub relay: RelayConfig,
+    pub relay: Thresholds,
     /// Client subnet → expected maximum typist round trip, ms.
     pub policy: BTreeMap<String, f64>,
 }
@@ -91,21 +92,6 @@ pub struct LogConfig {
     /// "text" or "json".
     pub format: Option<String>,
     pub level: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct RelayConfig {
-    /// Hidden latency above which a relay is suspected, ms.
-    pub hidden_floor_ms: f64,
-    /// ... and it must also exceed this fraction of the transport RTT.
-    pub relative_margin: f64,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig { hidden_floor_ms: 10.0, relative_margin: 0.25 }
-    }
 }
 
 impl Config {

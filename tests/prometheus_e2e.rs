@@ -7,18 +7,9 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, wait_for};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Kill, free_port, wait_for};
 
 fn query(prom: u16, q: &str) -> Vec<Value> {
     let url = format!("http://127.0.0.1:{prom}/api/v1/query");

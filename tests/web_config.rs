@@ -6,16 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::free_port;
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Kill, free_port};
 
 /// HTTP status of a curl request (0 when the connection failed).
 fn curl(args: &[&str]) -> (u32, String) {

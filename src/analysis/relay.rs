@@ -1,14 +1,18 @@
 //! Relay verdicts: latency hidden behind the nearest TCP endpoint of a side,
 //! and the number of distinct latency levels above it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Thresholds for calling a latency level distinct (and a relay suspected).
-#[derive(Debug, Clone, Copy)]
+/// Thresholds for calling a latency level distinct (and a relay suspected);
+/// the `[relay]` table of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
-    /// Absolute floor, ms (default 10).
+    /// Hidden latency above which a relay is suspected, ms (default 10).
+    #[serde(rename = "hidden_floor_ms")]
     pub floor_ms: f64,
-    /// Relative margin over the lower level (default 0.25).
+    /// ... and the fraction of the lower level it must also exceed (default 0.25).
+    #[serde(rename = "relative_margin")]
     pub margin: f64,
 }
 

@@ -67,13 +67,7 @@ pub fn run(
                 break 'outer;
             }
             match cap.next_packet() {
-                Ok(pkt) => {
-                    let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
-                    match link {
-                        Some(l) => engine.frame_wire(l, ts, pkt.data, Some(pkt.header.len), out),
-                        None => engine.unknown_link(),
-                    }
-                }
+                Ok(pkt) => super::feed(engine, link, &pkt, out),
                 Err(pcap::Error::TimeoutExpired) => {
                     // No traffic: the packet clock follows the wall clock, so idle sessions still end.
                     engine.advance(wall_ns(), out);

@@ -54,11 +54,7 @@ pub fn replay_file(
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
-                let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
-                match link {
-                    Some(l) => engine.frame_wire(l, ts, pkt.data, Some(pkt.header.len), out),
-                    None => engine.unknown_link(),
-                }
+                super::feed(engine, link, &pkt, out);
                 pending += 16 + pkt.header.caplen as u64;
                 if pending >= 1 << 20 {
                     progress(pending);

@@ -121,3 +121,13 @@ pub fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::proce
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A child process killed when dropped (a server a test started).
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
