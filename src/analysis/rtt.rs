@@ -21,7 +21,7 @@ use crate::time::{Ts, ms};
 use std::collections::VecDeque;
 
 /// Segments remembered per direction while awaiting their ACK.
-const MAX_OUTSTANDING: usize = 256;
+const MAX_OUTSTANDING: usize = 128;
 
 /// One TCP segment as the estimator needs it.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,9 @@ struct Sent {
     start: u32,
     end: u32,
     ts: Ts,
-    tsval: Option<u32>,
+    /// TSval carried, valid when `has_tsval` (kept flat: 24 bytes an entry).
+    tsval: u32,
+    has_tsval: bool,
     retransmitted: bool,
     sampled: bool,
 }
@@ -248,7 +250,7 @@ impl RttTracker {
         }
         // Timestamp echo: only data segments with a new TSval started a sample.
         let (_, ecr) = s.timestamps?;
-        let f = snd.outstanding.iter_mut().find(|f| f.tsval == Some(ecr) && !f.sampled)?;
+        let f = snd.outstanding.iter_mut().find(|f| f.has_tsval && f.tsval == ecr && !f.sampled)?;
         f.sampled = true;
         (!f.retransmitted).then_some(RttSample { leg, kind, ns: s.ts - f.ts })
     }
@@ -256,15 +258,17 @@ impl RttTracker {
 
 impl Sent {
     fn new(start: u32, end: u32, s: &Segment<'_>, retransmitted: bool) -> Sent {
-        Sent { start, end, ts: s.ts, tsval: s.timestamps.map(|t| t.0), retransmitted, sampled: false }
+        let (tsval, has_tsval) = s.timestamps.map_or((0, false), |t| (t.0, true));
+        Sent { start, end, ts: s.ts, tsval, has_tsval, retransmitted, sampled: false }
     }
 }
 
 fn push(snd: &mut Sender, mut sent: Sent) {
     // Only a data segment with a TSval newer than any before starts a timestamp sample.
-    if let Some(v) = sent.tsval {
+    if sent.has_tsval {
+        let v = sent.tsval;
         match snd.last_tsval {
-            Some(last) if !seq::lt(last, v) => sent.tsval = None,
+            Some(last) if !seq::lt(last, v) => sent.has_tsval = false,
             _ => snd.last_tsval = Some(v),
         }
     }
