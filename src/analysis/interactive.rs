@@ -213,7 +213,7 @@ impl Interactive {
             self.last_bulk = Some(ts);
         }
         while let Some(k) = self.pending.pop_front() {
-            if ts - k <= ECHO_BOUND {
+            if (0..=ECHO_BOUND).contains(&(ts - k)) {
                 let d = ms(ts - k);
                 self.echo.add(d);
                 if self.echo_log.len() < MAX_ECHO_LOG {

@@ -121,6 +121,13 @@ impl RttTracker {
             out[0] = self.on_ack(s);
         }
         self.on_send(s);
+        // Captures merged from several sources can be slightly out of order:
+        // an answer stamped before its question is no sample.
+        for o in out.iter_mut() {
+            if o.is_some_and(|smp| smp.ns < 0) {
+                *o = None;
+            }
+        }
         for smp in out.iter().flatten() {
             let v = ms(smp.ns);
             match smp.kind {

@@ -179,3 +179,13 @@ fn rst_gives_nothing() {
     sc.seg(MS, S, 0, 101, "RA", 0, None, &[]);
     assert!(sc.samples.is_empty());
 }
+
+#[test]
+fn out_of_order_timestamps_give_no_negative_sample() {
+    let mut sc = Script::new();
+    handshake(&mut sc, 0, 100, 900);
+    sc.seg(30 * MS, C, 101, 901, "PA", 36, None, &[]);
+    sc.seg(29 * MS, S, 901, 137, "A", 0, None, &[]); // stamped before the data it acks
+    assert!(sc.kinds(S, SampleKind::Ack).is_empty());
+    assert!(sc.samples.iter().all(|s| s.ns >= 0));
+}
