@@ -57,3 +57,30 @@ fn check_config_accepts_the_examples() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("10.20.0.0"));
 }
+
+#[test]
+fn each_alert_is_one_json_log_line_at_warn() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
+        .args(["replay", "--format", "json", "--log-format", "json", "--config"])
+        .arg(root.join("examples/policy.toml"))
+        .arg(root.join("pcaps/lab/jump-tr30-rs7.5/server-edge.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let recs: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let alerts: usize = recs.iter().map(|r| r["alerts"].as_array().unwrap().len()).sum();
+    assert!(alerts >= 1, "the jump host session raises relay_suspected: {recs:?}");
+    let logs: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON: {l}: {e}")))
+        .filter(|l: &Value| l["fields"]["message"] == "session alert")
+        .collect();
+    assert_eq!(logs.len(), alerts, "one log line per alert");
+    for l in &logs {
+        assert_eq!(l["level"], "WARN");
+        assert!(l["fields"]["uid"].as_str().unwrap().starts_with('C'));
+        assert!(l["fields"]["alert"] == "relay_suspected" || l["fields"]["alert"] == "rtt_over_policy");
+    }
+}
