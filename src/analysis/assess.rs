@@ -73,6 +73,11 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
                     levels.push(Level { name: "echo", ms: deepest });
                     shifts = level_shifts(&echo_levels, t);
                 }
+                // Chaff PING → PONG: the SSH peer's own answer, with no pty in between.
+                // Pairing is by order, so an answer can be mispaired now and then: the median.
+                if let Some(q) = inter.pong.quantiles() {
+                    levels.push(Level { name: "ping_pong", ms: q.p50 });
+                }
             }
         }
         if levels.is_empty() {

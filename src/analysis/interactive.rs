@@ -31,6 +31,16 @@ const BULK_WINDOW: Ts = 200_000_000;
 /// Echo delays per window when looking for level shifts.
 pub const LEVEL_WINDOW: usize = 5;
 const MAX_PENDING: usize = 64;
+/// Chaff packets that show keystroke-timing obfuscation is on.
+const MIN_CHAFF: u64 = 10;
+
+/// What a client packet awaiting the server's answer was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Key,
+    Chaff,
+}
+
 /// Packets of one automatic answer follow each other within this.
 const AUTO_BURST: Ts = 2_000_000;
 const MAX_TURN: usize = 64;
@@ -46,7 +56,9 @@ pub struct Interactive {
     candidates: Vec<(u32, u64)>,
     pub keystrokes: u64,
     pub chaff: u64,
-    pending: VecDeque<Ts>,
+    /// Client packets awaiting the server's answer, oldest first: keystrokes
+    /// (answered by their echo) and chaff PINGs (answered by PONG).
+    pending: VecDeque<(Ts, Pending)>,
     last_candidate: Option<Ts>,
     /// Keystroke → echo delays, ms.
     pub echo: Summary,
@@ -54,6 +66,8 @@ pub struct Interactive {
     pub echo_log: Vec<f32>,
     /// Answers from each side during authentication (ms), indexed by [`Side`].
     pub turnaround: [Vec<f64>; 2],
+    /// Chaff PING → PONG delays (ms): the round trip to the server's SSH process.
+    pub pong: Summary,
     /// Short client replies to server segments with no keystroke pending (ms).
     pub terminal: Summary,
     /// The same, only where the query was the first segment of the server's run
@@ -141,10 +155,21 @@ impl Interactive {
     pub fn keystroke(&mut self, ts: Ts) {
         self.keystrokes += 1;
         self.interactive = true;
+        self.await_answer(ts, Pending::Key);
+    }
+
+    fn await_answer(&mut self, ts: Ts, what: Pending) {
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
-        self.pending.push_back(ts);
+        self.pending.push_back((ts, what));
+    }
+
+    /// Keystroke-timing obfuscation (chaff) was seen: keystrokes sent inside
+    /// a chaff train cannot be told from chaff by size or time, so the
+    /// keystroke count is then a lower bound (each train's first key).
+    pub fn obfuscated(&self) -> bool {
+        self.chaff >= MIN_CHAFF
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
@@ -185,6 +210,7 @@ impl Interactive {
             self.last_candidate = Some(ts);
             if grid {
                 self.chaff += 1;
+                self.await_answer(ts, Pending::Chaff);
                 return;
             }
             self.keystroke(ts);
@@ -212,16 +238,23 @@ impl Interactive {
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
-        while let Some(k) = self.pending.pop_front() {
-            if (0..=ECHO_BOUND).contains(&(ts - k)) {
-                let d = ms(ts - k);
-                self.echo.add(d);
-                if self.echo_log.len() < MAX_ECHO_LOG {
-                    self.echo_log.push(d as f32);
+        while let Some((k, what)) = self.pending.pop_front() {
+            if !(0..=ECHO_BOUND).contains(&(ts - k)) {
+                continue;
+            }
+            let d = ms(ts - k);
+            match what {
+                Pending::Key => {
+                    self.echo.add(d);
+                    if self.echo_log.len() < MAX_ECHO_LOG {
+                        self.echo_log.push(d as f32);
+                    }
                 }
-                if !self.echo_all_pending {
-                    break;
-                }
+                // sshd answers PING with PONG at once: a clean round trip to the SSH peer.
+                Pending::Chaff => self.pong.add(d),
+            }
+            if !self.echo_all_pending {
+                break;
             }
         }
     }
@@ -340,13 +373,19 @@ mod tests {
     }
 
     #[test]
-    fn chaff_on_a_20ms_grid_is_counted_apart() {
+    fn chaff_on_a_20ms_grid_is_counted_apart_and_pongs_time_the_peer() {
         let mut a = Interactive::new(Some(36));
         a.on_data(0, Side::Client, 36);
+        a.on_data(30 * MS, Side::Server, 36); // the key's echo, 30 ms round trip
         for i in 1..=50 {
             a.on_data(i * 20 * MS, Side::Client, 36);
+            a.on_data(i * 20 * MS + 30 * MS, Side::Server, 36); // PONG
         }
-        assert_eq!((a.keystrokes, a.chaff), (1, 50));
+        assert_eq!((a.keystroke_count(), a.chaff), (1, 50));
+        assert!(a.obfuscated());
+        assert_eq!(a.echo.count(), 1);
+        let q = a.pong.quantiles().unwrap();
+        assert_eq!((q.min, q.max, q.samples), (30.0, 30.0, 50));
     }
 
     #[test]

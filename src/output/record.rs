@@ -1,9 +1,9 @@
 //! The JSON session record: a stable contract (see README "Session record").
 //! Fields are added, never renamed. `null` means "could not be measured".
 
-use crate::analysis::Summary;
 use crate::analysis::assess::{AppRtt, Assessment, assess};
 use crate::analysis::relay::{Relay, ttl_hops};
+use crate::analysis::{Quantiles, Summary};
 use crate::engine::Judge;
 use crate::flow::{EndReason, FlowKey, Session};
 use crate::proto::ssh::SshInfo;
@@ -60,6 +60,10 @@ pub struct SessionRecord {
     pub chaff: Option<u64>,
     /// Keystroke → echo delay at the sensor, ms.
     pub echo_ms: Option<EchoMs>,
+    /// OpenSSH keystroke-timing obfuscation seen (chaff): `keystrokes` is then a lower bound.
+    pub keystroke_obfuscation: Option<bool>,
+    /// Chaff PING → PONG at the sensor, ms: a clean round trip to the server's SSH process.
+    pub ping_rtt_ms: Option<EchoMs>,
     /// Application turnaround of each side (request → the peer's answering data), ms.
     pub client_app_rtt_ms: Option<AppRtt>,
     pub server_app_rtt_ms: Option<AppRtt>,
@@ -90,6 +94,12 @@ pub struct EchoMs {
     pub p50: f64,
     pub p90: f64,
     pub samples: u64,
+}
+
+impl From<Quantiles> for EchoMs {
+    fn from(q: Quantiles) -> EchoMs {
+        EchoMs { min: round(q.min, 4), p50: round(q.p50, 4), p90: round(q.p90, 4), samples: q.samples }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,12 +153,9 @@ impl SessionRecord {
             server_ttl_hops: s.ttl[1].map(ttl_hops),
             keystrokes: inter.map(|i| i.keystroke_count()),
             chaff: inter.map(|i| i.chaff),
-            echo_ms: inter.and_then(|i| i.echo.quantiles()).map(|q| EchoMs {
-                min: round(q.min, 4),
-                p50: round(q.p50, 4),
-                p90: round(q.p90, 4),
-                samples: q.samples,
-            }),
+            echo_ms: inter.and_then(|i| i.echo.quantiles()).map(EchoMs::from),
+            keystroke_obfuscation: inter.map(|i| i.obfuscated()),
+            ping_rtt_ms: inter.and_then(|i| i.pong.quantiles()).map(EchoMs::from),
             client_app_rtt_ms: a.app_rtt[0].map(round_app),
             server_app_rtt_ms: a.app_rtt[1].map(round_app),
             client_hidden_ms: a.hidden_ms[0].map(|v| round(v, 4)),
