@@ -50,7 +50,10 @@ impl<W: Write> TableWriter<W> {
             &r.server,
             r.start.get(..19).unwrap_or(&r.start),
             &format!("{:.1}", r.duration_s),
-            &r.keystrokes.map_or("-".into(), |k| k.to_string()),
+            // Under keystroke-timing obfuscation the count is a lower bound.
+            &r.keystrokes.map_or("-".into(), |k| {
+                if r.keystroke_obfuscation == Some(true) { format!(">={k}") } else { k.to_string() }
+            }),
             &format!("{}/{}", ms(r.client_rtt_ms.map(|l| l.floor)), ms(r.server_rtt_ms.map(|l| l.floor))),
             &ms(r.echo_ms.map(|e| e.p50)),
             &format!("{}/{}", ms(r.client_hidden_ms), ms(r.server_hidden_ms)),
