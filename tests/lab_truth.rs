@@ -105,12 +105,33 @@ fn lab_captures_match_their_truth() {
                 .filter(|k| k["t_ns"].as_i64().unwrap() <= end_ns)
                 .count() as u64;
             let got = r["keystrokes"].as_u64().unwrap_or(0);
-            if !close(got as f64, typed as f64, 0.0, 0.10) {
+            let obfuscated = truth["software"]["keystroke_timing_obfuscation"] == true;
+            if obfuscated {
+                // Keys typed inside a chaff train look exactly like chaff: the count is a
+                // lower bound, flagged as such; chaff is never counted as a keystroke.
+                if r["keystroke_obfuscation"] != true || got == 0 || got > typed {
+                    fail(format!("obfuscated: flag {}, keystrokes {got} of {typed} typed", r["keystroke_obfuscation"]));
+                }
+                if let Some(want) = v["chaff_expected"].as_u64() {
+                    let chaff = r["chaff"].as_u64().unwrap_or(0);
+                    // Keys we could not tell from chaff are counted as chaff.
+                    let hidden_keys = typed - got.min(typed);
+                    if chaff < want * 9 / 10 || chaff > want + hidden_keys + want / 10 {
+                        fail(format!("chaff: got {chaff}, expected {want} (+ up to {hidden_keys} keys in trains)"));
+                    }
+                }
+                // PING → PONG times the server's SSH process.
+                let want = e["application_rtt_ms"]["server_side"].as_f64().unwrap();
+                match f(&r["ping_rtt_ms"]["p50"]) {
+                    Some(got) if close(got, want, 2.0 + 2.0 * jitter, 0.05) => {}
+                    got => fail(format!("ping_rtt p50: got {got:?}, want {want}")),
+                }
+            } else if !close(got as f64, typed as f64, 0.0, 0.10) {
                 fail(format!("keystrokes: got {got}, typed {typed}"));
             }
             // Echo delay at the typist's edge, for single-hop sessions.
             let echo_truth = truth["expected_echo_delay_typist_edge_ms"].as_object().unwrap();
-            if vantage == "typist_edge" && echo_truth.len() == 1 {
+            if vantage == "typist_edge" && echo_truth.len() == 1 && !obfuscated {
                 let want = echo_truth.values().next().unwrap().as_f64().unwrap();
                 match f(&r["echo_ms"]["p50"]) {
                     Some(got) if close(got, want, 2.0, 0.05) => {}

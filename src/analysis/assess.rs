@@ -74,8 +74,7 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
                     shifts = level_shifts(&echo_levels, t);
                 }
                 // Chaff PING → PONG: the SSH peer's own answer, with no pty in between.
-                // Pairing is by order, so an answer can be mispaired now and then: the median.
-                if let Some(q) = inter.pong.quantiles() {
+                if let Some(q) = inter.ping_rtt() {
                     levels.push(Level { name: "ping_pong", ms: q.p50 });
                 }
             }

@@ -14,7 +14,7 @@
 //!   segment when no keystroke awaits its echo: the typist's terminal answering
 //!   a query (device attributes, cursor position).
 
-use super::stats::Summary;
+use super::stats::{Quantiles, Summary};
 use crate::flow::Side;
 use crate::time::{Ts, ms};
 use std::collections::VecDeque;
@@ -33,13 +33,9 @@ pub const LEVEL_WINDOW: usize = 5;
 const MAX_PENDING: usize = 64;
 /// Chaff packets that show keystroke-timing obfuscation is on.
 const MIN_CHAFF: u64 = 10;
-
-/// What a client packet awaiting the server's answer was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    Key,
-    Chaff,
-}
+/// Chaff PINGs remembered while awaiting PONGs, and PING → answer lags kept.
+const MAX_CHAFF_SENT: usize = 128;
+const MAX_PONG_LAGS: usize = 16384;
 
 /// Packets of one automatic answer follow each other within this.
 const AUTO_BURST: Ts = 2_000_000;
@@ -56,18 +52,23 @@ pub struct Interactive {
     candidates: Vec<(u32, u64)>,
     pub keystrokes: u64,
     pub chaff: u64,
-    /// Client packets awaiting the server's answer, oldest first: keystrokes
-    /// (answered by their echo) and chaff PINGs (answered by PONG).
-    pending: VecDeque<(Ts, Pending)>,
-    last_candidate: Option<Ts>,
+    /// Keystrokes awaiting their echo, oldest first.
+    pending: VecDeque<Ts>,
+    /// Recent chaff PINGs (send times), awaiting PONGs.
+    chaff_sent: VecDeque<Ts>,
+    /// Delays from each recent PING to each PONG-sized answer after it (ms, bounded):
+    /// the true PING → PONG delay is the one lag they share.
+    pong_lags: Vec<f32>,
+    /// The last small client packet (size, time), for the chaff grid.
+    last_small: Option<(u32, Ts)>,
+    /// Grid-following small client packets per size class.
+    grid_counts: Vec<(u32, u64)>,
     /// Keystroke → echo delays, ms.
     pub echo: Summary,
     /// Echo delays in order (bounded), for level shifts.
     pub echo_log: Vec<f32>,
     /// Answers from each side during authentication (ms), indexed by [`Side`].
     pub turnaround: [Vec<f64>; 2],
-    /// Chaff PING → PONG delays (ms): the round trip to the server's SSH process.
-    pub pong: Summary,
     /// Short client replies to server segments with no keystroke pending (ms).
     pub terminal: Summary,
     /// The same, only where the query was the first segment of the server's run
@@ -155,21 +156,24 @@ impl Interactive {
     pub fn keystroke(&mut self, ts: Ts) {
         self.keystrokes += 1;
         self.interactive = true;
-        self.await_answer(ts, Pending::Key);
-    }
-
-    fn await_answer(&mut self, ts: Ts, what: Pending) {
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
-        self.pending.push_back((ts, what));
+        self.pending.push_back(ts);
     }
 
     /// Keystroke-timing obfuscation (chaff) was seen: keystrokes sent inside
     /// a chaff train cannot be told from chaff by size or time, so the
     /// keystroke count is then a lower bound (each train's first key).
     pub fn obfuscated(&self) -> bool {
-        self.chaff >= MIN_CHAFF
+        self.chaff_count() >= MIN_CHAFF
+    }
+
+    /// Chaff in the session: grid-following packets of the final size class.
+    pub fn chaff_count(&self) -> u64 {
+        let ks = self.ks_size();
+        let late = self.grid_counts.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
+        self.chaff.max(late)
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
@@ -196,23 +200,38 @@ impl Interactive {
     }
 
     fn on_client(&mut self, ts: Ts, len: u32) {
-        if len <= 128 && self.auth_segments >= 8 {
+        let small = len <= 128;
+        // Chaff follows the previous packet of its size on the ~20 ms grid.
+        let grid = small
+            && self.last_small.is_some_and(|(l, p)| l == len && (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
+        if small {
+            self.last_small = Some((len, ts));
+        }
+        let typing = self.auth_segments >= 8;
+        if small && typing {
             bump(&mut self.size_counts, len);
         }
         let ks = self.ks_size();
-        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW) || self.automatic(ts);
-        let off_grid = self.last_candidate.is_none_or(|p| !(CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
-        if len <= 128 && !bulk && off_grid && self.auth_segments >= 8 {
+        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
+        if grid && !bulk {
+            // Counted per size class, so chaff sent before the class was learnt counts too.
+            if typing {
+                bump(&mut self.grid_counts, len);
+            }
+            if len == ks {
+                self.chaff += 1;
+                if self.chaff_sent.len() == MAX_CHAFF_SENT {
+                    self.chaff_sent.pop_front();
+                }
+                self.chaff_sent.push_back(ts);
+            }
+            return;
+        }
+        let bulk = bulk || self.automatic(ts);
+        if small && !bulk && typing {
             bump(&mut self.candidates, len);
         }
         if len == ks && !bulk {
-            let grid = self.last_candidate.is_some_and(|p| (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
-            self.last_candidate = Some(ts);
-            if grid {
-                self.chaff += 1;
-                self.await_answer(ts, Pending::Chaff);
-                return;
-            }
             self.keystroke(ts);
             return;
         }
@@ -238,25 +257,54 @@ impl Interactive {
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
-        while let Some((k, what)) = self.pending.pop_front() {
-            if !(0..=ECHO_BOUND).contains(&(ts - k)) {
-                continue;
+        // Several PINGs are in flight at once when the round trip exceeds the
+        // grid: every PONG-sized answer is a candidate for each of them.
+        if len == self.ks_size() {
+            while self.chaff_sent.front().is_some_and(|&c| ts - c > ECHO_BOUND) {
+                self.chaff_sent.pop_front();
             }
-            let d = ms(ts - k);
-            match what {
-                Pending::Key => {
-                    self.echo.add(d);
-                    if self.echo_log.len() < MAX_ECHO_LOG {
-                        self.echo_log.push(d as f32);
-                    }
+            for &c in &self.chaff_sent {
+                if self.pong_lags.len() < MAX_PONG_LAGS && ts >= c {
+                    self.pong_lags.push(ms(ts - c) as f32);
                 }
-                // sshd answers PING with PONG at once: a clean round trip to the SSH peer.
-                Pending::Chaff => self.pong.add(d),
-            }
-            if !self.echo_all_pending {
-                break;
             }
         }
+        while let Some(k) = self.pending.pop_front() {
+            if (0..=ECHO_BOUND).contains(&(ts - k)) {
+                let d = ms(ts - k);
+                self.echo.add(d);
+                if self.echo_log.len() < MAX_ECHO_LOG {
+                    self.echo_log.push(d as f32);
+                }
+                if !self.echo_all_pending {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Chaff PING → PONG delays: the lags within the densest 1 ms window.
+    /// Wrong pairings fall at multiples of the (randomly fuzzed) grid and
+    /// smear out; the true delay is the same for every pair.
+    pub fn ping_rtt(&self) -> Option<Quantiles> {
+        if self.pong_lags.len() < 3 {
+            return None;
+        }
+        let mut v: Vec<f32> = self.pong_lags.clone();
+        v.sort_unstable_by(|a, b| a.total_cmp(b));
+        let (mut best, mut at, mut j) = (0, 0, 0);
+        for i in 0..v.len() {
+            while v[i] - v[j] > 1.0 {
+                j += 1;
+            }
+            if i + 1 - j > best {
+                best = i + 1 - j;
+                at = j;
+            }
+        }
+        let mut sum = Summary::default();
+        v[at..at + best].iter().for_each(|&x| sum.add(x as f64));
+        sum.quantiles()
     }
 
     /// Robust floor of a side's authentication turnarounds. Answers no
@@ -384,8 +432,9 @@ mod tests {
         assert_eq!((a.keystroke_count(), a.chaff), (1, 50));
         assert!(a.obfuscated());
         assert_eq!(a.echo.count(), 1);
-        let q = a.pong.quantiles().unwrap();
-        assert_eq!((q.min, q.max, q.samples), (30.0, 30.0, 50));
+        let q = a.ping_rtt().unwrap();
+        assert_eq!((q.min, q.max), (30.0, 30.0));
+        assert!(q.samples >= 49, "{q:?}");
     }
 
     #[test]
