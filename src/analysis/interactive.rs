@@ -201,9 +201,11 @@ impl Interactive {
 
     fn on_client(&mut self, ts: Ts, len: u32) {
         let small = len <= 128;
+        let since_same = self.last_small.filter(|&(l, _)| small && l == len).map(|(_, p)| ts - p);
         // Chaff follows the previous packet of its size on the ~20 ms grid.
-        let grid = small
-            && self.last_small.is_some_and(|(l, p)| l == len && (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&(ts - p)));
+        let grid = since_same.is_some_and(|d| (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&d));
+        // Characters sent faster than anyone types come from a script (expect, a macro).
+        let scripted = since_same.is_some_and(|d| d < CHAFF_GRID.0);
         if small {
             self.last_small = Some((len, ts));
         }
@@ -227,7 +229,7 @@ impl Interactive {
             }
             return;
         }
-        let bulk = bulk || self.automatic(ts);
+        let bulk = bulk || scripted || self.automatic(ts);
         if small && !bulk && typing {
             bump(&mut self.candidates, len);
         }
@@ -391,6 +393,22 @@ mod tests {
         // A person typing 300 ms later counts.
         a.on_data(t + 340 * MS, Side::Client, 36);
         assert_eq!(a.keystroke_count(), 1);
+    }
+
+    #[test]
+    fn machine_speed_characters_are_not_keystrokes() {
+        let mut a = Interactive::new(Some(36));
+        for i in 0..5 {
+            a.on_data(i * 20 * MS, Side::Server, 100);
+            a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
+        }
+        // A script writes 20 characters 2 ms apart, after a first one.
+        let t0 = 1000 * MS;
+        for i in 0..21 {
+            a.on_data(t0 + i * 2 * MS, Side::Client, 36);
+        }
+        assert_eq!(a.keystroke_count(), 1);
+        assert_eq!(a.chaff_count(), 0);
     }
 
     #[test]
