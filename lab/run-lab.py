@@ -6,6 +6,9 @@ Run as root on Debian 12 (Python 3.11 standard library only):
     python3 lab/run-lab.py                      # every scenario at every delay setting -> pcaps/lab/
     python3 lab/run-lab.py --quick              # every scenario at the first setting, shorter command
     python3 lab/run-lab.py --scenario jump,nested --setting tr30-rs7.5 --out /tmp/lab
+    python3 lab/run-lab.py --openssh-prefix /opt/openssh-10 --scenario direct --setting tr30-rs7.5
+                                                # OpenSSH 10.0 with keystroke-timing obfuscation (chaff)
+                                                # -> pcaps/lab/obfuscated-direct-tr30-rs7.5/
 
 For each scenario and delay setting the lab builds network namespaces (typist T, middle host R, server S and a
 bridge namespace B), joins each link through a userspace delaying bridge (AF_PACKET; the kernel here has no
@@ -20,6 +23,7 @@ Internal helper modes (started by the lab itself inside namespaces):
 """
 
 import argparse
+import bisect
 import ctypes
 import fcntl
 import heapq
@@ -51,12 +55,26 @@ MAX_LATE_FRAMES = 2  # the check accepts this many bridge frames sent 1-5 ms lat
 SSHD = "/usr/sbin/sshd"
 CIPHER = "chacha20-poly1305@openssh.com"
 
+# OpenSSH binaries in use: Debian's by default; `--openssh-prefix DIR` switches client and every sshd to a build
+# installed under DIR (DIR/bin/ssh, DIR/sbin/sshd, DIR/libexec/sshd-{session,auth}), e.g. OpenSSH 10.0 with
+# keystroke-timing obfuscation. Set once in main().
+SW = {"prefix": None, "ssh": "ssh", "sshd": SSHD, "obscure": None, "use_pam_line": True, "source": None}
+# OpenSSH >= 9.5 client (clientloop.c, readconf.h): chaff on a ~interval grid (each interval fuzzed by +-10 %,
+# plus a per-burst rate offset of up to +10 %) until 1024 + uniform(0, 2048) ms after the last keystroke.
+OBFUSCATION_DEFAULT_INTERVAL_MS = 20
+OBFUSCATION_FUZZ_PERCENT = 10
+CHAFF_AFTER_LAST_KEY_MS = (1024, 1024 + 2048)
+
 # Delay settings: one-way delay of the typist--relay link (tr) and of the relay--server link (rs), and the
 # jitter (uniform +-J ms, never reordering) applied on both links.
 SETTINGS = {
     "tr30-rs7.5": {"tr_ms": 30.0, "rs_ms": 7.5, "jitter_ms": 0.0},
     "tr5-rs15": {"tr_ms": 5.0, "rs_ms": 15.0, "jitter_ms": 0.0},
     "tr20-rs10-j2": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 2.0},
+}
+# Settings that can be named with --setting but are not part of "all" (so a full run makes the same 15 sets).
+EXTRA_SETTINGS = {
+    "tr20-rs10": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 0.0},
 }
 SCENARIOS = ["direct", "jump", "portfwd", "nested", "routed"]
 
@@ -385,11 +403,15 @@ class Lab:
 class Typist:
     """Drives `ssh` through a pty like a person at an xterm; logs every keystroke with CLOCK_REALTIME."""
 
-    def __init__(self, argv, rng, gap=(0.12, 0.35), think=(0.45, 0.9)):
+    def __init__(self, argv, rng, gap=(0.12, 0.35), think=(0.45, 0.9), idle=0.0, path_first=None):
         self.rng = rng
         self.gap = gap
         self.think = think
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/root", "LANG": "C"}
+        self.idle = idle  # extra pause before every line but the first (not drawn from rng: same typing pattern)
+        path = "/usr/sbin:/usr/bin:/sbin:/bin"
+        if path_first:  # e.g. the OpenSSH build's bin: ProxyJump's `ssh -W` is started by name when needed
+            path = f"{path_first}:{path}"
+        env = {"PATH": path, "TERM": "xterm", "HOME": "/root", "LANG": "C"}
         pid, fd = pty.fork()
         if pid == 0:
             try:
@@ -502,6 +524,8 @@ class Typist:
 
     def type_line(self, text, expect=None):
         """Type text with human gaps, press Enter, then wait for `expect` (a prompt) or for ssh to exit."""
+        if self.keys and self.idle > 0:
+            self.pump_for(self.idle)
         self.pump_for(self.rng.uniform(*self.think))
         for ch in text:
             self.key(ch)
@@ -587,7 +611,8 @@ def ttl_expectation(scn, vantage):
 # --------------------------------------------------------------------------------------------------------------
 
 TSHARK_FIELDS = ["frame.time_epoch", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "tcp.stream",
-                 "tcp.flags.syn", "tcp.flags.ack", "tcp.len", "tcp.analysis.initial_rtt", "ip.ttl"]
+                 "tcp.flags.syn", "tcp.flags.ack", "tcp.len", "tcp.analysis.initial_rtt", "ip.ttl",
+                 "tcp.flags.fin", "tcp.flags.reset", "tcp.analysis.retransmission"]
 
 
 def epoch_ns(s):
@@ -609,6 +634,7 @@ def read_tcp(pcap):
             "t": epoch_ns(v[0]), "src": v[1], "sport": int(v[2]), "dst": v[3], "dport": int(v[4]),
             "stream": int(v[5]), "syn": v[6] in ("1", "True"), "ack": v[7] in ("1", "True"),
             "len": int(v[8] or 0), "irtt": float(v[9]) if v[9] else None, "ttl": v[10],
+            "fin": v[11] in ("1", "True"), "rst": v[12] in ("1", "True"), "retrans": v[13] != "",
         })
     return rows
 
@@ -644,6 +670,8 @@ def check_capture_set(truth, outdir):
     result["bridge_frames_late_over_1ms"] = late
     result["bridge_worst_lateness_ms"] = r3(worst)
     verdict(late <= MAX_LATE_FRAMES and worst <= 5.0, f"bridges: {late} frames late > 1 ms, worst {worst:.1f} ms")
+    interval = obfuscation_interval(truth)
+    matches = match_keystroke_packets(truth, outdir) if interval else None
     for vname, v in truth["vantages"].items():
         rows = read_tcp(outdir / v["file"])
         vpos = v["one_way_from_typist_ms"]
@@ -689,38 +717,61 @@ def check_capture_set(truth, outdir):
         data = [r for r in rows if r["len"] > 0]
         if vname == "typist_edge":  # how closely the keystroke log matches the packets on the wire
             lag = []
-            for k in truth["keystrokes"]:
-                up = next((r for r in data if r["t"] >= k["t_ns"] and r["src"] in client_ips), None)
+            for i, k in enumerate(truth["keystrokes"]):
+                if interval:  # matched by match_keystroke_packets (the client holds keys for the next slot)
+                    up = matches["typist_edge"][i]
+                else:
+                    up = next((r for r in data if r["t"] >= k["t_ns"] and r["src"] in client_ips), None)
                 k["typist_edge_packet_ns"] = up["t"] if up is not None else None
                 if up is not None:
                     lag.append((up["t"] - k["t_ns"]) / 1e6)
             lag.sort()
-            ok = bool(lag) and len(lag) == len(truth["keystrokes"]) and lag[len(lag) // 2] < 1.0
+            if interval:  # held for at most one (fuzzed) interval; the first key of a burst leaves at once
+                lim_med, lim_max = interval * 1.1 + 1.0, interval * 2.2 + 5.0
+            else:
+                lim_med, lim_max = 1.0, None
+            ok = (bool(lag) and len(lag) == len(truth["keystrokes"]) and lag[len(lag) // 2] < lim_med
+                  and (lim_max is None or lag[-1] < lim_max))
             verdict(ok, f"keystrokes on the wire: {len(lag)} of {len(truth['keystrokes'])} found")
             result["keystroke_log_to_typist_edge_packet_ms"] = {
                 "keystrokes": len(truth["keystrokes"]), "matched": len(lag),
                 "median": r3(lag[len(lag) // 2]) if lag else None, "max": r3(lag[-1]) if lag else None, "ok": ok}
+            if interval:
+                result["keystroke_log_to_typist_edge_packet_ms"]["note"] = (
+                    "keystroke-timing obfuscation: the client sends a key at its next ~interval slot, the first "
+                    "key of a burst at once")
         for hop in sorted({k["hop"] for k in truth["keystrokes"]}):
             exp = v["expected_by_hop"].get(str(hop))
             if exp is None:
                 continue
             samples = []
-            for k in truth["keystrokes"]:
+            e = exp["keystroke_to_echo_ms"]
+            for i, k in enumerate(truth["keystrokes"]):
                 if k["hop"] != hop or k["key"] == "Enter":
                     continue
-                up = next((r for r in data if r["t"] >= k["t_ns"] and r["src"] in client_ips
-                           and r["dport"] in (22, FWD_PORT)), None)
-                if up is None or up["t"] - k["t_ns"] > 150_000_000:
-                    continue
-                down = next((r for r in data if r["t"] > up["t"] and r["sport"] == up["dport"]
-                             and r["dport"] == up["sport"]), None)
+                if interval:
+                    # chaff: the first server packet after a key may be the PONG of an earlier chaff packet;
+                    # take the server packet nearest to the expected echo, within half a chaff interval
+                    up = matches[vname][i]
+                    if up is None:
+                        continue
+                    want = up["t"] + e * 1e6
+                    cand = [r for r in data if r["sport"] == up["dport"] and r["dport"] == up["sport"]
+                            and abs(r["t"] - want) <= interval * 0.5e6]
+                    down = min(cand, key=lambda r: abs(r["t"] - want), default=None)
+                else:
+                    up = next((r for r in data if r["t"] >= k["t_ns"] and r["src"] in client_ips
+                               and r["dport"] in (22, FWD_PORT)), None)
+                    if up is None or up["t"] - k["t_ns"] > 150_000_000:
+                        continue
+                    down = next((r for r in data if r["t"] > up["t"] and r["sport"] == up["dport"]
+                                 and r["dport"] == up["sport"]), None)
                 if down is not None:
                     samples.append((down["t"] - up["t"]) / 1e6)
             if not samples:
                 continue
             samples.sort()
             med = samples[len(samples) // 2]
-            e = exp["keystroke_to_echo_ms"]
             tol = 2.0 + 2 * jit * links_between(vpos, vpos + e / 2)
             ok = abs(med - e) <= tol
             verdict(ok, f"echo at {vname} hop {hop}: median {med:.2f}, expected {e}")
@@ -730,7 +781,325 @@ def check_capture_set(truth, outdir):
                 "measured_min_ms": r3(samples[0]), "measured_max_ms": r3(samples[-1]),
                 "tolerance_ms": tol, "ok": ok,
             })
+    if interval and truth.get("chaff"):
+        for vname, v in truth["vantages"].items():
+            c = v.get("chaff", {})
+            ok = c.get("consistent", False) and v.get("chaff_expected", 0) > 2 * truth["keystrokes_typed"]
+            verdict(ok, f"chaff at {vname}: {v.get('chaff_expected')} chaff packets, details {c.get('problems')}")
+        logged = truth["chaff"].get("logged_by_client", {}).get("total")
+        if logged is not None and truth["scenario"] != "nested":
+            for vname, v in truth["vantages"].items():
+                # on the client's own TCP connection every chaff packet passes; beyond a relay that ends the
+                # connection (jump, portfwd: S's side) the relay may drop the last one or two in flight
+                own = vname == "typist_edge" or truth["scenario"] in ("direct", "routed") or vname == "relay_outer"
+                x = v.get("chaff_expected")
+                ok = x == logged if own else x is not None and logged - 2 <= x <= logged
+                verdict(ok, f"chaff at {vname}: {x} in the capture, client logged {logged}")
     return result
+
+
+def obfuscation_interval(truth):
+    """Client chaff interval (ms) of a set made with keystroke-timing obfuscation, else None."""
+    sw = truth["software"]
+    if not sw.get("keystroke_timing_obfuscation"):
+        return None
+    return (sw.get("obscure_keystroke_timing") or {}).get("interval_ms") or OBFUSCATION_DEFAULT_INTERVAL_MS
+
+
+def pct(sorted_vals, q):
+    """Nearest-rank percentile of an ascending list (q in 0..100)."""
+    if not sorted_vals:
+        return None
+    i = min(len(sorted_vals) - 1, max(0, round(q / 100 * (len(sorted_vals) - 1))))
+    return sorted_vals[i]
+
+
+def stats_ms(vals):
+    v = sorted(vals)
+    if not v:
+        return {"n": 0}
+    return {"n": len(v), "min": r3(v[0]), "p10": r3(pct(v, 10)), "median": r3(pct(v, 50)), "p90": r3(pct(v, 90)),
+            "max": r3(v[-1]), "mean": r3(sum(v) / len(v))}
+
+
+def ssh_packet_len(payload):
+    """TCP payload of one SSH binary packet with chacha20-poly1305 (4-byte length, padding >= 4 to a multiple of
+    8 over padding-length byte + payload + padding, 16-byte tag)."""
+    body = 1 + payload
+    pad = 8 - body % 8
+    if pad < 4:
+        pad += 8
+    return 4 + body + pad + 16
+
+
+def wrapped_len(inner):
+    """An inner ssh packet of `inner` bytes carried as SSH_MSG_CHANNEL_DATA by an outer ssh (ProxyJump)."""
+    return ssh_packet_len(1 + 4 + 4 + inner)
+
+
+KEYSTROKE_LEN = ssh_packet_len(1 + 4 + 4 + 1)  # CHANNEL_DATA with one byte: 36
+DISCONNECT_LEN = ssh_packet_len(1 + 4 + 4 + len("disconnected by user") + 4)  # client's DISCONNECT: 60
+
+
+def ssh_sizes_for_session_end(size):
+    """(lone DISCONNECT, CHANNEL_CLOSE + DISCONNECT in one segment) for a vantage whose keystrokes are `size`:
+    36 on the session's own connection, 76 where it is wrapped in an outer ssh."""
+    if size == KEYSTROKE_LEN:
+        return DISCONNECT_LEN, KEYSTROKE_LEN + DISCONNECT_LEN
+    if size == wrapped_len(KEYSTROKE_LEN):
+        return wrapped_len(DISCONNECT_LEN), wrapped_len(KEYSTROKE_LEN + DISCONNECT_LEN)
+    return None, None
+
+
+def match_keystroke_packets(truth, outdir):
+    """Each keystroke's client->server data packet at each vantage, for sessions with chaff.
+
+    Typist edge: the first client data packet at or after the key's write to the pty (the client holds a key for
+    its next slot, at most ~1.1 intervals; no chaff is sent while a key waits). Other vantages: the client data
+    packet from 2 ms (+2 x jitter per link) before to 0.4 interval after that packet's time plus the one-way
+    delay from T to the vantage (a relay's sshd may forward a few ms late on a busy machine); chaff and keys
+    leave >= 0.9 interval apart, so the match is unique.
+    Returns {vantage: [row or None per keystroke]}.
+    """
+    interval = obfuscation_interval(truth)
+    d1 = truth["links"]["typist_relay"]["one_way_delay_ms"]
+    jit = truth["links"]["typist_relay"]["jitter_ms"]
+    client_ips = {IP["T"], IP["T_direct"], IP["R_s"]}
+    vants = truth["vantages"]
+    order = ["typist_edge"] + [v for v in vants if v != "typist_edge"]
+    out = {}
+    te = []
+    for vname in order:
+        up = [r for r in read_tcp(outdir / vants[vname]["file"])
+              if r["len"] > 0 and not r["retrans"] and r["src"] in client_ips and r["dport"] in (22, FWD_PORT)]
+        times = [r["t"] for r in up]
+        vpos = vants[vname]["one_way_from_typist_ms"]
+        links = 0 if vpos == 0 else 1 if abs(vpos - d1) < 1e-9 else 2
+        tol_ns = (2.0 + 2 * jit * links) * 1e6
+        late_ns = max(tol_ns, 0.4 * interval * 1e6 + 2 * jit * links * 1e6)
+        got = []
+        for i, k in enumerate(truth["keystrokes"]):
+            r = None
+            if vname == "typist_edge":
+                j = bisect.bisect_left(times, k["t_ns"])
+                if j < len(up) and up[j]["t"] - k["t_ns"] <= (2.2 * interval + 50) * 1e6:
+                    r = up[j]
+            elif te[i] is not None:
+                want = te[i]["t"] + vpos * 1e6
+                j = bisect.bisect_left(times, want - tol_ns)
+                if j < len(up) and up[j]["t"] - want <= late_ns:
+                    r = up[j]
+            got.append(r)
+        if vname == "typist_edge":
+            te = got
+        out[vname] = got
+    return out
+
+
+def parse_client_chaff_log(path):
+    """Chaff bursts as logged by the OpenSSH client at DEBUG3 (clientloop.c obfuscate_keystroke_timing)."""
+    bursts = []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "obfuscate_keystroke_timing: starting" in line:
+            bursts.append({"chaff_sent": None, "stop_reason": None})
+        elif "obfuscate_keystroke_timing: stopping:" in line:
+            rest = line.split("stopping:", 1)[1].strip()
+            reason, _, tail = rest.partition(" (")
+            n = int(tail.split()[0]) if tail[:1].isdigit() else None
+            if not bursts or bursts[-1]["stop_reason"] is not None:
+                bursts.append({"chaff_sent": None, "stop_reason": None})
+            bursts[-1].update(chaff_sent=n, stop_reason=reason)
+    return {"source": "ssh client log at LogLevel DEBUG3 (-E): obfuscate_keystroke_timing starting/stopping lines",
+            "bursts": bursts, "total": sum(b["chaff_sent"] or 0 for b in bursts)}
+
+
+def analyze_chaff(truth, outdir):
+    """Chaff at each vantage, from the captures: chaff_expected, grid spacing, bursts, PONG vs echo delays.
+
+    Keystroke size class at a vantage: TCP payload length of the keystroke packets there (36 with
+    chacha20-poly1305 on the ssh connection itself; larger where the session is wrapped in an outer ssh, as on
+    T--R in jump). Interactive part: from the first keystroke packet to the end of the session, which is the
+    client's first data packet of another size after the last keystroke (its SSH_MSG_DISCONNECT, alone or
+    wrapped, or the outer ssh's own end in jump), or the connection's first FIN/RST if no such packet passes
+    the vantage. When that packet is a lone DISCONNECT, the size-class packet just before it (< 2 ms) is the
+    client's CHANNEL_CLOSE answering the server's and is left out; when CLOSE and DISCONNECT share a segment
+    there is nothing to leave out. chaff_expected = client size-class packets in the interactive part minus
+    keystrokes typed. Also adds the client's hold of each terminal reply to truth["terminal_queries"].
+    """
+    interval = obfuscation_interval(truth)
+    matches = match_keystroke_packets(truth, outdir)
+    keys = truth["keystrokes"]
+    for i, k in enumerate(keys):
+        r = matches["typist_edge"][i]
+        k["typist_edge_packet_ns"] = r["t"] if r is not None else None
+    client_ips = {IP["T"], IP["T_direct"], IP["R_s"]}
+    idle_gap_ns = 5 * interval * 1e6  # a longer silence ends a burst
+    # The client holds a terminal's answer for its next slot like a key: the query -> reply turnaround at the
+    # typist edge is the typist's at-once answer plus that hold, not a round trip through anything
+    te_rows = [r for r in read_tcp(outdir / truth["vantages"]["typist_edge"]["file"])
+               if r["len"] > 0 and not r["retrans"]]
+    for q in truth.get("terminal_queries", []):
+        qp = next((r for r in reversed(te_rows) if r["sport"] in (22, FWD_PORT) and r["t"] <= q["query_seen_ns"]),
+                  None)
+        rp = next((r for r in te_rows if r["dport"] in (22, FWD_PORT) and r["src"] in client_ips
+                   and r["t"] >= q["reply_sent_ns"]), None)
+        q["typist_edge_query_packet_ns"] = qp["t"] if qp else None
+        q["typist_edge_reply_packet_ns"] = rp["t"] if rp else None
+        q["reply_held_by_client_ms"] = r3((rp["t"] - q["reply_sent_ns"]) / 1e6) if rp else None
+        q["typist_edge_query_to_reply_ms"] = r3((rp["t"] - qp["t"]) / 1e6) if rp and qp else None
+
+    def pk(r):  # identity of a packet across separate reads of the same capture
+        return (r["t"], r["stream"], r["src"], r["sport"])
+
+    summary = {"interval_ms": interval, "vantages": {}}
+    for vname, v in truth["vantages"].items():
+        problems = []
+        rows = read_tcp(outdir / v["file"])
+        retrans = sum(1 for r in rows if r["retrans"])
+        rows = [r for r in rows if not r["retrans"]]  # a segment sent again is not another packet of the client
+        got = matches[vname]
+        streams = {r["stream"] for r in got if r is not None}
+        up = [r for r in rows if r["len"] > 0 and r["stream"] in streams and r["src"] in client_ips
+              and r["dport"] in (22, FWD_PORT)]
+        down = [r for r in rows if r["len"] > 0 and r["stream"] in streams and r["sport"] in (22, FWD_PORT)]
+        matched = [r for r in got if r is not None]
+        if len(matched) != len(keys):
+            problems.append(f"{len(keys) - len(matched)} keystrokes without a packet")
+        if not matched:
+            v["chaff_expected"] = None
+            v["chaff"] = {"consistent": False, "problems": problems}
+            continue
+        sizes = {}
+        for r in matched:
+            sizes[r["len"]] = sizes.get(r["len"], 0) + 1
+        size = max(sizes, key=sizes.get)
+        if len(sizes) > 1:
+            problems.append(f"keystroke packets of several sizes {sizes}")
+        start = min(r["t"] for r in matched)
+        last_key = max(r["t"] for r in matched)
+        after = [r for r in up if r["t"] > last_key]
+        end_pkt = next((r for r in after if r["len"] != size), None)
+        if end_pkt is not None:
+            # The client answers the server's channel close with its own CHANNEL_CLOSE (keystroke size) and
+            # then sends DISCONNECT; both leave in one loop, as two segments or coalesced into one. Which one
+            # it was follows from the end packet's size (a chaff packet can leave in the same instant, so
+            # timing alone cannot tell).
+            end = end_pkt["t"]
+            lone, both = ssh_sizes_for_session_end(size)
+            if end_pkt["len"] == lone:
+                cands = [r for r in after if r["len"] == size and r["t"] < end and end - r["t"] < 2_000_000]
+                if cands:
+                    end = cands[-1]["t"]
+                    end_text = ("the client's CHANNEL_CLOSE (keystroke size, left out), sent just before its "
+                                "DISCONNECT")
+                else:
+                    problems.append("DISCONNECT without a separate CHANNEL_CLOSE before it")
+                    end_text = "the client's DISCONNECT"
+            elif end_pkt["len"] == both:
+                end_text = "the client's CHANNEL_CLOSE and DISCONNECT coalesced into one segment"
+            elif lone != DISCONNECT_LEN and end_pkt["len"] in (DISCONNECT_LEN, KEYSTROKE_LEN):
+                # wrapped session (T--R in jump): the outer `ssh -W` ended its own channel or connection before
+                # forwarding the inner client's last packets
+                end_text = "the outer ssh's own EOF/CLOSE/DISCONNECT (the inner client's last packets not sent)"
+            else:
+                problems.append(f"unexpected end-of-session packet of {end_pkt['len']} bytes")
+                end_text = "the client's first non-size-class packet after the last keystroke"
+        else:
+            # e.g. the server edge in jump: the relay's sshd ends its TCP connection to S (FIN/RST) without
+            # forwarding the inner client's last packets; the connection's end ends the interactive part
+            fin = next((r for r in rows if r["stream"] in streams and r["t"] > last_key and (r["fin"] or r["rst"])),
+                       None)
+            if fin is None:
+                problems.append("no end of session (DISCONNECT, FIN or RST) after the last keystroke")
+                end = up[-1]["t"] + 1
+                end_text = "end of capture"
+            else:
+                end = fin["t"]
+                end_text = "first FIN/RST of the session's TCP connection (no DISCONNECT passed this vantage)"
+        in_part = [r for r in up if start <= r["t"] < end and r["len"] == size]
+        key_ids = {pk(r) for r in matched}
+        chaff = [r for r in in_part if pk(r) not in key_ids]
+        n_expected = len(in_part) - len(keys)
+        if n_expected != len(chaff):
+            problems.append(f"size-class packets minus keystrokes {n_expected} != unmatched size-class "
+                            f"packets {len(chaff)}")
+        # grid: intervals between consecutive size-class client packets inside bursts
+        seq = sorted(in_part, key=lambda r: r["t"])
+        gaps = [(b["t"] - a["t"]) / 1e6 for a, b in zip(seq, seq[1:]) if b["t"] - a["t"] < idle_gap_ns]
+        bursts = []
+        for r in seq:
+            if not bursts or r["t"] - bursts[-1][-1]["t"] >= idle_gap_ns:
+                bursts.append([])
+            bursts[-1].append(r)
+        burst_out = []
+        for b in bursts:
+            ks = [r for r in b if pk(r) in key_ids]
+            last_k = max((r["t"] for r in ks), default=None)
+            burst_out.append({
+                "start_ns": b[0]["t"], "end_ns": b[-1]["t"], "packets": len(b), "keystrokes": len(ks),
+                "chaff": len(b) - len(ks),
+                "last_keystroke_to_last_chaff_ms": r3((b[-1]["t"] - last_k) / 1e6) if last_k else None,
+                "ended_by": "session end" if b is bursts[-1] and end - b[-1]["t"] < 3 * interval * 1e6
+                else "chaff time expired",
+            })
+        # answers: the first server data packet after each size-class client packet, within half an interval of
+        # where the answer is due (the packet time plus the round trip to the answering sshd at this vantage)
+        e_ms = v["expected"]["keystroke_to_echo_ms"]
+        dtimes = [r["t"] for r in down]
+        echo_d, echo_enter_d, pong_d, pong_sizes, unanswered, other = [], [], [], {}, 0, []
+        enter_ids = {pk(r) for i, r in enumerate(got) if r is not None and keys[i]["key"] == "Enter"}
+        for r in seq:
+            lo = max(r["t"] + 1, r["t"] + (e_ms - interval / 2) * 1e6)
+            j = bisect.bisect_left(dtimes, lo)
+            resp = down[j] if j < len(down) and down[j]["t"] <= r["t"] + (e_ms + interval / 2) * 1e6 else None
+            if pk(r) in key_ids:
+                if resp is not None:
+                    (echo_enter_d if pk(r) in enter_ids else echo_d).append((resp["t"] - r["t"]) / 1e6)
+            elif resp is None:
+                unanswered += 1
+            else:
+                pong_sizes[resp["len"]] = pong_sizes.get(resp["len"], 0) + 1
+                if resp["len"] == size:  # a PONG has the size of a keystroke echo
+                    pong_d.append((resp["t"] - r["t"]) / 1e6)
+                else:  # e.g. a chaff packet just before the shell's output or the session close
+                    other.append((resp["t"] - r["t"]) / 1e6)
+        v["chaff_expected"] = n_expected
+        v["chaff"] = {
+            "keystroke_size_class_tcp_payload": size,
+            "client_packets_of_size_class_in_interactive_part": len(in_part),
+            "keystrokes_typed": len(keys),
+            "keystroke_packets_matched": len(matched),
+            "chaff_expected": n_expected,
+            "interactive_part": {
+                "start_ns": start, "end_ns": end,
+                "start": "first keystroke packet at this vantage",
+                "end": end_text,
+                "end_packet_tcp_payload": end_pkt["len"] if end_pkt else None,
+            },
+            "tcp_retransmissions_left_out": retrans,
+            "grid_interval_ms": stats_ms(gaps),
+            "bursts": burst_out,
+            "server_answer_delay_ms": {
+                "what": "client size-class packet at this vantage -> first server data packet after it, within "
+                        "half an interval of the expected round trip to the answering sshd "
+                        "(vantages.*.expected.keystroke_to_echo_ms)",
+                "chaff_to_pong": stats_ms(pong_d),
+                "chaff_answer_tcp_payload": {str(k): n for k, n in sorted(pong_sizes.items())},
+                "chaff_followed_by_other_output_ms": [r3(x) for x in sorted(other)],
+                "chaff_unanswered": unanswered,
+                "keystroke_to_echo": stats_ms(echo_d),
+                "enter_to_first_output": stats_ms(echo_enter_d),
+            },
+            "consistent": not problems,
+            "problems": problems,
+        }
+        summary["vantages"][vname] = {"chaff_expected": n_expected, "size_class": size,
+                                      "grid_median_ms": v["chaff"]["grid_interval_ms"].get("median")}
+    return summary
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -743,8 +1112,7 @@ ListenAddress 0.0.0.0
 HostKey {hostkey}
 PidFile {pidfile}
 AuthorizedKeysFile {authkeys}
-UsePAM no
-StrictModes no
+{usepam}StrictModes no
 PermitRootLogin yes
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -766,7 +1134,7 @@ PS1='{prompt}'
 unset HISTFILE PROMPT_COMMAND
 # da: ask the terminal for its primary Device Attributes, read the answer silently
 da() {{ printf '\\033[c'; IFS= read -r -s -t 2 -d c _reply; }}
-ssh() {{ command ssh -F {client_config} "$@"; }}
+ssh() {{ command {ssh} -F {client_config} "$@"; }}
 """
 
 CLIENT_CONFIG = """\
@@ -789,7 +1157,7 @@ Host *
   ControlPath none
   ForwardAgent no
   ForwardX11 no
-"""
+{extra}"""
 
 SCENARIO_TEXT = {
     "direct": "T runs `ssh server`; T and S share one L2 segment through both delaying bridges chained "
@@ -803,7 +1171,7 @@ SCENARIO_TEXT = {
 
 def run_one(scn, setting_name, setting, args, keydir, outroot):
     d1, d2, jit = setting["tr_ms"], setting["rs_ms"], setting["jitter_ms"]
-    name = f"{scn}-{setting_name}"
+    name = f"{args.set_prefix}{scn}-{setting_name}"
     outdir = outroot / name
     outdir.mkdir(parents=True, exist_ok=True)
     for f in outdir.iterdir():
@@ -858,17 +1226,22 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
 
         # ssh material: client config, shell rc files, sshd configs
         client_cfg = work / "ssh_config"
+        extra = f"  ObscureKeystrokeTiming {SW['obscure']}\n" if SW["obscure"] else ""
         client_cfg.write_text(CLIENT_CONFIG.format(relay=IP["R_t"], server=server_ip, key=keydir / "id_ed25519",
-                                                   cipher=CIPHER))
+                                                   cipher=CIPHER, extra=extra))
         sshd_hosts = ["S"] + (["R"] if scn in ("jump", "nested") else [])
         for role in sshd_hosts:
             host = "server" if role == "S" else "relay"
             rc = work / f"rc-{host}"
-            rc.write_text(SHELL_RC.format(host=host, prompt=PROMPT[host], client_config=client_cfg))
+            rc.write_text(SHELL_RC.format(host=host, prompt=PROMPT[host], client_config=client_cfg, ssh=SW["ssh"]))
             cfg = work / f"sshd_config-{host}"
             cfg.write_text(SSHD_CONFIG.format(hostkey=keydir / f"host-{host}", pidfile=work / f"sshd-{host}.pid",
-                                              authkeys=keydir / "authorized_keys", cipher=CIPHER, rcfile=rc))
-            lab.spawn(f"sshd-{host}", role, [SSHD, "-D", "-e", "-f", cfg],
+                                              authkeys=keydir / "authorized_keys", cipher=CIPHER, rcfile=rc,
+                                              usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
+            # config test first (also checks the privilege-separation user and directory): a clear error here
+            # beats "nothing listens on port 22" later
+            lab.run(SW["sshd"], "-t", "-f", cfg, ns=role)
+            lab.spawn(f"sshd-{host}", role, [SW["sshd"], "-D", "-e", "-f", cfg],
                       stderr=open(work / f"sshd-{host}.log", "wb"))
         if scn == "portfwd":
             lab.spawn("socat", "R", ["socat", f"TCP-LISTEN:{FWD_PORT},bind={IP['R_t']},reuseaddr,fork",
@@ -924,7 +1297,12 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
 
         # the typist
         rng = random.Random(seed)
-        ssh_cmd = ["ip", "netns", "exec", lab.ns("T"), "ssh", "-F", str(client_cfg)]
+        ssh_cmd = ["ip", "netns", "exec", lab.ns("T"), SW["ssh"], "-F", str(client_cfg)]
+        client_log = work / "ssh-client.log"
+        if SW["obscure"]:
+            # DEBUG3 into a file (not the pty): the client logs each chaff burst ("obfuscate_keystroke_timing:
+            # starting ... stopping: REASON (N chaff packets sent)"), the client's own count of chaff
+            ssh_cmd += ["-o", "LogLevel=DEBUG3", "-E", str(client_log)]
         if scn == "jump":
             ssh_cmd += ["-J", "relay", "server"]
         elif scn == "portfwd":
@@ -934,7 +1312,8 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
         else:
             ssh_cmd += ["server"]
         command = "uname" if args.quick else "ls /etc | wc -l"
-        typist = Typist(ssh_cmd, rng)
+        typist = Typist(ssh_cmd, rng, idle=args.idle_after_line,
+                        path_first=str(Path(SW["prefix"]) / "bin") if SW["prefix"] else None)
         t0 = time.time_ns()
         timeline = []
         if scn == "nested":
@@ -1014,13 +1393,9 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             "scenario": scn,
             "setting": setting_name,
             "description": SCENARIO_TEXT[scn],
-            "client_command": " ".join(ssh_cmd[4:]).replace(str(client_cfg), "CONFIG"),
-            "software": {
-                "ssh": subprocess.run(["ssh", "-V"], stderr=subprocess.PIPE, text=True).stderr.strip(),
-                "kernel": os.uname().release,
-                "cipher": CIPHER,
-                "keystroke_timing_obfuscation": False,
-            },
+            "client_command": " ".join(ssh_cmd[4:]).replace(str(client_cfg), "CONFIG")
+            .replace(str(client_log), "CLIENT_LOG"),
+            "software": software_truth(),
             "links": {
                 "typist_relay": {"one_way_delay_ms": d1, "jitter_ms": jit,
                                  "note": "T--R link" if has_r else "first bridge of the T--S path"},
@@ -1047,10 +1422,17 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             },
             "seed": seed,
         }
+        if SW["obscure"] not in (None, "no"):
+            truth["chaff"] = {"logged_by_client": parse_client_chaff_log(client_log)}
+            if shutil.which("tshark"):
+                truth["chaff"].update(analyze_chaff(truth, outdir))
         (outdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
         if not args.no_check:
             truth["check"] = check_capture_set(truth, outdir)
             (outdir / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+        if truth.get("chaff"):
+            log(f"{name}: chaff: client logged {truth['chaff']['logged_by_client'].get('total')}; capture "
+                + ", ".join(f"{vn} {vv.get('chaff_expected')}" for vn, vv in truth["vantages"].items()))
         log(f"{name}: {len(keys)} keystrokes, {len(typist.queries)} DA query, "
             f"check {'ok' if truth.get('check', {}).get('all_ok') else 'NOT ok or skipped'}, "
             f"{time.monotonic() - t_start:.1f} s")
@@ -1063,6 +1445,56 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             log(f"{name}: work files kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def software_truth():
+    sw = {
+        "ssh": subprocess.run([SW["ssh"], "-V"], stderr=subprocess.PIPE, text=True).stderr.strip(),
+        "kernel": os.uname().release,
+        "cipher": CIPHER,
+        "keystroke_timing_obfuscation": bool(SW["obscure"]) and SW["obscure"] != "no",
+    }
+    if SW["prefix"]:
+        sw["sshd"] = subprocess.run([SW["sshd"], "-V"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True).stdout.strip()
+        sw["openssh_prefix"] = SW["prefix"]
+        if SW["source"]:
+            sw["openssh_source"] = SW["source"]
+        sw["obscure_keystroke_timing"] = {
+            "client_option": f"ObscureKeystrokeTiming {SW['obscure']}",
+            "interval_ms": obscure_interval_ms(),
+            "interval_fuzz_percent": OBFUSCATION_FUZZ_PERCENT,
+            "chaff_after_last_keystroke_ms": list(CHAFF_AFTER_LAST_KEY_MS),
+            "chaff_message": "SSH2_MSG_PING \"PING!\" (client), answered by SSH2_MSG_PONG (sshd); "
+                             "same padded size as a one-byte keystroke",
+        }
+    return sw
+
+
+def obscure_interval_ms():
+    v = SW["obscure"]
+    if not v or v == "no":
+        return None
+    if v == "yes":
+        return OBFUSCATION_DEFAULT_INTERVAL_MS
+    return int(v.split(":", 1)[1])
+
+
+def chaff_summary(truth):
+    """One sentence on keystroke-timing obfuscation for SUMMARY.md (empty for sets without it)."""
+    if not truth["software"].get("keystroke_timing_obfuscation"):
+        return ""
+    parts = []
+    for vn, vv in truth["vantages"].items():
+        c = vv.get("chaff") or {}
+        g = c.get("grid_interval_ms") or {}
+        a = (c.get("server_answer_delay_ms") or {})
+        parts.append(f"{vn} {vv.get('chaff_expected')} (size {c.get('keystroke_size_class_tcp_payload')}, grid "
+                     f"median {g.get('median')}, PONG {a.get('chaff_to_pong', {}).get('median')} vs echo "
+                     f"{a.get('keystroke_to_echo', {}).get('median')})")
+    logged = (truth.get("chaff") or {}).get("logged_by_client", {}).get("total")
+    return (f" Keystroke-timing obfuscation ({truth['software']['ssh'].split(',')[0]}): chaff_expected "
+            + "; ".join(parts) + f"; client logged {logged} chaff.")
 
 
 def write_index(outroot):
@@ -1088,6 +1520,10 @@ def write_index(outroot):
             "keystrokes_typed": truth["keystrokes_typed"],
             "check_ok": chk.get("all_ok"),
         })
+        if truth["software"].get("keystroke_timing_obfuscation"):
+            sets[-1]["ssh"] = truth["software"]["ssh"]
+            sets[-1]["keystroke_timing_obfuscation"] = True
+            sets[-1]["chaff_expected"] = {vn: vv.get("chaff_expected") for vn, vv in truth["vantages"].items()}
         lk = truth["links"]
         md += [f"## {t.parent.name}", "",
                f"{truth['description']}. One-way T--R {lk['typist_relay']['one_way_delay_ms']}, "
@@ -1097,7 +1533,8 @@ def write_index(outroot):
                "Ping (configured -> measured median): "
                + ", ".join(f"{k} {p['configured_rtt_ms']} -> {p['median_ms']}"
                                     for k, p in truth["measured"]["ping"].items())
-               + f". Check: {'ok' if chk.get('all_ok') else 'NOT ok' if chk else 'not made'}.", "",
+               + f". Check: {'ok' if chk.get('all_ok') else 'NOT ok' if chk else 'not made'}."
+               + chaff_summary(truth), "",
                "| vantage (file) | hop | transport c/s | app c/s | hidden c/s | relay c/s | handshake s/c | echo exp -> med |",
                "|---|---|---|---|---|---|---|---|"]
         for vname, v in truth["vantages"].items():
@@ -1122,6 +1559,34 @@ def write_index(outroot):
     (outroot / "SUMMARY.md").write_text("\n".join(md))
 
 
+def check_openssh_build():
+    """The --openssh-prefix build must find its helpers and its privilege-separation setup before any run."""
+    probe = Path(tempfile.mkdtemp(prefix="echoloc-lab-sshd-probe-"))
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", probe / "hostkey"], check=True)
+        cfg = probe / "sshd_config"
+        cfg.write_text(f"HostKey {probe / 'hostkey'}\nPidFile {probe / 'pid'}\n")
+        r = subprocess.run([SW["sshd"], "-T", "-f", cfg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{SW['sshd']} -T failed: {r.stdout.strip()[-400:]}")
+        dump = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+        SW["use_pam_line"] = "usepam" in dump  # a build --without-pam calls "UsePAM no" unsupported
+        for opt in ("sshdsessionpath", "sshdauthpath"):  # OpenSSH >= 9.8 (10.0) splits sshd into helpers
+            if opt in dump and not os.access(dump[opt], os.X_OK):
+                sys.exit(f"{SW['sshd']}: {opt} {dump[opt]} is missing (was `make install` run for this prefix?)")
+        # sshd -t checks the privilege-separation user and chroot directory (configure's default /var/empty:
+        # must exist, root-owned, not group/world writable); report its own message if that fails
+        r = subprocess.run([SW["sshd"], "-t", "-f", cfg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{SW['sshd']} -t failed: {r.stdout.strip()[-400:]} (privilege separation: the build's "
+                     "chroot directory, /var/empty by default, must exist, owned by root, mode 755)")
+        log(f"OpenSSH under {SW['prefix']}: "
+            + subprocess.run([SW["ssh"], "-V"], stderr=subprocess.PIPE, text=True).stderr.strip()
+            + f"; sshd helpers {dump.get('sshdsessionpath', '-')}, {dump.get('sshdauthpath', '-')}")
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_bridge":
         return bridge_main(sys.argv[2:])
@@ -1129,7 +1594,9 @@ def main():
         return ping_main(sys.argv[2:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default="all", help=f"comma list of {', '.join(SCENARIOS)} or 'all'")
-    p.add_argument("--setting", default="all", help=f"comma list of {', '.join(SETTINGS)} or 'all'")
+    p.add_argument("--setting", default="all",
+                   help=f"comma list of {', '.join(list(SETTINGS) + list(EXTRA_SETTINGS))} or 'all' "
+                        f"(= {', '.join(SETTINGS)})")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: pcaps/lab in the repo)")
     p.add_argument("--quick", action="store_true", help="first setting only (unless --setting) and a shorter command")
     p.add_argument("--seed", type=int, default=1, help="seed for typing gaps and jitter (default 1)")
@@ -1137,27 +1604,72 @@ def main():
     p.add_argument("--retries", type=int, default=2,
                    help="run a set again when it fails or its check is not ok (default 2)")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work directory (configs, logs)")
+    p.add_argument("--openssh-prefix", metavar="DIR",
+                   help="use the OpenSSH installed under DIR (DIR/bin/ssh, DIR/sbin/sshd) for the client and every "
+                        "sshd instead of Debian's, e.g. /opt/openssh-10 (keystroke-timing obfuscation)")
+    p.add_argument("--obscure-keystroke-timing", default="yes", metavar="yes|no|interval:MS",
+                   help="client ObscureKeystrokeTiming with --openssh-prefix (default yes = interval:20)")
+    p.add_argument("--openssh-source", metavar="TEXT",
+                   help="where the --openssh-prefix build came from, recorded as software.openssh_source")
+    p.add_argument("--set-prefix", default=None,
+                   help="prefix of the set directory names (default: none; with --openssh-prefix 'obfuscated-', "
+                        "or 'openssh-prefix-' when obfuscation is off), so existing sets are never overwritten")
+    p.add_argument("--idle-after-line", type=float, default=None, metavar="S",
+                   help="extra idle seconds before each line after the first (default 0; 3.5 with obfuscation, "
+                        "so each line's chaff burst ends before the next line)")
     args = p.parse_args()
 
     if os.geteuid() != 0:
         sys.exit("run-lab.py must run as root (network namespaces, raw sockets, tcpdump)")
-    for tool in ("ip", "ethtool", "tcpdump", "ssh", "ssh-keygen", SSHD, "ss", "socat"):
+    if args.openssh_prefix:
+        pre = Path(args.openssh_prefix).resolve()
+        SW["prefix"] = str(pre)
+        SW["ssh"] = str(pre / "bin" / "ssh")
+        SW["sshd"] = str(pre / "sbin" / "sshd")  # absolute: sshd re-executes itself and its helpers
+        for f in (SW["ssh"], SW["sshd"]):
+            if not os.access(f, os.X_OK):
+                sys.exit(f"--openssh-prefix: {f} is missing or not executable")
+        v = args.obscure_keystroke_timing
+        if not (v in ("yes", "no") or (v.startswith("interval:") and v[9:].isdigit() and int(v[9:]) > 0)):
+            sys.exit("--obscure-keystroke-timing: yes, no or interval:MS")
+        SW["obscure"] = v
+        SW["source"] = args.openssh_source
+    elif args.obscure_keystroke_timing != "yes":
+        sys.exit("--obscure-keystroke-timing needs --openssh-prefix (Debian's 9.2p1 has no obfuscation)")
+    if args.set_prefix is None:
+        args.set_prefix = "" if not SW["prefix"] else "openssh-prefix-" if SW["obscure"] == "no" else "obfuscated-"
+    if args.idle_after_line is None:
+        args.idle_after_line = 3.5 if SW["obscure"] not in (None, "no") else 0.0
+    for tool in ("ip", "ethtool", "tcpdump", SW["ssh"], "ssh-keygen", SW["sshd"], "ss", "socat"):
         if not shutil.which(tool):
             sys.exit(f"missing tool: {tool}")
-    scns = SCENARIOS if args.scenario == "all" else args.scenario.split(",")
+    if SW["prefix"]:
+        check_openssh_build()
+    obfuscating = SW["obscure"] not in (None, "no")
+    if args.scenario == "all":
+        scns = [s for s in SCENARIOS if not (obfuscating and s in ("nested", "portfwd"))]
+    else:
+        scns = args.scenario.split(",")
     for s in scns:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s!r}; choose from {SCENARIOS}")
+        if s in ("nested", "portfwd") and obfuscating:
+            sys.exit(f"{s} with keystroke-timing obfuscation is not supported: "
+                     + ("the ssh started in the relay's shell chaffs and re-quantises keys too, and the chaff "
+                        "analysis does not model two clients" if s == "nested" else
+                        "socat (Nagle on) coalesces chaff and keys into one segment towards S whenever the R--S "
+                        "round trip exceeds the chaff interval, and the chaff analysis assumes one ssh packet "
+                        "per segment"))
     if args.setting == "all":
         sets = list(SETTINGS)[:1] if args.quick else list(SETTINGS)
     else:
         sets = args.setting.split(",")
         for s in sets:
-            if s not in SETTINGS:
-                sys.exit(f"unknown setting {s!r}; choose from {list(SETTINGS)}")
+            if s not in SETTINGS and s not in EXTRA_SETTINGS:
+                sys.exit(f"unknown setting {s!r}; choose from {list(SETTINGS) + list(EXTRA_SETTINGS)}")
     outroot = Path(args.out).resolve()
     outroot.mkdir(parents=True, exist_ok=True)
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory (Debian's)
     # The typist, ssh, sshd, socat and tcpdump inherit this: keystrokes and echoes keep their timing when the
     # machine is busy (a build at nice 0 delayed ssh by up to 160 ms). The bridges run SCHED_FIFO.
     os.setpriority(os.PRIO_PROCESS, 0, -15)
@@ -1180,18 +1692,19 @@ def main():
             for st in sets:
                 for attempt in range(1 + args.retries):
                     try:
-                        truth = run_one(scn, st, SETTINGS[st], args, keydir, outroot)
+                        truth = run_one(scn, st, SETTINGS.get(st) or EXTRA_SETTINGS[st], args, keydir, outroot)
                     except LabError as e:
-                        log(f"{scn}-{st}: FAILED (attempt {attempt + 1}): {e}")
+                        log(f"{args.set_prefix}{scn}-{st}: FAILED (attempt {attempt + 1}): {e}")
                         problem = "failed"
                         continue
                     if args.no_check or truth["check"].get("all_ok", True):
                         problem = None
                         break
                     problem = "check not ok"
-                    log(f"{scn}-{st}: check not ok (attempt {attempt + 1}): {'; '.join(truth['check']['failed'])}")
+                    log(f"{args.set_prefix}{scn}-{st}: check not ok (attempt {attempt + 1}): "
+                        f"{'; '.join(truth['check']['failed'])}")
                 if problem:
-                    failures.append(f"{scn}-{st} ({problem})")
+                    failures.append(f"{args.set_prefix}{scn}-{st} ({problem})")
         write_index(outroot)
     finally:
         shutil.rmtree(keydir, ignore_errors=True)
