@@ -5,6 +5,9 @@ use super::interactive::Interactive;
 use super::relay::{Level, Relay, Thresholds, level_shifts, max_distance_km, verdict};
 use crate::flow::Side;
 
+/// Longest hold of a reply waiting for its obfuscation slot, ms (20 ms grid, fuzz included).
+const CHAFF_SLOT_MS: f64 = 25.0;
+
 /// Robust floor and spread of application turnarounds of one side, ms.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct AppRtt {
@@ -63,6 +66,10 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
                 // such a sample counts only where nothing else shows the far side.
                 let app_deeper = a.app_rtt[0].is_some_and(|x| t.above(tr, x.floor));
                 let term = inter.terminal_clean.min().or(if app_deeper { None } else { inter.terminal.min() });
+                // Under keystroke-timing obfuscation the client holds the reply
+                // for the next chaff slot (up to one grid interval): only what
+                // exceeds that proves distance.
+                let term = term.map(|t| if inter.obfuscated() { (t - CHAFF_SLOT_MS).max(0.0) } else { t });
                 if let Some(term) = term {
                     levels.push(Level { name: "terminal_rtt", ms: term });
                 }
@@ -92,4 +99,47 @@ pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thre
     a.typist_rtt_ms = candidates.into_iter().flatten().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const MS: i64 = 1_000_000;
+
+    /// A direct session at the typist's edge: transport 0.1 ms both ways.
+    fn session(obfuscated: bool, reply_after_ms: i64) -> Interactive {
+        let mut a = Interactive::new(Some(36));
+        let mut t = 0;
+        for _ in 0..5 {
+            a.on_data(t, Side::Server, 100);
+            a.on_data(t + MS / 10, Side::Client, 140);
+            t += 20 * MS;
+        }
+        t += 500 * MS;
+        a.on_data(t, Side::Client, 36); // a key
+        a.on_data(t + MS / 10, Side::Server, 36); // its echo
+        if obfuscated {
+            for i in 1..=40 {
+                a.on_data(t + i * 20 * MS, Side::Client, 36);
+                a.on_data(t + i * 20 * MS + MS / 10, Side::Server, 36);
+            }
+        }
+        t += 2000 * MS;
+        a.on_data(t, Side::Server, 44); // terminal query
+        a.on_data(t + reply_after_ms * MS, Side::Client, 44); // the terminal's reply
+        a
+    }
+
+    #[test]
+    fn a_reply_held_for_its_chaff_slot_is_no_relay() {
+        let t = Thresholds::default();
+        let a = session(true, 17);
+        assert!(a.obfuscated());
+        let r = assess([Some(0.1), Some(0.1)], Some(&a), &t);
+        assert!(!r.relay[0].as_ref().unwrap().suspected, "{r:?}");
+        // Without obfuscation a 17 ms terminal round trip behind a 0.1 ms transport is hidden latency.
+        let r = assess([Some(0.1), Some(0.1)], Some(&session(false, 17)), &t);
+        assert!(r.relay[0].as_ref().unwrap().suspected, "{r:?}");
+        assert_eq!(r.terminal_rtt_ms, Some(17.0));
+    }
 }
