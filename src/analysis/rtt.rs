@@ -103,8 +103,6 @@ pub struct RttTracker {
     pub legs: [Summary; 2],
     /// Handshake RTT per leg, ms.
     pub handshake: [Option<f64>; 2],
-    /// ACK-on-data turnarounds per answering side (network + think time), ms.
-    pub piggyback: [Summary; 2],
 }
 
 impl RttTracker {
@@ -136,7 +134,8 @@ impl RttTracker {
                     self.legs[smp.leg as usize].add(v);
                 }
                 SampleKind::Ack => self.legs[smp.leg as usize].add(v),
-                SampleKind::Piggyback => self.piggyback[smp.leg as usize].add(v),
+                // Returned to the caller, never mixed into the network figures.
+                SampleKind::Piggyback => {}
             }
         }
         out
