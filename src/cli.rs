@@ -57,7 +57,7 @@ enum Cmd {
         /// Deliver packets as they arrive (libpcap immediate mode): true or false.
         #[arg(long)]
         immediate: Option<bool>,
-        /// Bytes captured per packet (headers suffice for timing; SSH banners need ~300).
+        /// Bytes captured per packet (headers suffice for timing; reading the SSH versions and algorithms needs full packets).
         #[arg(long)]
         snaplen: Option<u32>,
         #[command(flatten)]
