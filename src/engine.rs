@@ -7,7 +7,7 @@ use crate::config::Policy;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::{App, AppStream, EndReason, FlowKey, FlowTable, Lane, Session, Side};
 use crate::output::{Metrics, SessionRecord};
-use crate::proto::Proto;
+use crate::proto::{Proto, handshake};
 use crate::time::{NS_PER_SEC, Ts};
 use std::sync::Arc;
 
@@ -214,6 +214,11 @@ impl Engine {
             && t.payload_len > 0
         {
             echo = interactive(s, proto, p.ts, from, t);
+        }
+        if s.app.is_none()
+            && let Some(msg) = handshake::message(proto, p.payload())
+        {
+            s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
         if !s.counted && s.classifier.settled() {
             s.counted = true;

@@ -178,3 +178,23 @@ fn relay_verdicts_on_public_captures() {
         assert!(r["alerts"].as_array().unwrap().iter().any(|a| a == "relay_suspected"));
     }
 }
+
+#[test]
+fn handshake_turnarounds_reach_past_a_socks_proxy() {
+    // tshark: SYN→SYN/ACK 59.870 ms (the SOCKS5 proxy); X.224 connection
+    // request at 0.766237 s → confirm at 0.901137 s: 134.900 ms, answered by
+    // the RDP server behind the proxy.
+    let recs = replay("arkime/socks5-rdp.pcap");
+    let r = &recs[0];
+    assert_eq!(r["proto"], "rdp");
+    assert!((r["server_rtt_ms"]["handshake"].as_f64().unwrap() - 59.870).abs() < 0.01, "{r}");
+    assert!((r["server_app_rtt_ms"]["floor"].as_f64().unwrap() - 134.900).abs() < 0.01, "{r}");
+    assert!((r["server_hidden_ms"].as_f64().unwrap() - 75.03).abs() < 0.01, "{r}");
+    // One answer: hidden latency is reported, a verdict needs three.
+    assert_eq!(r["server_relay"]["suspected"], false, "{r}");
+    // WireGuard: initiation at .627931 → response at .628160 (tshark wg.type 1, 2).
+    let wg = replay("corelight-zeek-spicy-wireguard/wireguard.pcap");
+    let w = wg.iter().find(|r| r["proto"] == "wireguard").unwrap();
+    assert!((w["server_app_rtt_ms"]["floor"].as_f64().unwrap() - 0.229).abs() < 0.001, "{w}");
+    assert!(w["server_rtt_ms"].is_null() && w["server_hidden_ms"].is_null(), "UDP: no transport RTT: {w}");
+}

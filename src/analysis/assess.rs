@@ -3,7 +3,11 @@
 
 use super::interactive::Interactive;
 use super::relay::{Level, Relay, Thresholds, level_shifts, max_distance_km, verdict};
+use super::turns::Turns;
 use crate::flow::Side;
+
+/// Answers needed before handshake turnarounds alone make a relay verdict.
+const MIN_VERDICT_SAMPLES: u64 = 3;
 
 /// Longest hold of a reply waiting for its obfuscation slot, ms (20 ms grid, fuzz included).
 const CHAFF_SLOT_MS: f64 = 25.0;
@@ -28,12 +32,39 @@ pub struct Assessment {
     pub max_distance_km: Option<f64>,
 }
 
-/// `transport[i]`: the transport RTT floor (min) of leg i, ms.
-pub fn assess(transport: [Option<f64>; 2], inter: Option<&Interactive>, t: &Thresholds) -> Assessment {
+/// `transport[i]`: the transport RTT floor of leg i, ms; `turns`: handshake
+/// turnarounds of protocols without keystroke analysis.
+pub fn assess(
+    transport: [Option<f64>; 2],
+    inter: Option<&Interactive>,
+    turns: Option<&Turns>,
+    t: &Thresholds,
+) -> Assessment {
     let mut a = Assessment::default();
     let Some(inter) = inter else {
-        a.typist_rtt_ms = transport[0];
-        a.max_distance_km = transport[0].map(max_distance_km);
+        // The protocol peer's handshake answers are the deeper responder.
+        for side in [Side::Client, Side::Server] {
+            let i = side as usize;
+            a.app_rtt[i] = turns.and_then(|x| x.app_rtt(side));
+            if let (Some(tr), Some(app)) = (transport[i], a.app_rtt[i]) {
+                let (hidden, mut relay) = verdict(tr, &[Level { name: "handshake_turnaround", ms: app.floor }], 0, t);
+                // One or two answers cannot tell a relay from a slow peer: a
+                // verdict needs a floor over at least 3, as for SSH.
+                if relay.suspected && app.samples < MIN_VERDICT_SAMPLES {
+                    relay.suspected = false;
+                    relay.hops_est = 0;
+                    relay.evidence.push(format!(
+                        "only {} handshake answer(s): too few to tell a relay from a slow peer",
+                        app.samples
+                    ));
+                }
+                a.hidden_ms[i] = hidden;
+                a.relay[i] = Some(relay);
+            }
+        }
+        let candidates = [transport[0], a.app_rtt[0].map(|x| x.floor)];
+        a.typist_rtt_ms = candidates.into_iter().flatten().reduce(f64::max);
+        a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
         return a;
     };
     for side in [Side::Client, Side::Server] {
@@ -131,14 +162,33 @@ mod tests {
     }
 
     #[test]
+    fn handshake_turnarounds_need_three_answers_for_a_verdict() {
+        use crate::proto::handshake::Msg;
+        let t = Thresholds::default();
+        let mut turns = Turns::default();
+        turns.on_message(0, Side::Client, Msg::Request(1));
+        turns.on_message(135 * MS, Side::Server, Msg::Answer(1));
+        let r = assess([Some(186.0), Some(60.0)], None, Some(&turns), &t);
+        assert_eq!(r.hidden_ms[1], Some(75.0));
+        let relay = r.relay[1].as_ref().unwrap();
+        assert!(!relay.suspected && relay.evidence.len() == 2, "{relay:?}");
+        for id in 2..4 {
+            turns.on_message(id * 1000 * MS, Side::Client, Msg::Request(id as u64));
+            turns.on_message(id * 1000 * MS + 136 * MS, Side::Server, Msg::Answer(id as u64));
+        }
+        let r = assess([Some(186.0), Some(60.0)], None, Some(&turns), &t);
+        assert!(r.relay[1].as_ref().unwrap().suspected);
+    }
+
+    #[test]
     fn a_reply_held_for_its_chaff_slot_is_no_relay() {
         let t = Thresholds::default();
         let a = session(true, 17);
         assert!(a.obfuscated());
-        let r = assess([Some(0.1), Some(0.1)], Some(&a), &t);
+        let r = assess([Some(0.1), Some(0.1)], Some(&a), None, &t);
         assert!(!r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         // Without obfuscation a 17 ms terminal round trip behind a 0.1 ms transport is hidden latency.
-        let r = assess([Some(0.1), Some(0.1)], Some(&session(false, 17)), &t);
+        let r = assess([Some(0.1), Some(0.1)], Some(&session(false, 17)), None, &t);
         assert!(r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         assert_eq!(r.terminal_rtt_ms, Some(17.0));
     }

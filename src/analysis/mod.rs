@@ -6,6 +6,7 @@ pub mod relay;
 pub mod rtt;
 pub mod seq;
 pub mod stats;
+pub mod turns;
 
 pub use rtt::{RttSample, RttTracker, SampleKind, Segment};
 pub use stats::{Quantiles, Summary};

@@ -2,6 +2,7 @@
 
 use super::{FlowKey, Side};
 use crate::analysis::interactive::Interactive;
+use crate::analysis::turns::Turns;
 use crate::analysis::{RttSample, RttTracker};
 use crate::proto::ssh::SshStream;
 use crate::proto::vnc::VncStream;
@@ -65,6 +66,8 @@ pub struct Session {
     pub client_is_lo: bool,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
+    /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN).
+    pub turns: Option<Box<Turns>>,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
@@ -133,6 +136,7 @@ impl Session {
             export: ExportState::Pending,
             client_is_lo,
             app: None,
+            turns: None,
             early: [None; 4],
             counted: false,
         }

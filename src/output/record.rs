@@ -181,7 +181,7 @@ impl SessionRecord {
 /// Everything derived from a session's measurements.
 pub fn assessment(s: &Session, judge: &Judge) -> Assessment {
     let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].floor(), r.legs[1].floor()]);
-    assess(floors, s.interactive(), &judge.thresholds)
+    assess(floors, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 
 fn round_app(a: AppRtt) -> AppRtt {

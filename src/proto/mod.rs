@@ -2,6 +2,7 @@
 //! second (SSH on 2222 or 443 is still SSH).
 
 mod detect;
+pub mod handshake;
 pub mod ssh;
 pub mod vnc;
 

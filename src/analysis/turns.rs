@@ -1,0 +1,89 @@
+//! Application turnarounds from handshake request → answer pairs (TLS,
+//! RDP, WireGuard, IKE, OpenVPN): the answer comes from the real protocol
+//! peer, past any relay. A request sent twice is ambiguous (Karn's rule for
+//! applications): its answer gives no sample.
+
+use super::assess::AppRtt;
+use super::stats::Summary;
+use crate::flow::Side;
+use crate::proto::handshake::Msg;
+use crate::time::{Ts, ms};
+
+const PENDING: usize = 4;
+
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    id: u64,
+    from: Side,
+    ts: Ts,
+    repeated: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Turns {
+    pending: [Option<Request>; PENDING],
+    /// Answers by the side that answered, ms.
+    pub answers: [Summary; 2],
+}
+
+impl Turns {
+    pub fn on_message(&mut self, ts: Ts, from: Side, msg: Msg) {
+        match msg {
+            Msg::Request(id) => {
+                if let Some(r) = self.pending.iter_mut().flatten().find(|r| r.id == id && r.from == from) {
+                    r.repeated = true;
+                    return;
+                }
+                let slot = match self.pending.iter().position(Option::is_none) {
+                    Some(i) => i,
+                    // Full: the oldest request gives way.
+                    None => (0..PENDING).min_by_key(|&i| self.pending[i].map_or(Ts::MIN, |r| r.ts)).unwrap_or(0),
+                };
+                self.pending[slot] = Some(Request { id, from, ts, repeated: false });
+            }
+            Msg::Answer(id) => {
+                let Some(i) = self.pending.iter().position(|r| r.is_some_and(|r| r.id == id && r.from != from)) else {
+                    return;
+                };
+                let r = self.pending[i].take().expect("found");
+                if !r.repeated && ts >= r.ts {
+                    self.answers[from as usize].add(ms(ts - r.ts));
+                }
+            }
+        }
+    }
+
+    /// Turnaround of the side that answers. Handshake answers are automatic
+    /// (no person, little crypto on the way), so the floor is the minimum.
+    pub fn app_rtt(&self, side: Side) -> Option<AppRtt> {
+        let q = self.answers[side as usize].quantiles()?;
+        Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor: q.min })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const MS: Ts = 1_000_000;
+
+    #[test]
+    fn request_answer_pairs_time_the_answering_side() {
+        let mut t = Turns::default();
+        t.on_message(0, Side::Client, Msg::Request(7));
+        t.on_message(135 * MS, Side::Server, Msg::Answer(7));
+        assert_eq!(t.app_rtt(Side::Server).unwrap().floor, 135.0);
+        assert!(t.app_rtt(Side::Client).is_none());
+        // An answer nobody asked for is ignored.
+        t.on_message(200 * MS, Side::Server, Msg::Answer(8));
+        assert_eq!(t.answers[1].count(), 1);
+    }
+
+    #[test]
+    fn a_repeated_request_gives_no_sample() {
+        let mut t = Turns::default();
+        t.on_message(0, Side::Client, Msg::Request(1));
+        t.on_message(1000 * MS, Side::Client, Msg::Request(1));
+        t.on_message(1050 * MS, Side::Server, Msg::Answer(1));
+        assert!(t.app_rtt(Side::Server).is_none());
+    }
+}
