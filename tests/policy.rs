@@ -84,3 +84,36 @@ fn each_alert_is_one_json_log_line_at_warn() {
         assert!(l["fields"]["alert"] == "relay_suspected" || l["fields"]["alert"] == "rtt_over_policy");
     }
 }
+
+#[test]
+fn flags_override_the_config_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("echoloc.toml");
+    let out_file = dir.path().join("from-config.jsonl");
+    std::fs::write(
+        &cfg,
+        format!("[output]\nformat = \"table\"\nfile = \"{}\"\n[relay]\nhidden_floor_ms = 500.0\n", out_file.display()),
+    )
+    .unwrap();
+    let capture = root.join("pcaps/lab/jump-tr30-rs7.5/server-edge.pcap");
+    // The file alone: a table, to the configured file, and a 500 ms floor (no relay verdict).
+    let st = Command::new(env!("CARGO_BIN_EXE_echoloc")).args(["replay", "--config"]).arg(&cfg).arg(&capture).status();
+    assert!(st.unwrap().success());
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(text.starts_with("PROTO"), "{text}");
+    assert!(!text.contains("relay_suspected"), "{text}");
+    // Flags win: JSON on stdout.
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
+        .args(["replay", "--format", "json", "--output", "/dev/stdout", "--config"])
+        .arg(&cfg)
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(r["client_relay"]["suspected"], false, "the file's floor still applies: {r}");
+    // check-config prints the effective settings of the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc")).arg("check-config").arg(&cfg).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("hidden_floor_ms = 500.0") && text.contains("max_sessions = 1000000"), "{text}");
+}
