@@ -83,5 +83,8 @@ fn cause(e: &pcap::Error) -> String {
 }
 
 fn err(path: &Path, cause: String) -> ReplayError {
-    ReplayError { path: path.display().to_string(), cause }
+    let path = path.display().to_string();
+    // libpcap names the file itself in some messages: say it once.
+    let cause = cause.strip_prefix(&format!("{path}: ")).map(String::from).unwrap_or(cause);
+    ReplayError { path, cause }
 }
