@@ -70,16 +70,22 @@ struct Sent {
     sampled: bool,
 }
 
+/// One direction's sender state, compact (56 bytes) so both directions and
+/// the handshake flag share two cache lines: every packet touches them.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Sender {
-    started: bool,
+    outstanding: VecDeque<Sent>,
     /// Next sequence number after the highest byte sent.
     snd_max: u32,
-    /// Highest cumulative ACK received for this sender's data.
-    acked: Option<u32>,
-    outstanding: VecDeque<Sent>,
-    last_tsval: Option<u32>,
-    retransmissions: u64,
+    /// Highest cumulative ACK received for this sender's data (valid when `has_acked`).
+    acked: u32,
+    /// Newest TSval of a data segment (valid when `has_tsval`).
+    last_tsval: u32,
+    retransmissions: u32,
+    has_acked: bool,
+    has_tsval: bool,
+    started: bool,
     /// Segments were dropped from `outstanding` to bound memory.
     evicted: bool,
 }
@@ -95,9 +101,13 @@ struct Handshake {
 }
 
 /// Round-trip state of one connection. Summaries are in milliseconds.
+/// In declaration order: the per-packet state first, samples after.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct RttTracker {
     senders: [Sender; 2],
+    /// Both handshake legs measured: the handshake is no longer looked at.
+    hs_done: bool,
     hs: Handshake,
     /// Network RTT per leg, indexed by [`Side`].
     pub legs: [Summary; 2],
@@ -112,8 +122,9 @@ impl RttTracker {
         if s.rst {
             return out;
         }
-        if !(self.hs.server_done && self.hs.client_done) {
+        if !self.hs_done {
             out[0] = self.handshake(s);
+            self.hs_done = self.hs.server_done && self.hs.client_done;
         }
         if out[0].is_none() && s.ack_flag && !s.syn {
             out[0] = self.on_ack(s);
@@ -143,7 +154,7 @@ impl RttTracker {
 
     /// Retransmitted segments seen from each side.
     pub fn retransmissions(&self) -> [u64; 2] {
-        [self.senders[0].retransmissions, self.senders[1].retransmissions]
+        [self.senders[0].retransmissions as u64, self.senders[1].retransmissions as u64]
     }
 
     fn handshake(&mut self, s: &Segment<'_>) -> Option<RttSample> {
@@ -199,7 +210,7 @@ impl RttTracker {
             // New data; a start below snd_max means part of it was sent before.
             let overlap = seq::lt(start, snd.snd_max);
             if overlap {
-                snd.retransmissions += 1;
+                snd.retransmissions = snd.retransmissions.saturating_add(1);
                 mark_retransmitted(snd, start, snd.snd_max);
             }
             snd.snd_max = end;
@@ -207,7 +218,7 @@ impl RttTracker {
                 push(snd, Sent::new(start, end, s, overlap));
             }
         } else if !s.syn {
-            snd.retransmissions += 1;
+            snd.retransmissions = snd.retransmissions.saturating_add(1);
             mark_retransmitted(snd, start, end);
         }
     }
@@ -219,12 +230,10 @@ impl RttTracker {
         let snd = &mut self.senders[s.from.other() as usize];
         let mut found: Option<Sent> = None;
         let mut tainted = false;
-        let advanced = match snd.acked {
-            None => true,
-            Some(a) => seq::lt(a, s.ack),
-        };
+        let advanced = !snd.has_acked || seq::lt(snd.acked, s.ack);
         if advanced {
-            snd.acked = Some(s.ack);
+            snd.acked = s.ack;
+            snd.has_acked = true;
             while let Some(front) = snd.outstanding.front() {
                 if !seq::le(front.end, s.ack) {
                     break;
@@ -273,9 +282,11 @@ fn push(snd: &mut Sender, mut sent: Sent) {
     // Only a data segment with a TSval newer than any before starts a timestamp sample.
     if sent.has_tsval {
         let v = sent.tsval;
-        match snd.last_tsval {
-            Some(last) if !seq::lt(last, v) => sent.has_tsval = false,
-            _ => snd.last_tsval = Some(v),
+        if snd.has_tsval && !seq::lt(snd.last_tsval, v) {
+            sent.has_tsval = false;
+        } else {
+            snd.last_tsval = v;
+            snd.has_tsval = true;
         }
     }
     if snd.outstanding.len() == MAX_OUTSTANDING {
