@@ -82,6 +82,7 @@ fn a_flood_of_scrapes_does_not_disturb_capture() {
 /// with `flood`, while 8 clients request /metrics as fast as they can):
 /// the records must be those of a plain replay of the file.
 fn live_vs_replay(tag: &str, flood: bool) {
+    let _serial = support::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let expected = replay(&file);
     let ns = Netns::new(tag);
@@ -160,6 +161,7 @@ fn interface_down_is_logged_and_reopened() {
     if !require_root("interface_down_is_logged_and_reopened") {
         return;
     }
+    let _serial = support::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let ns = Netns::new("down");
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,13 @@
 
 use std::process::{Command, Stdio};
 
+/// Tests that replay traffic in real time hold this, so they do not run at
+/// the same time as each other and disturb each other's timing.
+pub fn realtime_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Is this run able to build namespaces and capture (root)?
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
