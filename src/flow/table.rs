@@ -7,7 +7,8 @@
 
 use super::FlowKey;
 use crate::time::Ts;
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
 /// Least packet time between two moves of a session to the front of its lane.
@@ -39,7 +40,10 @@ struct List {
 }
 
 pub struct FlowTable<S> {
-    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    /// Slot ids, found by the key's hash; the key itself lives in the slot
+    /// (read anyway next), so the index stays small and cache-resident.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     lanes: [List; 3],
@@ -50,7 +54,8 @@ impl<S> FlowTable<S> {
     pub fn new(max: usize) -> FlowTable<S> {
         let max = max.clamp(1, NIL as usize - 1);
         FlowTable {
-            map: HashMap::with_capacity_and_hasher(max.min(1024), ahash::RandomState::new()),
+            index: HashTable::with_capacity(max.min(1024)),
+            hasher: ahash::RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             lanes: [List { head: NIL, tail: NIL }; 3],
@@ -59,11 +64,11 @@ impl<S> FlowTable<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
@@ -71,7 +76,8 @@ impl<S> FlowTable<S> {
     }
 
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+        let slots = &self.slots;
+        self.index.find(self.hasher.hash_one(key), |&id| slots[id as usize].key == *key).copied()
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut S {
@@ -121,13 +127,14 @@ impl<S> FlowTable<S> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.map.insert(key, id);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), id, |&i| hasher.hash_one(slots[i as usize].key));
         self.link_front(id);
         id
     }
 
     pub fn is_full(&self) -> bool {
-        self.map.len() >= self.max
+        self.index.len() >= self.max
     }
 
     /// Remove a session, returning it.
@@ -136,7 +143,9 @@ impl<S> FlowTable<S> {
         let slot = &mut self.slots[id as usize];
         let value = slot.value.take().expect("live slot");
         let key = slot.key;
-        self.map.remove(&key);
+        if let Ok(entry) = self.index.find_entry(self.hasher.hash_one(key), |&i| i == id) {
+            entry.remove();
+        }
         self.free.push(id);
         (key, value)
     }
@@ -163,7 +172,7 @@ impl<S> FlowTable<S> {
 
     /// Remove every session, in insertion-independent slot order.
     pub fn drain(&mut self) -> Vec<(FlowKey, S)> {
-        let ids: Vec<u32> = self.map.values().copied().collect();
+        let ids: Vec<u32> = self.index.iter().copied().collect();
         let mut out: Vec<(FlowKey, S)> = Vec::with_capacity(ids.len());
         let mut ids = ids;
         ids.sort_unstable();
