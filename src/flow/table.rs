@@ -8,7 +8,6 @@
 use super::FlowKey;
 use crate::time::Ts;
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
 /// Least packet time between two moves of a session to the front of its lane.
