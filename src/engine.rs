@@ -91,10 +91,6 @@ impl Engine {
         }
     }
 
-    pub fn active_sessions(&self) -> usize {
-        self.table.len()
-    }
-
     /// Process one captured frame (its length on the wire unknown).
     pub fn frame(&mut self, link: LinkType, ts: Ts, frame: &[u8], out: &mut dyn RecordSink) {
         self.frame_wire(link, ts, frame, None, out)

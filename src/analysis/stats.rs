@@ -59,22 +59,6 @@ impl Summary {
         (self.count > 0).then_some(self.min)
     }
 
-    /// Quantile q in [0, 1] (nearest rank over the reservoir); exact min and max.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        if q <= 0.0 {
-            return Some(self.min);
-        }
-        if q >= 1.0 {
-            return Some(self.max);
-        }
-        let mut v = self.samples.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
-        Some(rank(&v, q))
-    }
-
     /// A robust floor: the median of the samples within 1.5 × min + 0.5 (the
     /// lowest cluster). Jitter spreads a path's samples around its true value;
     /// delayed ACKs and queueing add a tail that this leaves out.

@@ -70,10 +70,6 @@ impl<S> FlowTable<S> {
         self.index.is_empty()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.max
-    }
-
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
         let slots = &self.slots;
         self.index.find(self.hasher.hash_one(key), |&id| slots[id as usize].key == *key).copied()
@@ -81,10 +77,6 @@ impl<S> FlowTable<S> {
 
     pub fn get_mut(&mut self, id: u32) -> &mut S {
         self.slots[id as usize].value.as_mut().expect("live slot")
-    }
-
-    pub fn key(&self, id: u32) -> &FlowKey {
-        &self.slots[id as usize].key
     }
 
     /// Move a session to another lane (e.g. when it closes).
@@ -179,15 +171,6 @@ impl<S> FlowTable<S> {
             out.push(self.remove(id));
         }
         out
-    }
-
-    /// Visit every live session.
-    pub fn for_each(&self, mut f: impl FnMut(u32, &FlowKey, &S)) {
-        for (i, s) in self.slots.iter().enumerate() {
-            if let Some(v) = &s.value {
-                f(i as u32, &s.key, v);
-            }
-        }
     }
 
     fn link_front(&mut self, id: u32) {

@@ -19,8 +19,6 @@ pub struct SshEvent {
     pub len: u32,
     /// Sent after this side's NEWKEYS: only its size is known.
     pub encrypted: bool,
-    /// The first clear message type in the segment, when readable.
-    pub msg: Option<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +52,6 @@ impl SshStream {
         }
         d.segments += 1;
         let encrypted_before = d.newkeys || (d.unreadable && d.segments > GUESS_CLEAR_SEGMENTS);
-        let mut msg = None;
         if !d.newkeys && !d.unreadable {
             if payload.len() as u32 != len {
                 d.unreadable = true; // not captured (short snap length)
@@ -70,7 +67,7 @@ impl SshStream {
                 d.unreadable = true;
             } else {
                 d.buf.extend_from_slice(payload);
-                msg = self.parse(from);
+                self.parse(from);
             }
         }
         let d = &mut self.dirs[from as usize];
@@ -78,18 +75,12 @@ impl SshStream {
         if d.newkeys || d.unreadable {
             d.buf = Vec::new();
         }
-        Some(SshEvent { from, len, encrypted, msg })
+        Some(SshEvent { from, len, encrypted })
     }
 
-    /// Both sides have switched to encryption (or it was assumed).
-    pub fn encrypted(&self, side: Side) -> bool {
-        let d = &self.dirs[side as usize];
-        d.newkeys || (d.unreadable && d.segments > GUESS_CLEAR_SEGMENTS)
-    }
-
-    /// Read what the buffered clear text holds; returns the first message type seen.
-    fn parse(&mut self, from: Side) -> Option<u8> {
-        let mut first = None;
+    /// Read what the buffered clear text holds: the identification line,
+    /// KEXINIT, and NEWKEYS (after which this direction is encrypted).
+    fn parse(&mut self, from: Side) -> Option<()> {
         let d = &mut self.dirs[from as usize];
         if !d.version_done {
             let eol = d.buf.iter().position(|&b| b == b'\n')?;
@@ -111,16 +102,14 @@ impl SshStream {
             let plen = u32::from_be_bytes([d.buf[0], d.buf[1], d.buf[2], d.buf[3]]) as usize;
             if !(5..=35000).contains(&plen) {
                 d.unreadable = true;
-                return first;
+                return None;
             }
             if d.buf.len() < 4 + plen {
                 break;
             }
             let pad = d.buf[4] as usize;
             let payload = &d.buf[5..(4 + plen).saturating_sub(pad).max(5)];
-            let msg_type = payload.first().copied();
-            first = first.or(msg_type);
-            match msg_type {
+            match payload.first().copied() {
                 Some(20) => d.kexinit = KexInit::parse(payload),
                 Some(21) => {
                     d.newkeys = true;
@@ -132,7 +121,7 @@ impl SshStream {
             d.buf.drain(..4 + plen);
         }
         self.negotiate();
-        first
+        Some(())
     }
 
     fn negotiate(&mut self) {
