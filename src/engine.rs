@@ -11,6 +11,9 @@ use crate::proto::{Proto, handshake};
 use crate::time::{NS_PER_SEC, Ts};
 use std::sync::Arc;
 
+/// How often (packet time) a session's own series are refreshed.
+const PUBLISH_EVERY: Ts = NS_PER_SEC;
+
 /// How often (packet time) idle sessions are looked for.
 const EXPIRY_TICK: Ts = 10_000_000;
 
@@ -237,7 +240,10 @@ impl Engine {
             if let Some(e) = echo {
                 m.echo_delay.with_label_values(&[proto.as_str()]).observe(e as f64 / 1e3);
             }
-            if samples.iter().any(Option::is_some) || echo.is_some() {
+            // Per-session series follow new figures at most once a second of
+            // packet time (and once more when the session ends).
+            if (samples.iter().any(Option::is_some) || echo.is_some()) && p.ts - s.published >= PUBLISH_EVERY {
+                s.published = p.ts;
                 m.sessions.publish(&key, s, &self.cfg.judge);
             }
         }

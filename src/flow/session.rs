@@ -73,6 +73,8 @@ pub struct Session {
     pub early: [Option<RttSample>; 4],
     /// Counted in `opened` (done once the protocol is settled, or at the end).
     pub counted: bool,
+    /// Packet time its own Prometheus series were last refreshed.
+    pub published: Ts,
 }
 
 /// An interactive protocol's dissector and its keystroke/echo analysis.
@@ -139,6 +141,7 @@ impl Session {
             turns: None,
             early: [None; 4],
             counted: false,
+            published: Ts::MIN / 2,
         }
     }
 
