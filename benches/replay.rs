@@ -7,7 +7,7 @@
 //! - `ECHOLOC_BENCH_FLOWS`   concurrent connections (default 5,000)
 //! - `ECHOLOC_BENCH_RUNS`    runs of each measurement (default 5)
 //! - `ECHOLOC_BENCH_FILE`    use this pcap file instead of generating one
-//! - `ECHOLOC_BENCH_ONLY`    `b` or `c3`: run only that measurement (for a profiler)
+//! - `ECHOLOC_BENCH_ONLY`    `b`, `c3` or `c4`: run only that measurement (for a profiler)
 //!
 //! The generated file is kept in `target/bench-data/` and reused.
 
@@ -67,6 +67,10 @@ fn main() {
             let frames = Frames::load(&path);
             return only("c3. in memory: echoloc engine", measure(runs, || frames.engine_loop()));
         }
+        Ok("c4") => {
+            let frames = Frames::load(&path);
+            return only("c4. in memory: engine + metrics", measure(runs, || frames.engine_loop_metrics()));
+        }
         _ => {}
     }
 
@@ -87,17 +91,19 @@ fn main() {
     let mem_parse = measure(runs, || frames.parse_loop());
     let mem_decode = measure(runs, || frames.decode_loop());
     let mem_engine = measure(runs, || frames.engine_loop());
+    let mem_metrics = measure(runs, || frames.engine_loop_metrics());
 
     println!(
         "{:<40} {:>10} {:>9} {:>9} {:>12} {:>12} {:>8} {:>8}",
         "measurement", "packets", "best s", "median s", "best pkt/s", "median pkt/s", "ns/pkt", "x parse"
     );
-    let rows: [(&str, &Stat, &Stat); 5] = [
+    let rows: [(&str, &Stat, &Stat); 6] = [
         ("a. parse loop (libpcap + etherparse)", &parse, &parse),
         ("b. echoloc replay_file (full engine)", &engine, &parse),
         ("c1. in memory: etherparse only", &mem_parse, &mem_parse),
         ("c2. in memory: echoloc decode()", &mem_decode, &mem_parse),
         ("c3. in memory: echoloc engine", &mem_engine, &mem_parse),
+        ("c4. in memory: engine + metrics (live)", &mem_metrics, &mem_parse),
     ];
     for (name, s, base) in rows {
         println!(
@@ -276,7 +282,18 @@ impl Frames {
     }
 
     fn engine_loop(&self) -> u64 {
-        let mut engine = Engine::new(EngineConfig::default(), None);
+        self.engine_loop_with(None)
+    }
+
+    /// The engine as `echoloc live` runs it: Prometheus metrics on (the
+    /// exported-series cap at its default, 500).
+    fn engine_loop_metrics(&self) -> u64 {
+        let m = echoloc::output::Metrics::new(500, std::time::Duration::from_secs(60)).expect("metrics");
+        self.engine_loop_with(Some(std::sync::Arc::new(m)))
+    }
+
+    fn engine_loop_with(&self, metrics: Option<std::sync::Arc<echoloc::output::Metrics>>) -> u64 {
+        let mut engine = Engine::new(EngineConfig::default(), metrics);
         let mut records = 0u64;
         let mut out = |_r: SessionRecord| records += 1;
         for (ts, f) in self.frames() {
