@@ -2,10 +2,15 @@
 //! interactive session, from the sizes and times of its data segments.
 //!
 //! - A keystroke is a client→server segment of the session's one-character
-//!   size class, sent while no bulk transfer is running.
+//!   size class (negotiated, or learnt when the session is tunnelled), sent
+//!   while no bulk transfer is running, not at machine speed (a script), and
+//!   not one client turnaround after a server segment (the client software
+//!   answering by itself: channel EOF/CLOSE).
 //! - Its echo is the next server→client data segment within [`ECHO_BOUND`].
 //! - OpenSSH ≥ 9.5 keystroke-timing obfuscation sends chaff of the same size
-//!   on a ~20 ms grid; grid-following segments are counted as chaff.
+//!   on a ~20 ms grid; grid-following segments are counted as chaff. Each
+//!   chaff PING is answered by a PONG: the one lag all PING → answer pairs
+//!   share is the round trip to the server's SSH process.
 //! - An application turnaround of a side is the time from the other side's
 //!   last data segment to this side's answering data segment, taken in the
 //!   authentication phase (before the first keystroke), where every message
