@@ -362,16 +362,13 @@ fn interactive(
         (Proto::Vnc, slot) => slot.insert(Box::new(App::vnc())),
         _ => return None,
     };
-    let before = app.inter.echo.count();
-    match &mut app.stream {
+    let echo = match &mut app.stream {
         AppStream::Ssh(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
             if app.inter.keystroke_size.is_none() {
                 app.inter.keystroke_size = stream.info.keystroke_size;
             }
-            if ev.encrypted {
-                app.inter.on_data(ts, from, ev.len);
-            }
+            if ev.encrypted { app.inter.on_data(ts, from, ev.len) } else { None }
         }
         AppStream::Vnc(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
@@ -380,12 +377,13 @@ fn interactive(
                     for _ in 0..ev.key_downs {
                         app.inter.keystroke(ts);
                     }
+                    None
                 }
                 Side::Server => app.inter.on_data(ts, Side::Server, t.payload_len),
             }
         }
-    }
-    (app.inter.echo.count() > before).then(|| app.inter.echo_log.last().copied()).flatten()
+    };
+    echo.map(|d| d as f32)
 }
 
 /// Decide which end of a new session is the client.

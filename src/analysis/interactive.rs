@@ -182,11 +182,15 @@ impl Interactive {
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
-    pub fn on_data(&mut self, ts: Ts, from: Side, len: u32) {
-        match from {
-            Side::Client => self.on_client(ts, len),
+    /// Returns the echo delay (ms) when the segment is a keystroke's echo.
+    pub fn on_data(&mut self, ts: Ts, from: Side, len: u32) -> Option<f64> {
+        let echo = match from {
+            Side::Client => {
+                self.on_client(ts, len);
+                None
+            }
             Side::Server => self.on_server(ts, len),
-        }
+        };
         if !self.interactive && self.auth_segments < AUTH_SEGMENTS {
             self.auth_segments += 1;
             // The answer is to the first message of the other side's run: the
@@ -202,6 +206,7 @@ impl Interactive {
             self.run_start = Some((from, ts));
         }
         self.last = Some((from, ts, len));
+        echo
     }
 
     fn on_client(&mut self, ts: Ts, len: u32) {
@@ -260,7 +265,7 @@ impl Interactive {
         }
     }
 
-    fn on_server(&mut self, ts: Ts, len: u32) {
+    fn on_server(&mut self, ts: Ts, len: u32) -> Option<f64> {
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
@@ -276,6 +281,7 @@ impl Interactive {
                 }
             }
         }
+        let mut echo = None;
         while let Some(k) = self.pending.pop_front() {
             if (0..=ECHO_BOUND).contains(&(ts - k)) {
                 let d = ms(ts - k);
@@ -283,11 +289,13 @@ impl Interactive {
                 if self.echo_log.len() < MAX_ECHO_LOG {
                     self.echo_log.push(d as f32);
                 }
+                echo = Some(d);
                 if !self.echo_all_pending {
                     break;
                 }
             }
         }
+        echo
     }
 
     /// Chaff PING → PONG delays: the lags within the densest 1 ms window.
