@@ -59,14 +59,10 @@ impl Summary {
         (self.count > 0).then_some(self.min)
     }
 
-    /// A robust floor: the median of the samples within 1.5 × min + 0.5 (the
-    /// lowest cluster). Jitter spreads a path's samples around its true value;
-    /// delayed ACKs and queueing add a tail that this leaves out.
-    pub fn floor(&self) -> Option<f64> {
-        self.quantiles().map(|q| q.floor)
-    }
-
-    /// Quantiles and floor, from one sorted copy of the reservoir.
+    /// Quantiles and floor, from one sorted copy of the reservoir. The floor
+    /// is the median of the samples within 1.5 × min + 0.5 (the lowest
+    /// cluster): jitter spreads a path's samples around its true value;
+    /// delayed ACKs and queueing add a tail that it leaves out.
     pub fn quantiles(&self) -> Option<Quantiles> {
         if self.count == 0 {
             return None;

@@ -1,9 +1,9 @@
 //! The JSON session record: a stable contract (see README "Session record").
 //! Fields are added, never renamed. `null` means "could not be measured".
 
+use crate::analysis::Quantiles;
 use crate::analysis::assess::{AppRtt, Assessment, assess};
 use crate::analysis::relay::{Relay, ttl_hops};
-use crate::analysis::{Quantiles, Summary};
 use crate::engine::Judge;
 use crate::flow::{EndReason, FlowKey, Session};
 use crate::proto::ssh::SshInfo;
@@ -111,8 +111,9 @@ pub struct PolicyHit {
 impl SessionRecord {
     pub fn new(key: &FlowKey, s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
         let rtt = s.rtt.as_deref();
-        let leg = |i: usize| rtt.and_then(|r| leg_rtt(&r.legs[i], r.handshake[i]));
-        let a = assessment(s, judge);
+        let legs = leg_quantiles(s);
+        let leg = |i: usize| rtt.and_then(|r| legs[i].map(|q| leg_rtt(q, r.handshake[i])));
+        let a = assessment(s, &legs, judge);
         let inter = s.interactive();
         let policy =
             judge.policy.limit_for(s.client.ip()).map(|(n, ms)| PolicyHit { subnet: n.to_string(), max_rtt_ms: ms });
@@ -178,9 +179,14 @@ impl SessionRecord {
     }
 }
 
-/// Everything derived from a session's measurements.
-pub fn assessment(s: &Session, judge: &Judge) -> Assessment {
-    let floors = s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].floor(), r.legs[1].floor()]);
+/// Transport round-trip quantiles of each leg (one sort of each reservoir).
+pub fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
+    s.rtt.as_deref().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
+}
+
+/// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
+pub fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
+    let floors = legs.map(|q| q.map(|q| q.floor));
     assess(floors, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 
@@ -188,9 +194,8 @@ fn round_app(a: AppRtt) -> AppRtt {
     AppRtt { min: round(a.min, 4), p50: round(a.p50, 4), samples: a.samples, floor: round(a.floor, 4) }
 }
 
-fn leg_rtt(sum: &Summary, handshake: Option<f64>) -> Option<LegRtt> {
-    let q = sum.quantiles()?;
-    Some(LegRtt {
+fn leg_rtt(q: Quantiles, handshake: Option<f64>) -> LegRtt {
+    LegRtt {
         min: round(q.min, 4),
         p50: round(q.p50, 4),
         p90: round(q.p90, 4),
@@ -198,7 +203,7 @@ fn leg_rtt(sum: &Summary, handshake: Option<f64>) -> Option<LegRtt> {
         samples: q.samples,
         handshake: handshake.map(|h| round(h, 4)),
         floor: round(q.floor, 4),
-    })
+    }
 }
 
 /// Round to `digits` decimals (keeps records free of float noise).

@@ -5,7 +5,7 @@
 use crate::analysis::relay::max_distance_km;
 use crate::engine::Judge;
 use crate::flow::{ExportState, FlowKey, Session};
-use crate::output::record::{assessment, uid};
+use crate::output::record::{assessment, leg_quantiles, uid};
 use dashmap::DashMap;
 use prometheus::{GaugeVec, IntCounter, IntGauge, Opts, Registry};
 use std::time::{Duration, Instant};
@@ -137,19 +137,18 @@ impl SessionExport {
             self.remove_series(&e.labels);
             e.labels[1] = proto.to_string();
         }
-        if let Some(rtt) = s.rtt.as_deref() {
-            for (i, leg) in ["client", "server"].into_iter().enumerate() {
-                if let Some(q) = rtt.legs[i].quantiles() {
-                    for (stat, v) in [("min", q.min), ("p50", q.p50), ("p90", q.p90), ("max", q.max)] {
-                        let l = &e.labels;
-                        self.rtt.with_label_values(&[&l[0], &l[1], &l[2], &l[3], leg, stat]).set(v / 1e3);
-                    }
+        let legs = leg_quantiles(s);
+        for (i, leg) in ["client", "server"].into_iter().enumerate() {
+            if let Some(q) = legs[i] {
+                for (stat, v) in [("min", q.min), ("p50", q.p50), ("p90", q.p90), ("max", q.max)] {
+                    let l = &e.labels;
+                    self.rtt.with_label_values(&[&l[0], &l[1], &l[2], &l[3], leg, stat]).set(v / 1e3);
                 }
             }
         }
         let l = &e.labels;
         let base = [l[0].as_str(), l[1].as_str(), l[2].as_str(), l[3].as_str()];
-        let a = assessment(s, judge);
+        let a = assessment(s, &legs, judge);
         if let Some(t) = a.typist_rtt_ms {
             self.typist.with_label_values(&base).set(t / 1e3);
             self.distance.with_label_values(&base).set(max_distance_km(t));
