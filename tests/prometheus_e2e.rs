@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Kill, free_port, wait_for};
+use support::{Kill, free_port, serve_replay, wait_for};
 
 fn query(prom: u16, q: &str) -> Vec<Value> {
     let url = format!("http://127.0.0.1:{prom}/api/v1/query");
@@ -70,19 +70,18 @@ fn prometheus_scrapes_histograms_and_bounded_per_session_series() {
 
     let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public/zeek/ssh.pcap");
     let out = dir.path().join("records.jsonl");
-    let mut echoloc = Kill(
-        Command::new(env!("CARGO_BIN_EXE_echoloc"))
-            .args(["replay", "--format", "json", "--serve", "--linger", "8", "--max-exported-sessions", "3"])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{pe}"))
-            .arg("--output")
-            .arg(&out)
-            .arg(&capture)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let listen = format!("127.0.0.1:{pe}");
+    let mut echoloc = serve_replay([
+        "--linger".as_ref(),
+        "8".as_ref(),
+        "--max-exported-sessions".as_ref(),
+        "3".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--output".as_ref(),
+        out.as_os_str(),
+        capture.as_os_str(),
+    ]);
     let started = Instant::now();
     wait_until("a scrape of echoloc", 20, || scalar(pp, "up{job=\"echoloc\"}") == Some(1.0));
     wait_until("per-session series", 10, || !query(pp, "echoloc_session_rtt_seconds").is_empty());

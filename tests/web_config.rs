@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Kill, free_port};
+use support::{free_port, serve_replay};
 
 /// HTTP status of a curl request (0 when the connection failed).
 fn curl(args: &[&str]) -> (u32, String) {
@@ -46,17 +46,14 @@ fn tls_and_basic_auth_protect_metrics() {
     .unwrap();
     let port = free_port();
     let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public/zeek/sshguess.pcap");
-    let _echoloc = Kill(
-        Command::new(env!("CARGO_BIN_EXE_echoloc"))
-            .args(["replay", "--format", "json", "--serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--web.config.file")
-            .arg(&web)
-            .arg(&capture)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let _echoloc = serve_replay([
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--web.config.file".as_ref(),
+        web.as_os_str(),
+        capture.as_os_str(),
+    ]);
     let https = format!("https://127.0.0.1:{port}/metrics");
     let mut code = 0;
     for _ in 0..50 {

@@ -138,3 +138,16 @@ impl Drop for Kill {
         let _ = self.0.wait();
     }
 }
+
+/// `echoloc replay --format json --serve ARGS...`, quiet, killed on drop.
+pub fn serve_replay<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Kill {
+    Kill(
+        Command::new(env!("CARGO_BIN_EXE_echoloc"))
+            .args(["replay", "--format", "json", "--serve"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start echoloc replay --serve"),
+    )
+}
