@@ -238,7 +238,7 @@ impl Engine {
                 }
             }
             if let Some(e) = echo {
-                m.echo_delay.with_label_values(&[proto.as_str()]).observe(e as f64 / 1e3);
+                m.echo_delay.get(proto, None).observe(e as f64 / 1e3);
             }
             // Per-session series follow new figures at most once a second of
             // packet time (and once more when the session ends).
@@ -338,10 +338,10 @@ fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>]) {
         let secs = smp.ns as f64 / 1e9;
         match smp.kind {
             SampleKind::Handshake => {
-                m.handshake_rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs);
-                m.rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs);
+                m.handshake_rtt.get(proto, Some(smp.leg)).observe(secs);
+                m.rtt.get(proto, Some(smp.leg)).observe(secs);
             }
-            SampleKind::Ack => m.rtt.with_label_values(&[proto.as_str(), smp.leg.as_str()]).observe(secs),
+            SampleKind::Ack => m.rtt.get(proto, Some(smp.leg)).observe(secs),
             SampleKind::Piggyback => {}
         }
     }

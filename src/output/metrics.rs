@@ -5,9 +5,11 @@ use super::SessionExport;
 use crate::decode::DropReason;
 use crate::engine::Counters;
 use crate::flow::EndReason;
+use crate::flow::Side;
 use crate::proto::Proto;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Round-trip buckets: 0.1 ms to 2 s.
@@ -25,9 +27,9 @@ pub struct Metrics {
     pub sessions_active: IntGauge,
     pub capture_received: IntCounterVec,
     pub capture_dropped: IntCounterVec,
-    pub rtt: HistogramVec,
-    pub handshake_rtt: HistogramVec,
-    pub echo_delay: HistogramVec,
+    pub rtt: ByProtoLeg,
+    pub handshake_rtt: ByProtoLeg,
+    pub echo_delay: ByProtoLeg,
     pub app_turnaround: HistogramVec,
     pub alerts: IntCounterVec,
     pub sessions: SessionExport,
@@ -84,21 +86,21 @@ impl Metrics {
                 "Packets dropped before echoloc saw them: where=kernel (buffer full) or interface (driver).",
                 &["interface", "where"],
             )?,
-            rtt: histogram(
+            rtt: ByProtoLeg::new(histogram(
                 "echoloc_rtt_seconds",
                 "Transport round-trip samples (handshake and pure ACKs), by protocol and leg (client: sensor to client; server: sensor to server).",
                 &["proto", "leg"],
-            )?,
-            handshake_rtt: histogram(
+            )?),
+            handshake_rtt: ByProtoLeg::new(histogram(
                 "echoloc_handshake_rtt_seconds",
                 "TCP handshake round trips, by protocol and leg.",
                 &["proto", "leg"],
-            )?,
-            echo_delay: histogram(
+            )?),
+            echo_delay: ByProtoLeg::new(histogram(
                 "echoloc_echo_delay_seconds",
                 "Keystroke to echo delay at the sensor, by protocol.",
                 &["proto"],
-            )?,
+            )?),
             app_turnaround: histogram(
                 "echoloc_app_turnaround_seconds",
                 "Application turnaround: request to the answering data packet of the protocol peer, by protocol and side.",
@@ -153,5 +155,29 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// A histogram labelled by protocol (and leg), observed once per sample:
+/// each child is looked up by its labels once, on first use, then kept.
+/// (A child appears in the exposition only once something was observed.)
+pub struct ByProtoLeg {
+    vec: HistogramVec,
+    /// Index: proto × 3 + (0 client, 1 server, 2 no leg).
+    children: Box<[std::sync::OnceLock<Histogram>]>,
+}
+
+impl ByProtoLeg {
+    fn new(vec: HistogramVec) -> ByProtoLeg {
+        ByProtoLeg { vec, children: (0..Proto::ALL.len() * 3).map(|_| std::sync::OnceLock::new()).collect() }
+    }
+
+    /// The child for `proto` and `leg` (`None` for a histogram labelled by protocol only).
+    pub fn get(&self, proto: Proto, leg: Option<Side>) -> &Histogram {
+        let i = proto.index() * 3 + leg.map_or(2, |l| l as usize);
+        self.children[i].get_or_init(|| match leg {
+            Some(l) => self.vec.with_label_values(&[proto.as_str(), l.as_str()]),
+            None => self.vec.with_label_values(&[proto.as_str()]),
+        })
     }
 }
