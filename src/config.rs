@@ -159,10 +159,25 @@ pub struct Policy {
     rules: Vec<(IpNet, f64)>,
 }
 
+/// The policy rule that applies to one client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub subnet: IpNet,
+    /// Expected maximum typist round trip, ms.
+    pub max_rtt_ms: f64,
+}
+
+impl Limit {
+    /// Whether a typist round trip (ms) breaks this limit: strictly above it.
+    pub fn exceeded_by(&self, typist_rtt_ms: f64) -> bool {
+        typist_rtt_ms > self.max_rtt_ms
+    }
+}
+
 impl Policy {
-    /// The most specific rule covering `ip`: (subnet, max ms).
-    pub fn limit_for(&self, ip: IpAddr) -> Option<(IpNet, f64)> {
-        self.rules.iter().find(|(n, _)| n.contains(&ip)).copied()
+    /// The most specific rule covering `ip`.
+    pub fn limit_for(&self, ip: IpAddr) -> Option<Limit> {
+        self.rules.iter().find(|(n, _)| n.contains(&ip)).map(|&(subnet, max_rtt_ms)| Limit { subnet, max_rtt_ms })
     }
 }
 
@@ -234,8 +249,10 @@ mod tests {
     fn policy_picks_most_specific_subnet() {
         let cfg: Config = toml::from_str("[policy]\n\"10.0.0.0/8\" = 150\n\"10.20.0.0/16\" = 100\n").unwrap();
         let p = cfg.policy_table().unwrap();
-        assert_eq!(p.limit_for("10.20.1.2".parse().unwrap()).unwrap().1, 100.0);
-        assert_eq!(p.limit_for("10.9.1.2".parse().unwrap()).unwrap().1, 150.0);
+        let l = p.limit_for("10.20.1.2".parse().unwrap()).unwrap();
+        assert_eq!(l.max_rtt_ms, 100.0);
+        assert!(l.exceeded_by(100.1) && !l.exceeded_by(100.0));
+        assert_eq!(p.limit_for("10.9.1.2".parse().unwrap()).unwrap().max_rtt_ms, 150.0);
         assert!(p.limit_for("192.0.2.1".parse().unwrap()).is_none());
     }
 

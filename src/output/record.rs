@@ -115,14 +115,13 @@ impl SessionRecord {
         let leg = |i: usize| rtt.and_then(|r| legs[i].map(|q| leg_rtt(q, r.handshake[i])));
         let a = assessment(s, &legs, judge);
         let inter = s.interactive();
-        let policy =
-            judge.policy.limit_for(s.client.ip()).map(|(n, ms)| PolicyHit { subnet: n.to_string(), max_rtt_ms: ms });
+        let limit = judge.policy.limit_for(s.client.ip());
         let mut alerts = Vec::new();
         if a.relay.iter().flatten().any(|r| r.suspected) {
             alerts.push("relay_suspected".to_string());
         }
-        if let (Some(p), Some(t)) = (&policy, a.typist_rtt_ms)
-            && t > p.max_rtt_ms
+        if let (Some(l), Some(t)) = (limit, a.typist_rtt_ms)
+            && l.exceeded_by(t)
         {
             alerts.push("rtt_over_policy".to_string());
         }
@@ -166,7 +165,7 @@ impl SessionRecord {
             terminal_rtt_ms: a.terminal_rtt_ms.map(|v| round(v, 4)),
             typist_rtt_ms: a.typist_rtt_ms.map(|v| round(v, 4)),
             max_distance_km: a.max_distance_km.map(|v| round(v, 1)),
-            policy,
+            policy: limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
             alerts,
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
             start_ts: s.start,

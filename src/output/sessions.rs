@@ -152,8 +152,8 @@ impl SessionExport {
         if let Some(t) = a.typist_rtt_ms {
             self.typist.with_label_values(&base).set(t / 1e3);
             self.distance.with_label_values(&base).set(max_distance_km(t));
-            if let Some((_, limit)) = judge.policy.limit_for(s.client.ip()) {
-                self.over_policy.with_label_values(&base).set(if t > limit { 1.0 } else { 0.0 });
+            if let Some(l) = judge.policy.limit_for(s.client.ip()) {
+                self.over_policy.with_label_values(&base).set(if l.exceeded_by(t) { 1.0 } else { 0.0 });
             }
         }
         for (i, leg) in ["client", "server"].into_iter().enumerate() {
