@@ -3,6 +3,7 @@
 
 use super::interactive::Interactive;
 use super::relay::{Level, Relay, Thresholds, level_shifts, max_distance_km, verdict};
+use super::stats::Quantiles;
 use super::turns::Turns;
 use crate::flow::Side;
 
@@ -30,6 +31,8 @@ pub struct Assessment {
     pub terminal_rtt_ms: Option<f64>,
     pub typist_rtt_ms: Option<f64>,
     pub max_distance_km: Option<f64>,
+    /// Chaff PING → PONG at the sensor, ms (keystroke obfuscation): one sort of the lags, for the verdict and the record.
+    pub ping_rtt: Option<Quantiles>,
 }
 
 /// `transport[i]`: the transport RTT floor of leg i, ms; `turns`: handshake
@@ -76,6 +79,7 @@ pub fn assess(
         }
     }
     a.terminal_rtt_ms = inter.terminal_clean.min().or(inter.terminal.min());
+    a.ping_rtt = inter.ping_rtt();
     let echo_levels = if inter.echo_is_round_trip { inter.echo_levels() } else { Vec::new() };
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
@@ -112,7 +116,7 @@ pub fn assess(
                     shifts = level_shifts(&echo_levels, t);
                 }
                 // Chaff PING → PONG: the SSH peer's own answer, with no pty in between.
-                if let Some(q) = inter.ping_rtt() {
+                if let Some(q) = a.ping_rtt {
                     levels.push(Level { name: "ping_pong", ms: q.p50 });
                 }
             }

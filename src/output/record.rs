@@ -155,7 +155,7 @@ impl SessionRecord {
             chaff: inter.map(|i| i.chaff_count()),
             echo_ms: inter.and_then(|i| i.echo.quantiles()).map(EchoMs::from),
             keystroke_obfuscation: inter.map(|i| i.obfuscated()),
-            ping_rtt_ms: inter.and_then(|i| i.ping_rtt()).map(EchoMs::from),
+            ping_rtt_ms: a.ping_rtt.map(EchoMs::from),
             client_app_rtt_ms: a.app_rtt[0].map(round_app),
             server_app_rtt_ms: a.app_rtt[1].map(round_app),
             client_hidden_ms: a.hidden_ms[0].map(|v| round(v, 4)),
