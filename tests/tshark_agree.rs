@@ -22,6 +22,7 @@
 //! environment a missing prerequisite fails the test instead.
 
 mod common;
+mod support;
 
 use common::pcap::Capture;
 use common::scenarios;
@@ -31,7 +32,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Netns, signal, veth, wait_for};
 
 const TOL_MS: f64 = 0.1;
 
@@ -429,88 +431,47 @@ time.sleep(0.2)
 print("done", flush=True)
 "#;
 
-/// Namespaces, veths and processes of the lab; everything is removed on
-/// drop, also when the test panics.
+/// The lab: namespaces client (192.0.2.1 on c0), middle and server
+/// (192.0.2.2 on s0), joined by veths c0↔c1 and s0↔s1, with x1↔x2 inside
+/// the middle for the delaying bridge (c1↔x1, x2↔s1); and the processes
+/// started in them. Everything is removed on drop, also when the test panics.
 struct Lab {
-    ns: Vec<String>,
+    c: Netns,
+    m: Netns,
+    s: Netns,
     children: Vec<(String, Child)>,
 }
 
 impl Lab {
-    fn new() -> Lab {
-        let id = std::process::id();
-        Lab { ns: ["c", "m", "s"].iter().map(|n| format!("echoloc-{n}-{id}")).collect(), children: Vec::new() }
-    }
-
-    fn client(&self) -> &str {
-        &self.ns[0]
-    }
-    fn middle(&self) -> &str {
-        &self.ns[1]
-    }
-    fn server(&self) -> &str {
-        &self.ns[2]
-    }
-
-    /// Run a command to completion; panic with its output on failure.
-    fn sh(&self, args: &[&str]) {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Like `sh` but failures are ignored (offload settings a veth may not
-    /// have).
-    fn try_sh(&self, args: &[&str]) {
-        let _ = Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    }
-
-    fn up(&mut self) {
-        for ns in self.ns.clone() {
-            self.sh(&["ip", "netns", "add", &ns]);
-            self.sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]);
-            self.sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+    fn up() -> Lab {
+        let (c, m, s) = (Netns::bare("lab-c"), Netns::bare("lab-m"), Netns::bare("lab-s"));
+        for ns in [&c, &m, &s] {
+            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
         }
-        let (c, m, s) = (self.client().to_string(), self.middle().to_string(), self.server().to_string());
-        for (a, ans, b, bns) in [("c0", &c, "c1", &m), ("s0", &s, "s1", &m), ("x1", &m, "x2", &m)] {
-            self.sh(&["ip", "link", "add", a, "netns", ans, "type", "veth", "peer", "name", b, "netns", bns]);
+        for (a, a_if, b, b_if) in [(&c, "c0", &m, "c1"), (&s, "s0", &m, "s1"), (&m, "x1", &m, "x2")] {
+            veth(a, a_if, b, b_if);
         }
-        self.sh(&["ip", "-n", &c, "addr", "add", "192.0.2.1/24", "dev", "c0"]);
-        self.sh(&["ip", "-n", &s, "addr", "add", "192.0.2.2/24", "dev", "s0"]);
-        for (ns, ifs) in [(&c, vec!["c0"]), (&s, vec!["s0"]), (&m, vec!["c1", "x1", "x2", "s1"])] {
-            for i in ifs {
-                // Frames as on a wire: no segmentation or checksum offload,
-                // so the bridge copies MTU-sized frames with real checksums.
-                self.try_sh(&[
-                    "ip", "netns", "exec", ns, "ethtool", "-K", i, "tso", "off", "gso", "off", "gro", "off", "tx",
-                    "off", "rx", "off",
-                ]);
-                self.sh(&["ip", "-n", ns, "link", "set", i, "up"]);
-                if ns == &m {
-                    self.sh(&["ip", "-n", ns, "link", "set", i, "promisc", "on"]);
+        c.exec(&["ip", "addr", "add", "192.0.2.1/24", "dev", "c0"]);
+        s.exec(&["ip", "addr", "add", "192.0.2.2/24", "dev", "s0"]);
+        // The middle's interfaces take every frame, for the bridge to copy.
+        for (ns, ifs, promisc) in
+            [(&c, &["c0"][..], false), (&s, &["s0"], false), (&m, &["c1", "x1", "x2", "s1"], true)]
+        {
+            for &i in ifs {
+                // Frames as on a wire: the bridge copies MTU-sized frames with real checksums.
+                ns.no_offload(i);
+                ns.exec(&["ip", "link", "set", i, "up"]);
+                if promisc {
+                    ns.exec(&["ip", "link", "set", i, "promisc", "on"]);
                 }
             }
         }
+        Lab { c, m, s, children: Vec::new() }
     }
 
-    /// Start `args` inside namespace `ns`, keep it for cleanup.
-    fn spawn(&mut self, name: &str, ns: &str, args: &[&str], stderr: Stdio) -> &mut Child {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
+    /// Start `cmd` (made by a namespace's `command`), keep it for cleanup.
+    fn spawn(&mut self, name: &str, mut cmd: Command, stderr: Stdio) -> &mut Child {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -523,18 +484,8 @@ impl Lab {
     /// Stop a child politely (SIGTERM), then for good.
     fn stop(child: &mut Child) {
         if let Ok(None) = child.try_wait() {
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            signal(child, libc::SIGTERM);
+            wait_for(child, 5);
         }
     }
 
@@ -547,13 +498,11 @@ impl Lab {
     }
 }
 
+/// The processes go first; the namespaces (fields) then remove themselves.
 impl Drop for Lab {
     fn drop(&mut self) {
         for (_, c) in self.children.iter_mut() {
             Lab::stop(c);
-        }
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
         }
     }
 }
@@ -580,7 +529,7 @@ fn expect_line(rx: &std::sync::mpsc::Receiver<()>, what: &str, timeout: Duration
 #[test]
 fn live_netns_traffic_agrees_with_tshark() {
     let test = "live_netns_traffic_agrees_with_tshark";
-    if unsafe { libc::geteuid() } != 0 && skip(test, "not root (network namespaces)") {
+    if !support::is_root() && skip(test, "not root (network namespaces)") {
         return;
     }
     for prog in ["tshark", "tcpdump", "ip", "python3", "ethtool"] {
@@ -590,13 +539,14 @@ fn live_netns_traffic_agrees_with_tshark() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("netns_echo_bulk.pcap");
-    let mut lab = Lab::new();
-    lab.up();
-    let (c, m, s) = (lab.client().to_string(), lab.middle().to_string(), lab.server().to_string());
+    let mut lab = Lab::up();
 
     let (d1, d2) = (LAB_C_S.to_string(), LAB_S_S.to_string());
-    let bridge =
-        lab.spawn("bridge", &m, &["python3", "-c", BRIDGE_PY, "c1", "x1", &d1, "x2", "s1", &d2], Stdio::inherit());
+    let bridge = lab.spawn(
+        "bridge",
+        lab.m.command(&["python3", "-c", BRIDGE_PY, "c1", "x1", &d1, "x2", "s1", &d2]),
+        Stdio::inherit(),
+    );
     let rx = wait_for_line(bridge.stdout.take().unwrap(), "ready");
     expect_line(&rx, "bridge", Duration::from_secs(10));
 
@@ -604,8 +554,7 @@ fn live_netns_traffic_agrees_with_tshark() {
     let pcap_s = pcap.display().to_string();
     let tcpdump = lab.spawn(
         "tcpdump",
-        &m,
-        &[
+        lab.m.command(&[
             "tcpdump",
             "-i",
             "x1",
@@ -620,7 +569,7 @@ fn live_netns_traffic_agrees_with_tshark() {
             "-w",
             &pcap_s,
             "tcp",
-        ],
+        ]),
         Stdio::piped(),
     );
     let err = tcpdump.stderr.take().unwrap();
@@ -635,11 +584,11 @@ fn live_netns_traffic_agrees_with_tshark() {
     });
     expect_line(&rx, "tcpdump", Duration::from_secs(10));
 
-    let server = lab.spawn("server", &s, &["python3", "-c", SERVER_PY], Stdio::inherit());
+    let server = lab.spawn("server", lab.s.command(&["python3", "-c", SERVER_PY]), Stdio::inherit());
     let rx = wait_for_line(server.stdout.take().unwrap(), "ready");
     expect_line(&rx, "server", Duration::from_secs(10));
 
-    let client = lab.spawn("client", &c, &["python3", "-c", CLIENT_PY], Stdio::inherit());
+    let client = lab.spawn("client", lab.c.command(&["python3", "-c", CLIENT_PY]), Stdio::inherit());
     let rx = wait_for_line(client.stdout.take().unwrap(), "done");
     expect_line(&rx, "client traffic", Duration::from_secs(60));
 

@@ -1,6 +1,6 @@
-//! Test support for tests that need real network plumbing: a network
-//! namespace with a veth pair (removed on drop, even after a panic), and
-//! free loopback ports.
+//! Test support for tests that need real network plumbing: network
+//! namespaces and veth pairs between them (removed on drop, even after a
+//! panic), and free loopback ports.
 #![allow(dead_code)]
 
 use std::process::{Command, Stdio};
@@ -50,16 +50,22 @@ impl Netns {
 
     pub fn new(tag: &str) -> Netns {
         let ns = Netns::bare(tag);
-        ns.exec(&["ip", "link", "add", "inj0", "type", "veth", "peer", "name", "cap0"]);
+        veth(&ns, "inj0", &ns, "cap0");
         for i in ["inj0", "cap0"] {
             ns.exec(&["ip", "link", "set", i, "up"]);
-            let _ = ns
-                .command(&["ethtool", "-K", i, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            ns.no_offload(i);
         }
         ns
+    }
+
+    /// Frames on `iface` as on a wire: no segmentation or checksum offload
+    /// (settings a veth does not have are left alone).
+    pub fn no_offload(&self, iface: &str) {
+        let _ = self
+            .command(&["ethtool", "-K", iface, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// A command to run inside the namespace.
@@ -92,13 +98,19 @@ impl NetnsPair {
     pub fn new(tag: &str) -> NetnsPair {
         let a = Netns::bare(&format!("{tag}a"));
         let b = Netns::bare(&format!("{tag}b"));
-        sh(&["ip", "link", "add", "a0", "netns", &a.name, "type", "veth", "peer", "name", "b0", "netns", &b.name]);
+        veth(&a, "a0", &b, "b0");
         for (ns, i, addr) in [(&a, "a0", "192.0.2.1/24"), (&b, "b0", "192.0.2.2/24")] {
             ns.exec(&["ip", "addr", "add", addr, "dev", i]);
             ns.exec(&["ip", "link", "set", i, "up"]);
         }
         NetnsPair { a, b }
     }
+}
+
+/// A veth pair: `a_if` in namespace `a` ↔ `b_if` in `b` (which may be `a`).
+/// The namespaces' removal removes it.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    sh(&["ip", "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns", &b.name]);
 }
 
 /// A loopback port free right now.
