@@ -113,6 +113,7 @@ pub fn decode(link: LinkType, ts: Ts, frame: &[u8]) -> Result<Packet<'_>, DropRe
 ///
 /// Headers are read through etherparse's header slices, which borrow the
 /// frame: nothing is copied or allocated.
+#[inline(always)]
 pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) -> Result<Packet<'_>, DropReason> {
     let (ether_type, off) = link::network(link, frame)?;
     let ip = &frame[off..];
@@ -182,6 +183,7 @@ struct Net<'a> {
     payload: &'a [u8],
 }
 
+#[inline(always)]
 fn ipv4(b: &[u8]) -> Result<Net<'_>, DropReason> {
     use etherparse::err::ipv4::HeaderSliceError as E;
     let h = Ipv4HeaderSlice::from_slice(b).map_err(|e| match e {
