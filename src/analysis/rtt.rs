@@ -293,6 +293,9 @@ fn push(snd: &mut Sender, mut sent: Sent) {
         snd.outstanding.pop_front();
         snd.evicted = true;
     }
+    if snd.outstanding.capacity() == 0 {
+        snd.outstanding.reserve_exact(8);
+    }
     snd.outstanding.push_back(sent);
 }
 

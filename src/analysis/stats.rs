@@ -37,6 +37,10 @@ impl Summary {
         }
         self.count += 1;
         if self.samples.len() < RESERVOIR {
+            if self.samples.len() == self.samples.capacity() {
+                // Grow by 16, 32, 64… samples: fewer reallocations than from 4.
+                self.samples.reserve_exact(self.samples.len().max(16));
+            }
             self.samples.push(v as f32);
         } else {
             // Algorithm R with a fixed-seed xorshift: the same input keeps the same samples.
