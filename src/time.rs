@@ -14,21 +14,10 @@ pub fn ms(ns: i64) -> f64 {
 
 /// RFC 3339 UTC with nanosecond fraction, e.g. `2026-01-01T00:00:00.000000000Z`.
 pub fn rfc3339(ts: Ts) -> String {
-    use chrono::{Datelike, Timelike};
     let secs = ts.div_euclid(NS_PER_SEC);
     let nanos = ts.rem_euclid(NS_PER_SEC) as u32;
-    // Calendar fields from chrono; no format string to parse per call.
     match chrono::DateTime::from_timestamp(secs, nanos) {
-        Some(dt) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            nanos
-        ),
+        Some(dt) => dt.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         None => "1970-01-01T00:00:00.000000000Z".to_string(),
     }
 }

@@ -213,7 +213,11 @@ pub fn round(v: f64, digits: i32) -> f64 {
 
 /// "ip:port", "[ipv6]:port"; protocols without ports show the address alone.
 fn addr(a: SocketAddr, transport: u8) -> String {
-    if transport == 6 || transport == 17 { a.to_string() } else { a.ip().to_string() }
+    use std::fmt::Write;
+    // Sized for the longest IPv6 form: one allocation, no regrowth.
+    let mut out = String::with_capacity(48);
+    let _ = if transport == 6 || transport == 17 { write!(out, "{a}") } else { write!(out, "{}", a.ip()) };
+    out
 }
 
 /// A stable session id: "C" and base62 of a fixed-key hash of the
