@@ -109,10 +109,11 @@ impl Engine {
         out: &mut dyn RecordSink,
     ) {
         self.counters.packets += 1;
-        match decode::decode_wire(link, ts, frame, wire_len) {
+        // Matched by reference: the decoded packet stays where it was built.
+        match &decode::decode_wire(link, ts, frame, wire_len) {
             Ok(p) => {
                 self.counters.bytes += u64::from(p.ip_len);
-                self.packet(&p, out);
+                self.packet(p, out);
             }
             Err(r) => self.counters.decode_errors[r.index()] += 1,
         }
