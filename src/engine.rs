@@ -131,11 +131,13 @@ impl Engine {
     /// Process one decoded packet.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn RecordSink) {
         self.advance(p.ts, out);
-        if !matches!(p.ip_proto(), 6 | 17 | 50) {
+        let ip_proto = p.ip_proto();
+        if !matches!(ip_proto, 6 | 17 | 50) {
             return; // ICMP and the like are not sessions
         }
         let (sport, dport) = p.ports();
-        let (key, src_is_lo) = FlowKey::new(p.src, sport, p.dst, dport, p.ip_proto());
+        let payload = p.payload();
+        let (key, src_is_lo) = FlowKey::new(p.src, sport, p.dst, dport, ip_proto);
         let tcp = match &p.l4 {
             L4::Tcp(t) => Some(t),
             _ => None,
@@ -177,7 +179,7 @@ impl Engine {
         s.last = s.last.max(p.ts);
         s.ttl[i] = Some(s.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
         let server_port = s.server.port();
-        s.classifier.feed(p.ip_proto(), server_port, from, p.payload());
+        s.classifier.feed(ip_proto, server_port, from, payload);
         let mut samples = [None, None];
         let mut close = None;
         if let Some(t) = tcp {
@@ -216,7 +218,7 @@ impl Engine {
             echo = interactive(s, proto, p.ts, from, t);
         }
         if s.app.is_none()
-            && let Some(msg) = handshake::message(proto, p.payload())
+            && let Some(msg) = handshake::message(proto, payload)
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }

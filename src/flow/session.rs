@@ -56,6 +56,9 @@ pub struct Session {
     /// Lowest TTL / hop limit seen from each side.
     pub ttl: [Option<u8>; 2],
     pub classifier: Classifier,
+    /// The protocol if content proves none (server port, else transport):
+    /// fixed when the session opens, looked up once.
+    by_port: Proto,
     pub rtt: Option<Box<RttTracker>>,
     pub fin: [bool; 2],
     /// Set once the connection closed (FIN both ways, or RST): the record is
@@ -132,6 +135,7 @@ impl Session {
             bytes: [0; 2],
             ttl: [None; 2],
             classifier: Classifier::default(),
+            by_port: Proto::by_port(key.proto, server.port()),
             rtt: (key.proto == 6).then(Box::default),
             fin: [false; 2],
             closed: None,
@@ -156,6 +160,6 @@ impl Session {
     }
 
     pub fn proto(&self) -> Proto {
-        self.classifier.proto(self.transport, self.server.port())
+        self.classifier.found.unwrap_or(self.by_port)
     }
 }

@@ -41,12 +41,7 @@ impl Classifier {
 
     /// The protocol: content if it matched, else the server port, else tcp/udp.
     pub fn proto(&self, transport: u8, server_port: u16) -> Proto {
-        self.found.or_else(|| Proto::from_port(transport, server_port)).unwrap_or(match transport {
-            6 => Proto::Tcp,
-            17 => Proto::Udp,
-            50 => Proto::Esp,
-            _ => Proto::Ip,
-        })
+        self.found.unwrap_or_else(|| Proto::by_port(transport, server_port))
     }
 }
 

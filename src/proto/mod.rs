@@ -75,6 +75,17 @@ impl Proto {
         })
     }
 
+    /// The protocol of a session whose content proved nothing: the server
+    /// port's, else the transport's.
+    pub fn by_port(transport: u8, server_port: u16) -> Proto {
+        Proto::from_port(transport, server_port).unwrap_or(match transport {
+            6 => Proto::Tcp,
+            17 => Proto::Udp,
+            50 => Proto::Esp,
+            _ => Proto::Ip,
+        })
+    }
+
     /// Is `port` a well-known server port of a protocol echoloc watches?
     pub fn is_server_port(transport: u8, port: u16) -> bool {
         Proto::from_port(transport, port).is_some() || (port < 1024 && port != 0)
