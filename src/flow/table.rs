@@ -10,8 +10,12 @@ use crate::time::Ts;
 use hashbrown::HashTable;
 
 const NIL: u32 = u32::MAX;
-/// Least packet time between two moves of a session to the front of its lane.
-const RELINK: Ts = 10_000_000;
+/// Least packet time between two moves of a session to the front of its
+/// lane. A move writes three other sessions' slots (its neighbours and the
+/// old head): with thousands of sessions open, each a cache miss, so busy
+/// sessions move once a second. Lane order, hence idle expiry and eviction,
+/// is exact to within that second; timeouts are seconds to minutes.
+const RELINK: Ts = 1_000_000_000;
 
 /// Which idle timeout applies to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
