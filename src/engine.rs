@@ -178,7 +178,7 @@ impl Engine {
         s.bytes[i] += u64::from(p.ip_len);
         s.last = s.last.max(p.ts);
         s.ttl[i] = Some(s.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
-        let server_port = s.server.port();
+        let server_port = s.server_port;
         s.classifier.feed(ip_proto, server_port, from, payload);
         let mut samples = [None, None];
         let mut close = None;
@@ -217,19 +217,25 @@ impl Engine {
         {
             echo = interactive(s, proto, p.ts, from, t);
         }
-        if s.app.is_none()
+        if !payload.is_empty()
+            && s.app.is_none()
             && let Some(msg) = handshake::message(proto, payload)
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
-        if !s.counted && s.classifier.settled() {
+        let settled = s.classifier.settled();
+        let newly_settled = settled && !s.counted;
+        if newly_settled {
             s.counted = true;
             self.counters.opened[proto.index()] += 1;
         }
         if let Some(m) = &self.metrics {
-            if s.classifier.settled() {
-                observe(m, proto, &s.early);
-                s.early = [None; 4];
+            if settled {
+                // Samples held back until the protocol was known: once.
+                if newly_settled {
+                    observe(m, proto, &s.early);
+                    s.early = [None; 4];
+                }
                 observe(m, proto, &samples);
             } else {
                 for smp in samples.into_iter().flatten() {

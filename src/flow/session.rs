@@ -43,41 +43,47 @@ impl EndReason {
     }
 }
 
+/// One session. Laid out in declaration order (`repr(C)`): what every
+/// packet reads or writes comes first, so it shares the cache lines right
+/// after the table slot's key; what only records and metrics read follows.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Session {
-    pub client: SocketAddr,
-    pub server: SocketAddr,
+    /// Whether the client is the key's lower endpoint.
+    pub client_is_lo: bool,
     /// IP protocol number (6 TCP, 17 UDP, 50 ESP…).
     pub transport: u8,
-    pub start: Ts,
-    pub last: Ts,
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
+    pub fin: [bool; 2],
+    /// Set once the connection closed (FIN both ways, or RST): the record is
+    /// written after a short linger that absorbs the last ACKs.
+    pub closed: Option<EndReason>,
+    /// Counted in `opened` (done once the protocol is settled, or at the end).
+    pub counted: bool,
     /// Lowest TTL / hop limit seen from each side.
     pub ttl: [Option<u8>; 2],
     pub classifier: Classifier,
     /// The protocol if content proves none (server port, else transport):
     /// fixed when the session opens, looked up once.
     by_port: Proto,
+    /// The server's port (also in `server`; kept here for the per-packet path).
+    pub server_port: u16,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub last: Ts,
     pub rtt: Option<Box<RttTracker>>,
-    pub fin: [bool; 2],
-    /// Set once the connection closed (FIN both ways, or RST): the record is
-    /// written after a short linger that absorbs the last ACKs.
-    pub closed: Option<EndReason>,
-    pub export: ExportState,
-    /// Whether the client is the key's lower endpoint.
-    pub client_is_lo: bool,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
     /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN).
     pub turns: Option<Box<Turns>>,
+    /// Packet time its own Prometheus series were last refreshed.
+    pub published: Ts,
+    pub start: Ts,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub export: ExportState,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
-    /// Counted in `opened` (done once the protocol is settled, or at the end).
-    pub counted: bool,
-    /// Packet time its own Prometheus series were last refreshed.
-    pub published: Ts,
 }
 
 /// An interactive protocol's dissector and its keystroke/echo analysis.
@@ -122,6 +128,36 @@ pub enum ExportState {
     Skipped,
 }
 
+/// What a free table slot holds: nothing allocated.
+impl Default for Session {
+    fn default() -> Session {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Session {
+            client_is_lo: false,
+            transport: 0,
+            fin: [false; 2],
+            closed: None,
+            counted: false,
+            ttl: [None; 2],
+            classifier: Classifier::default(),
+            by_port: Proto::Ip,
+            server_port: 0,
+            packets: [0; 2],
+            bytes: [0; 2],
+            last: 0,
+            rtt: None,
+            app: None,
+            turns: None,
+            published: 0,
+            start: 0,
+            client: unspecified,
+            server: unspecified,
+            export: ExportState::Pending,
+            early: [None; 4],
+        }
+    }
+}
+
 impl Session {
     pub fn new(key: &FlowKey, client_is_lo: bool, start: Ts) -> Session {
         let (client, server) = if client_is_lo { (key.lo(), key.hi()) } else { (key.hi(), key.lo()) };
@@ -136,6 +172,7 @@ impl Session {
             ttl: [None; 2],
             classifier: Classifier::default(),
             by_port: Proto::by_port(key.proto, server.port()),
+            server_port: server.port(),
             rtt: (key.proto == 6).then(Box::default),
             fin: [false; 2],
             closed: None,

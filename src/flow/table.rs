@@ -26,14 +26,19 @@ pub enum Lane {
     Closing = 2,
 }
 
+/// A table slot, aligned to a cache line: the key and the times every
+/// packet reads fill the first line, the value starts on the second; the
+/// list links, written about once a second, come last.
+#[repr(C, align(64))]
 struct Slot<S> {
     key: FlowKey,
-    value: Option<S>,
     last_seen: Ts,
     linked_at: Ts,
-    lane: Lane,
+    /// The session; a free slot holds `S::default()`.
+    value: S,
     prev: u32,
     next: u32,
+    lane: Lane,
 }
 
 #[derive(Clone, Copy)]
@@ -53,7 +58,7 @@ pub struct FlowTable<S> {
     max: usize,
 }
 
-impl<S> FlowTable<S> {
+impl<S: Default> FlowTable<S> {
     pub fn new(max: usize) -> FlowTable<S> {
         let max = max.clamp(1, NIL as usize - 1);
         FlowTable {
@@ -80,7 +85,7 @@ impl<S> FlowTable<S> {
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut S {
-        self.slots[id as usize].value.as_mut().expect("live slot")
+        &mut self.slots[id as usize].value
     }
 
     /// Move a session to another lane (e.g. when it closes).
@@ -98,9 +103,8 @@ impl<S> FlowTable<S> {
     /// to within that, and a busy session costs no list writes per packet.
     pub fn touch(&mut self, id: u32, now: Ts) {
         let slot = &mut self.slots[id as usize];
-        let lane = slot.lane;
         slot.last_seen = now;
-        if now - slot.linked_at >= RELINK && self.lanes[lane as usize].head != id {
+        if now - slot.linked_at >= RELINK && self.lanes[slot.lane as usize].head != id {
             slot.linked_at = now;
             self.unlink(id);
             self.link_front(id);
@@ -111,7 +115,7 @@ impl<S> FlowTable<S> {
     /// [`FlowTable::evict_lru`] first when [`FlowTable::is_full`].
     pub fn insert(&mut self, key: FlowKey, value: S, lane: Lane, now: Ts) -> u32 {
         debug_assert!(!self.is_full());
-        let slot = Slot { key, value: Some(value), last_seen: now, linked_at: now, lane, prev: NIL, next: NIL };
+        let slot = Slot { key, value, last_seen: now, linked_at: now, lane, prev: NIL, next: NIL };
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = slot;
@@ -136,7 +140,7 @@ impl<S> FlowTable<S> {
     pub fn remove(&mut self, id: u32) -> (FlowKey, S) {
         self.unlink(id);
         let slot = &mut self.slots[id as usize];
-        let value = slot.value.take().expect("live slot");
+        let value = std::mem::take(&mut slot.value);
         let key = slot.key;
         if let Ok(entry) = self.index.find_entry(self.hasher.hash_one(key), |&i| i == id) {
             entry.remove();
