@@ -217,9 +217,10 @@ impl Engine {
         {
             echo = interactive(s, proto, p.ts, from, t);
         }
-        if !payload.is_empty()
+        // The payload first: most packets carry no handshake message, and
+        // then the session's app state is not read at all.
+        if let Some(msg) = handshake::message(proto, payload)
             && s.app.is_none()
-            && let Some(msg) = handshake::message(proto, payload)
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }

@@ -167,22 +167,12 @@ impl Session {
             transport: key.proto,
             start,
             last: start,
-            packets: [0; 2],
-            bytes: [0; 2],
-            ttl: [None; 2],
-            classifier: Classifier::default(),
             by_port: Proto::by_port(key.proto, server.port()),
             server_port: server.port(),
             rtt: (key.proto == 6).then(Box::default),
-            fin: [false; 2],
-            closed: None,
-            export: ExportState::Pending,
             client_is_lo,
-            app: None,
-            turns: None,
-            early: [None; 4],
-            counted: false,
             published: Ts::MIN / 2,
+            ..Session::default()
         }
     }
 
@@ -197,6 +187,6 @@ impl Session {
     }
 
     pub fn proto(&self) -> Proto {
-        self.classifier.found.unwrap_or(self.by_port)
+        self.classifier.proto(self.by_port)
     }
 }

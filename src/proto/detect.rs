@@ -39,9 +39,10 @@ impl Classifier {
         self.found.is_some() || self.seen >= BUDGET
     }
 
-    /// The protocol: content if it matched, else the server port, else tcp/udp.
-    pub fn proto(&self, transport: u8, server_port: u16) -> Proto {
-        self.found.unwrap_or_else(|| Proto::by_port(transport, server_port))
+    /// The protocol: content if it matched, else `by_port` (the server
+    /// port's, else the transport's: [`Proto::by_port`]).
+    pub fn proto(&self, by_port: Proto) -> Proto {
+        self.found.unwrap_or(by_port)
     }
 }
 
@@ -131,15 +132,15 @@ mod tests {
     fn ssh_on_any_port() {
         let mut c = Classifier::default();
         c.feed(6, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n");
-        assert_eq!(c.proto(6, 443), Proto::Ssh);
+        assert_eq!(c.proto(Proto::by_port(6, 443)), Proto::Ssh);
     }
 
     #[test]
     fn port_fallback_and_default() {
         let c = Classifier::default();
-        assert_eq!(c.proto(6, 22), Proto::Ssh);
-        assert_eq!(c.proto(6, 8080), Proto::Tcp);
-        assert_eq!(c.proto(17, 9999), Proto::Udp);
+        assert_eq!(c.proto(Proto::by_port(6, 22)), Proto::Ssh);
+        assert_eq!(c.proto(Proto::by_port(6, 8080)), Proto::Tcp);
+        assert_eq!(c.proto(Proto::by_port(17, 9999)), Proto::Udp);
     }
 
     #[test]
@@ -173,7 +174,7 @@ mod tests {
         let q = [0x08, 0x12, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w'];
         dns.feed(17, 53, Side::Client, &q);
         dns.feed(17, 53, Side::Server, &q);
-        assert_eq!(dns.proto(17, 53), Proto::Udp);
+        assert_eq!(dns.proto(Proto::by_port(17, 53)), Proto::Udp);
     }
 
     #[test]
