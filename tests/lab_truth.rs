@@ -4,9 +4,10 @@
 //! truth.json: transport RTT, hidden latency, relay verdicts, keystroke counts
 //! and echo delay.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn lab_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/lab");
@@ -17,16 +18,6 @@ fn lab_dirs() -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs
-}
-
-fn replay(path: &Path) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
-        .args(["replay", "--format", "json"])
-        .arg(path)
-        .output()
-        .expect("run echoloc");
-    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn close(got: f64, want: f64, abs: f64, rel: f64) -> bool {
@@ -51,7 +42,7 @@ fn lab_captures_match_their_truth() {
             truth["links"].as_object().unwrap().values().filter_map(|l| l["jitter_ms"].as_f64()).fold(0.0, f64::max);
         for (vantage, v) in truth["vantages"].as_object().unwrap() {
             let file = dir.join(v["file"].as_str().unwrap());
-            let recs = replay(&file);
+            let recs = common::replay_ok(&[&file]);
             // The SSH session this vantage watches: the busiest one.
             let Some(r) = recs
                 .iter()

@@ -4,6 +4,7 @@
 //! SIGINT flushes open sessions and exits 0; an interface that goes down is
 //! logged and reopened.
 
+mod common;
 mod support;
 
 use serde_json::Value;
@@ -15,17 +16,6 @@ use support::{Netns, require_root, signal, wait_for};
 
 fn capture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn records(text: &str) -> Vec<Value> {
-    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn replay(file: &Path) -> Vec<Value> {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_echoloc")).args(["replay", "--format", "json"]).arg(file).output().unwrap();
-    assert!(out.status.success());
-    records(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// Start `echoloc live` in the namespace on cap0; waits until it captures.
@@ -84,7 +74,7 @@ fn a_flood_of_scrapes_does_not_disturb_capture() {
 fn live_vs_replay(tag: &str, flood: bool) {
     let _serial = support::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
-    let expected = replay(&file);
+    let expected = common::replay_ok(&[&file]);
     let ns = Netns::new(tag);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("live.jsonl");
@@ -119,7 +109,7 @@ fn live_vs_replay(tag: &str, flood: bool) {
     let st = wait_for(&mut child, 20).expect("echoloc live did not stop on SIGINT");
     let err = stderr_of(&mut child);
     assert!(st.success(), "exit {st:?}: {err}");
-    let got = records(&std::fs::read_to_string(&out).unwrap());
+    let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
     // Same sessions, same protocols.
     let key = |r: &Value| (r["client"].to_string(), r["server"].to_string(), r["proto"].to_string());
     let mut a: Vec<_> = expected.iter().map(key).collect();
@@ -189,7 +179,7 @@ fn interface_down_is_logged_and_reopened() {
     assert!(st.success(), "exit {st:?}: {err}");
     assert!(err.contains("reopening"), "no log line about the capture failing: {err}");
     assert!(err.contains("capture reopened"), "capture was not reopened: {err}");
-    let got = records(&std::fs::read_to_string(&out).unwrap());
+    let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
     assert!(got.iter().any(|r| r["proto"] == "ssh"), "no session after the interface came back: {got:?}");
 }
 

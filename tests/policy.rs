@@ -1,20 +1,15 @@
 //! The shipped policy example raises "rtt_over_policy" exactly when the
 //! typist's round trip exceeds the limit of the client's subnet.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
 fn replay(config: &Path, capture: &str) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
-        .args(["replay", "--format", "json", "--config"])
-        .arg(config)
-        .arg(root.join(capture))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    common::replay_with_ok(&["--config", config.to_str().unwrap()], &[&root.join(capture)])
 }
 
 #[test]

@@ -1,24 +1,15 @@
 //! Every public capture in pcaps/public replays without error and shows the
 //! sessions and protocols its source describes (see pcaps/SOURCES.md).
 
+mod common;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 fn replay(rel: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public").join(rel);
-    let out = Command::new(env!("CARGO_BIN_EXE_echoloc"))
-        .args(["replay", "--format", "json"])
-        .arg(&path)
-        .output()
-        .expect("run echoloc");
-    assert!(out.status.success(), "{rel}: exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rel}: bad JSON line {l}: {e}")))
-        .collect()
+    common::replay_ok(&[&Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public").join(rel)])
 }
 
 fn protos(recs: &[Value]) -> BTreeMap<String, usize> {

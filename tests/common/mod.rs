@@ -95,7 +95,12 @@ pub fn replay_with(extra: &[&str], files: &[&Path]) -> Run {
 
 /// `echoloc replay --format json <files...>`, expecting exit 0.
 pub fn replay_ok(files: &[&Path]) -> Vec<Value> {
-    let r = replay_with(&[], files);
+    replay_with_ok(&[], files)
+}
+
+/// `echoloc replay --format json <extra...> <files...>`, expecting exit 0.
+pub fn replay_with_ok(extra: &[&str], files: &[&Path]) -> Vec<Value> {
+    let r = replay_with(extra, files);
     assert_eq!(r.code, Some(0), "echoloc exited {:?}\nstderr: {}\nstdout: {}", r.code, r.stderr, r.stdout);
     r.records
 }
