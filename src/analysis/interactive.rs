@@ -19,10 +19,10 @@
 //!   segment when no keystroke awaits its echo: the typist's terminal answering
 //!   a query (device attributes, cursor position).
 
+use super::deque::InlineDeque;
 use super::stats::{Quantiles, Summary};
 use crate::flow::Side;
 use crate::time::{Ts, ms};
-use std::collections::VecDeque;
 
 /// The longest keystroke → echo delay paired.
 pub const ECHO_BOUND: Ts = 1_500_000_000;
@@ -58,9 +58,9 @@ pub struct Interactive {
     pub keystrokes: u64,
     pub chaff: u64,
     /// Keystrokes awaiting their echo, oldest first.
-    pending: VecDeque<Ts>,
+    pending: InlineDeque<Ts, 4>,
     /// Recent chaff PINGs (send times), awaiting PONGs.
-    chaff_sent: VecDeque<Ts>,
+    chaff_sent: InlineDeque<Ts, 2>,
     /// Delays from each recent PING to each PONG-sized answer after it (ms, bounded):
     /// the true PING → PONG delay is the one lag they share.
     pong_lags: Vec<f32>,
@@ -275,7 +275,7 @@ impl Interactive {
             while self.chaff_sent.front().is_some_and(|&c| ts - c > ECHO_BOUND) {
                 self.chaff_sent.pop_front();
             }
-            for &c in &self.chaff_sent {
+            for &c in self.chaff_sent.iter() {
                 if self.pong_lags.len() < MAX_PONG_LAGS && ts >= c {
                     self.pong_lags.push(ms(ts - c) as f32);
                 }

@@ -1,6 +1,7 @@
 //! Timing analysis. Pure: takes packets with timestamps, returns facts.
 
 pub mod assess;
+pub mod deque;
 pub mod interactive;
 pub mod relay;
 pub mod rtt;

@@ -14,14 +14,16 @@
 //! Only pure ACKs give network samples. An ACK riding on the peer's own data
 //! includes the peer's think time; it is kept apart as a turnaround.
 
+use super::deque::InlineDeque;
 use super::seq;
 use super::stats::Summary;
 use crate::flow::Side;
 use crate::time::{Ts, ms};
-use std::collections::VecDeque;
 
 /// Segments remembered per direction while awaiting their ACK.
 const MAX_OUTSTANDING: usize = 128;
+/// Segments held in the session itself; more in flight at once go to the heap.
+const INLINE_OUTSTANDING: usize = 2;
 
 /// One TCP segment as the estimator needs it.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +60,7 @@ pub struct RttSample {
     pub ns: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Sent {
     start: u32,
     end: u32,
@@ -70,12 +72,11 @@ struct Sent {
     sampled: bool,
 }
 
-/// One direction's sender state, compact (56 bytes) so both directions and
-/// the handshake flag share two cache lines: every packet touches them.
+/// One direction's sender state, with the first segments in flight in place:
+/// every packet touches it.
 #[derive(Debug, Default)]
 #[repr(C)]
 struct Sender {
-    outstanding: VecDeque<Sent>,
     /// Next sequence number after the highest byte sent.
     snd_max: u32,
     /// Highest cumulative ACK received for this sender's data (valid when `has_acked`).
@@ -88,6 +89,7 @@ struct Sender {
     started: bool,
     /// Segments were dropped from `outstanding` to bound memory.
     evicted: bool,
+    outstanding: InlineDeque<Sent, INLINE_OUTSTANDING>,
 }
 
 #[derive(Debug, Default)]
@@ -105,9 +107,9 @@ struct Handshake {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct RttTracker {
-    senders: [Sender; 2],
     /// Both handshake legs measured: the handshake is no longer looked at.
     hs_done: bool,
+    senders: [Sender; 2],
     hs: Handshake,
     /// Network RTT per leg, indexed by [`Side`].
     pub legs: [Summary; 2],
@@ -292,9 +294,6 @@ fn push(snd: &mut Sender, mut sent: Sent) {
     if snd.outstanding.len() == MAX_OUTSTANDING {
         snd.outstanding.pop_front();
         snd.evicted = true;
-    }
-    if snd.outstanding.capacity() == 0 {
-        snd.outstanding.reserve_exact(8);
     }
     snd.outstanding.push_back(sent);
 }

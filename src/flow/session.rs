@@ -70,11 +70,13 @@ pub struct Session {
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub last: Ts,
-    pub rtt: Option<Box<RttTracker>>,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
     /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN).
     pub turns: Option<Box<Turns>>,
+    /// TCP round trips. Held in the slot, not boxed: every TCP packet reads
+    /// it, and a pointer to follow would be one more cache miss in a row.
+    pub rtt: Option<RttTracker>,
     /// Packet time its own Prometheus series were last refreshed.
     pub published: Ts,
     pub start: Ts,
@@ -93,15 +95,18 @@ pub struct App {
     pub inter: Interactive,
 }
 
+/// The SSH dissector is held in place, not boxed: every SSH data segment
+/// reads it, and the `App` around it is boxed already.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum AppStream {
-    Ssh(Box<SshStream>),
+    Ssh(SshStream),
     Vnc(VncStream),
 }
 
 impl App {
     pub fn ssh() -> App {
-        App { stream: AppStream::Ssh(Box::default()), inter: Interactive::new(None) }
+        App { stream: AppStream::Ssh(SshStream::default()), inter: Interactive::new(None) }
     }
 
     pub fn vnc() -> App {
@@ -169,7 +174,7 @@ impl Session {
             last: start,
             by_port: Proto::by_port(key.proto, server.port()),
             server_port: server.port(),
-            rtt: (key.proto == 6).then(Box::default),
+            rtt: (key.proto == 6).then(RttTracker::default),
             client_is_lo,
             published: Ts::MIN / 2,
             ..Session::default()
