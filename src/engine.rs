@@ -375,7 +375,8 @@ fn interactive(
     let echo = match &mut app.stream {
         AppStream::Ssh(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
-            if app.inter.keystroke_size.is_none() {
+            // The negotiated size is learnt from clear text: looked at only then.
+            if ev.clear && app.inter.keystroke_size.is_none() {
                 app.inter.keystroke_size = stream.info.keystroke_size;
             }
             if ev.encrypted { app.inter.on_data(ts, from, ev.len) } else { None }

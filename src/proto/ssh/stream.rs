@@ -19,6 +19,8 @@ pub struct SshEvent {
     pub len: u32,
     /// Sent after this side's NEWKEYS: only its size is known.
     pub encrypted: bool,
+    /// Read as clear text: what the stream knows (`info`) may have changed.
+    pub clear: bool,
 }
 
 #[derive(Debug, Default)]
@@ -52,7 +54,8 @@ impl SshStream {
         }
         d.segments += 1;
         let encrypted_before = d.newkeys || (d.unreadable && d.segments > GUESS_CLEAR_SEGMENTS);
-        if !d.newkeys && !d.unreadable {
+        let clear = !d.newkeys && !d.unreadable;
+        if clear {
             if payload.len() as u32 != len {
                 d.unreadable = true; // not captured (short snap length)
             } else if d.segments == 1
@@ -75,7 +78,7 @@ impl SshStream {
         if d.newkeys || d.unreadable {
             d.buf = Vec::new();
         }
-        Some(SshEvent { from, len, encrypted })
+        Some(SshEvent { from, len, encrypted, clear })
     }
 
     /// Read what the buffered clear text holds: the identification line,
