@@ -7,6 +7,7 @@
 //! `common/scenarios.rs` for the timelines). RTT tolerance: 0.1 ms.
 
 mod common;
+mod support;
 
 use common::conv::{Conversation, Dir};
 use common::pcap::{

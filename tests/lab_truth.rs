@@ -5,6 +5,7 @@
 //! and echo delay.
 
 mod common;
+mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

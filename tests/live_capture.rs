@@ -106,7 +106,7 @@ fn live_vs_replay(tag: &str, flood: bool) {
     }
     let metrics = scrape(&ns, 9617);
     signal(&child, libc::SIGINT);
-    let st = wait_for(&mut child, 20).expect("echoloc live did not stop on SIGINT");
+    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGINT");
     let err = stderr_of(&mut child);
     assert!(st.success(), "exit {st:?}: {err}");
     let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
@@ -174,7 +174,7 @@ fn interface_down_is_logged_and_reopened() {
     tcpreplay(&ns, &file);
     std::thread::sleep(Duration::from_millis(1000));
     signal(&child, libc::SIGTERM);
-    let st = wait_for(&mut child, 20).expect("echoloc live did not stop on SIGTERM");
+    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGTERM");
     let err = stderr_of(&mut child);
     assert!(st.success(), "exit {st:?}: {err}");
     assert!(err.contains("reopening"), "no log line about the capture failing: {err}");

@@ -82,7 +82,7 @@ fn live_ssh_session_is_dissected() {
     );
     std::thread::sleep(Duration::from_millis(500));
     signal(&echoloc, libc::SIGINT);
-    let st = wait_for(&mut echoloc, 20).expect("echoloc stops on SIGINT");
+    let st = wait_for(&mut echoloc, Duration::from_secs(20)).expect("echoloc stops on SIGINT");
     let _ = sshd.kill();
     let _ = sshd.wait();
     assert!(st.success());

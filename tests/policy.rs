@@ -2,6 +2,7 @@
 //! typist's round trip exceeds the limit of the client's subnet.
 
 mod common;
+mod support;
 
 use serde_json::Value;
 use std::path::Path;

@@ -122,5 +122,5 @@ fn prometheus_scrapes_histograms_and_bounded_per_session_series() {
     wait_until("per-session series removed", 10, || query(pp, "echoloc_session_rtt_seconds").is_empty());
     assert_eq!(scalar(pp, "echoloc_exported_sessions"), Some(0.0));
     assert!(echoloc.0.try_wait().unwrap().is_none(), "--serve keeps serving");
-    let _ = wait_for(&mut echoloc.0, 0);
+    let _ = wait_for(&mut echoloc.0, Duration::ZERO);
 }

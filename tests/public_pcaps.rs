@@ -2,6 +2,7 @@
 //! sessions and protocols its source describes (see pcaps/SOURCES.md).
 
 mod common;
+mod support;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -485,7 +485,7 @@ impl Lab {
     fn stop(child: &mut Child) {
         if let Ok(None) = child.try_wait() {
             signal(child, libc::SIGTERM);
-            wait_for(child, 5);
+            wait_for(child, Duration::from_secs(5));
         }
     }
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: capture writer and packet
 //! builder ([`pcap`]), simulated TCP conversations ([`conv`]), crafted
 //! scenarios with their truth ([`scenarios`]), and running the binary.
+//! A test that uses this module declares `mod support;` too: running the
+//! binary waits with [`crate::support::wait_for`].
 #![allow(dead_code)]
 
 pub mod conv;
@@ -13,7 +15,7 @@ use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Tolerance for RTT figures, ms.
 pub const RTT_TOL_MS: f64 = 0.1;
@@ -66,18 +68,8 @@ pub fn run_with_timeout(args: &[String], timeout: Duration) -> Run {
         err.read_to_end(&mut s).ok();
         s
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("waiting for echoloc") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("echoloc {args:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = crate::support::wait_for(&mut child, timeout)
+        .unwrap_or_else(|| panic!("echoloc {args:?} did not finish within {timeout:?}"));
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
     assert!(!stderr.contains("panicked"), "echoloc panicked: {stderr}");

@@ -125,22 +125,6 @@ pub fn signal(child: &std::process::Child, sig: i32) {
     }
 }
 
-/// Wait for a child with a deadline; kill it if it overstays.
-pub fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// A child process killed when dropped (a server a test started).
 pub struct Kill(pub std::process::Child);
 
@@ -162,4 +146,20 @@ pub fn serve_replay<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>
             .spawn()
             .expect("start echoloc replay --serve"),
     )
+}
+
+/// Wait for a child until `timeout`; kill it if it overstays (then `None`).
+pub fn wait_for(child: &mut std::process::Child, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
