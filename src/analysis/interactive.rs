@@ -47,10 +47,34 @@ const AUTO_BURST: Ts = 2_000_000;
 const MAX_TURN: usize = 64;
 const MAX_ECHO_LOG: usize = 4096;
 
+/// In declaration order (`repr(C)`): what every data segment reads or
+/// writes first, so it shares a few cache lines; the per-echo figures and
+/// what only the record reads after.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Interactive {
     /// One-character packet size, when known from the negotiated cipher.
     pub keystroke_size: Option<u32>,
+    auth_segments: u32,
+    interactive: bool,
+    /// One server update answers every key pending (VNC framebuffer updates);
+    /// otherwise each echo answers the oldest pending key (SSH).
+    pub echo_all_pending: bool,
+    /// Echo delays measure the round trip to the far responder (an SSH pty
+    /// echoes at once). VNC updates wait for the client's next request, so
+    /// there they only describe the session, not the path.
+    pub echo_is_round_trip: bool,
+    last: Option<(Side, Ts, u32)>,
+    /// First data segment of the current run of segments from one side.
+    run_start: Option<(Side, Ts)>,
+    last_bulk: Option<Ts>,
+    /// The last small client packet (size, time), for the chaff grid.
+    last_small: Option<(u32, Ts)>,
+    /// How fast the client software answers by itself (its authentication
+    /// turnaround floor, ms), settled once authentication is over.
+    auto_floor: Option<f64>,
+    /// Time of the last client packet taken as an automatic answer.
+    auto_burst: Option<Ts>,
     size_counts: Vec<(u32, u32)>,
     /// Keystroke candidates per size class (no bulk running, off the chaff grid),
     /// so keystrokes sent before the size class was learnt still count.
@@ -61,17 +85,15 @@ pub struct Interactive {
     pending: InlineDeque<Ts, 4>,
     /// Recent chaff PINGs (send times), awaiting PONGs.
     chaff_sent: InlineDeque<Ts, 2>,
-    /// Delays from each recent PING to each PONG-sized answer after it (ms, bounded):
-    /// the true PING → PONG delay is the one lag they share.
-    pong_lags: Vec<f32>,
-    /// The last small client packet (size, time), for the chaff grid.
-    last_small: Option<(u32, Ts)>,
-    /// Grid-following small client packets per size class.
-    grid_counts: Vec<(u32, u64)>,
     /// Keystroke → echo delays, ms.
     pub echo: Summary,
     /// Echo delays in order (bounded), for level shifts.
     pub echo_log: Vec<f32>,
+    /// Grid-following small client packets per size class.
+    grid_counts: Vec<(u32, u64)>,
+    /// Delays from each recent PING to each PONG-sized answer after it (ms, bounded):
+    /// the true PING → PONG delay is the one lag they share.
+    pong_lags: Vec<f32>,
     /// Answers from each side during authentication (ms), indexed by [`Side`].
     pub turnaround: [Vec<f64>; 2],
     /// Short client replies to server segments with no keystroke pending (ms).
@@ -79,24 +101,6 @@ pub struct Interactive {
     /// The same, only where the query was the first segment of the server's run
     /// (a query sent right behind other data can wait for a relay's Nagle timer).
     pub terminal_clean: Summary,
-    last: Option<(Side, Ts, u32)>,
-    /// First data segment of the current run of segments from one side.
-    run_start: Option<(Side, Ts)>,
-    last_bulk: Option<Ts>,
-    auth_segments: u32,
-    interactive: bool,
-    /// One server update answers every key pending (VNC framebuffer updates);
-    /// otherwise each echo answers the oldest pending key (SSH).
-    pub echo_all_pending: bool,
-    /// Echo delays measure the round trip to the far responder (an SSH pty
-    /// echoes at once). VNC updates wait for the client's next request, so
-    /// there they only describe the session, not the path.
-    pub echo_is_round_trip: bool,
-    /// How fast the client software answers by itself (its authentication
-    /// turnaround floor, ms), settled once authentication is over.
-    auto_floor: Option<f64>,
-    /// Time of the last client packet taken as an automatic answer.
-    auto_burst: Option<Ts>,
 }
 
 impl Interactive {

@@ -88,8 +88,11 @@ pub struct Session {
     pub early: [Option<RttSample>; 4],
 }
 
-/// An interactive protocol's dissector and its keystroke/echo analysis.
+/// An interactive protocol's dissector and its keystroke/echo analysis, in
+/// that order (`repr(C)`): a data segment reads the dissector's directions,
+/// then the analysis' first fields.
 #[derive(Debug)]
+#[repr(C)]
 pub struct App {
     pub stream: AppStream,
     pub inter: Interactive,

@@ -23,18 +23,23 @@ pub struct SshEvent {
     pub clear: bool,
 }
 
+/// One direction. Small (the KEXINIT, read once, is boxed) so both
+/// directions share the cache lines every data segment reads.
 #[derive(Debug, Default)]
+#[repr(C)]
 struct Dir {
     next: Option<u32>,
-    buf: Vec<u8>,
+    segments: u32,
     version_done: bool,
     unreadable: bool,
     newkeys: bool,
-    segments: u32,
-    kexinit: Option<KexInit>,
+    buf: Vec<u8>,
+    kexinit: Option<Box<KexInit>>,
 }
 
+/// Both directions first (`repr(C)`): every data segment reads them.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct SshStream {
     dirs: [Dir; 2],
     pub info: SshInfo,
@@ -113,7 +118,7 @@ impl SshStream {
             let pad = d.buf[4] as usize;
             let payload = &d.buf[5..(4 + plen).saturating_sub(pad).max(5)];
             match payload.first().copied() {
-                Some(20) => d.kexinit = KexInit::parse(payload),
+                Some(20) => d.kexinit = KexInit::parse(payload).map(Box::new),
                 Some(21) => {
                     d.newkeys = true;
                     d.buf.drain(..4 + plen);
