@@ -219,7 +219,7 @@ impl Engine {
         }
         // The payload first: most packets carry no handshake message, and
         // then the session's app state is not read at all.
-        if let Some(msg) = handshake::message(proto, payload)
+        if let Some(msg) = handshake::message(proto, ip_proto, payload)
             && s.app.is_none()
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);

@@ -1,6 +1,7 @@
 //! Content signatures of the protocols echoloc watches.
 
 use super::Proto;
+use super::handshake::{Msg, ike_message, openvpn_hard_reset};
 use crate::flow::Side;
 
 /// Payload-bearing packets looked at per session before falling back to ports.
@@ -25,10 +26,9 @@ impl Classifier {
         self.found = detect_payload(transport, server_port, payload);
         if self.found.is_none() {
             // OpenVPN has no magic: a client hard reset answered by a server hard reset.
-            let op = openvpn_opcode(transport, payload);
-            match (from, op) {
-                (Side::Client, Some(1 | 7 | 10)) => self.openvpn_reset = true,
-                (Side::Server, Some(2 | 8)) if self.openvpn_reset => self.found = Some(Proto::Openvpn),
+            match (from, openvpn_hard_reset(transport, payload)) {
+                (Side::Client, Some(Msg::Request(_))) => self.openvpn_reset = true,
+                (Side::Server, Some(Msg::Answer(_))) if self.openvpn_reset => self.found = Some(Proto::Openvpn),
                 _ => {}
             }
         }
@@ -104,24 +104,13 @@ fn is_wireguard(p: &[u8]) -> bool {
 
 /// IKE (v1 or v2) header, optionally behind the 4-byte non-ESP marker of port 4500.
 fn is_ike(p: &[u8]) -> bool {
-    let p = if p.len() >= 4 && p[..4] == [0, 0, 0, 0] { &p[4..] } else { p };
+    let p = ike_message(p);
     if p.len() < 28 {
         return false;
     }
     let version = p[17];
     let length = u32::from_be_bytes([p[24], p[25], p[26], p[27]]) as usize;
     matches!(version, 0x10 | 0x20) && length == p.len()
-}
-
-/// The OpenVPN opcode of a control packet with key id 0 (over TCP behind
-/// its 16-bit length), when the packet is long enough to be one.
-fn openvpn_opcode(transport: u8, p: &[u8]) -> Option<u8> {
-    let b = match transport {
-        17 if p.len() >= 14 => p[0],
-        6 if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => p[2],
-        _ => return None,
-    };
-    (b & 7 == 0).then_some(b >> 3)
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ pub enum Msg {
     Answer(u64),
 }
 
-/// The handshake message a payload starts with, if any.
-pub fn message(proto: Proto, p: &[u8]) -> Option<Msg> {
+/// The handshake message a payload starts with, if any; `transport` is the
+/// IP protocol (OpenVPN frames its packets over TCP, not over UDP).
+pub fn message(proto: Proto, transport: u8, p: &[u8]) -> Option<Msg> {
     match proto {
         // TLS handshake record: ClientHello asks, ServerHello answers.
         Proto::Tls if p.len() >= 6 && p[0] == 0x16 && p[1] == 3 => match p[5] {
@@ -37,29 +38,35 @@ pub fn message(proto: Proto, p: &[u8]) -> Option<Msg> {
         // IKE: the response flag and the message id pair them (behind the
         // non-ESP marker on port 4500).
         Proto::Ike => {
-            let marked = p.len() >= 32
-                && p[..4] == [0, 0, 0, 0]
-                && u32::from_be_bytes([p[28], p[29], p[30], p[31]]) as usize == p.len() - 4;
-            let p = if marked { &p[4..] } else { p };
+            let p = ike_message(p);
             if p.len() < 28 || !matches!(p[17], 0x10 | 0x20) {
                 return None;
             }
             let id = (u32::from_be_bytes([p[20], p[21], p[22], p[23]]) as u64) << 8 | p[18] as u64;
             if p[19] & 0x20 != 0 { Some(Msg::Answer(id)) } else { Some(Msg::Request(id)) }
         }
-        // OpenVPN hard resets, key id 0, over UDP or behind TCP's 16-bit length.
-        Proto::Openvpn => {
-            let b = match p {
-                [_, _, b, ..] if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => *b,
-                [b, ..] if p.len() >= 14 => *b,
-                _ => return None,
-            };
-            match (b >> 3, b & 7) {
-                (1 | 7 | 10, 0) => Some(Msg::Request(0)),
-                (2 | 8, 0) => Some(Msg::Answer(0)),
-                _ => None,
-            }
-        }
+        Proto::Openvpn => openvpn_hard_reset(transport, p),
+        _ => None,
+    }
+}
+
+/// An IKE message, behind the 4-byte non-ESP marker of port 4500 when there
+/// is one (an initiator SPI is never zero: four zero bytes are the marker).
+pub(super) fn ike_message(p: &[u8]) -> &[u8] {
+    if p.len() >= 4 && p[..4] == [0, 0, 0, 0] { &p[4..] } else { p }
+}
+
+/// An OpenVPN hard reset with key id 0 (over TCP behind its 16-bit length):
+/// the client's (opcodes 1, 7, 10) asks, the server's (2, 8) answers.
+pub(super) fn openvpn_hard_reset(transport: u8, p: &[u8]) -> Option<Msg> {
+    let b = match transport {
+        17 if p.len() >= 14 => p[0],
+        6 if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => p[2],
+        _ => return None,
+    };
+    match (b >> 3, b & 7) {
+        (1 | 7 | 10, 0) => Some(Msg::Request(0)),
+        (2 | 8, 0) => Some(Msg::Answer(0)),
         _ => None,
     }
 }
@@ -81,25 +88,44 @@ mod tests {
         resp[0] = 2;
         resp[4..8].copy_from_slice(&9u32.to_le_bytes());
         resp[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert_eq!(message(Proto::Wireguard, &init), Some(Msg::Request(7)));
-        assert_eq!(message(Proto::Wireguard, &resp), Some(Msg::Answer(7)));
+        assert_eq!(message(Proto::Wireguard, 17, &init), Some(Msg::Request(7)));
+        assert_eq!(message(Proto::Wireguard, 17, &resp), Some(Msg::Answer(7)));
+    }
+
+    #[test]
+    fn openvpn_hard_resets_over_udp_and_tcp() {
+        // P_CONTROL_HARD_RESET_CLIENT_V2 (7) and _SERVER_V2 (8), key id 0.
+        let mut udp = vec![0u8; 14];
+        udp[0] = 7 << 3;
+        assert_eq!(message(Proto::Openvpn, 17, &udp), Some(Msg::Request(0)));
+        udp[0] = 8 << 3;
+        assert_eq!(message(Proto::Openvpn, 17, &udp), Some(Msg::Answer(0)));
+        udp[0] = (8 << 3) | 1; // key id 1: not the first handshake
+        assert_eq!(message(Proto::Openvpn, 17, &udp), None);
+        // Over TCP behind the 16-bit length; without it, no message.
+        let mut tcp = vec![0u8; 16];
+        tcp[1] = 14;
+        tcp[2] = 7 << 3;
+        assert_eq!(message(Proto::Openvpn, 6, &tcp), Some(Msg::Request(0)));
+        tcp[1] = 20;
+        assert_eq!(message(Proto::Openvpn, 6, &tcp), None);
     }
 
     #[test]
     fn tls_rdp_and_ike() {
-        assert_eq!(message(Proto::Tls, &[0x16, 3, 1, 0, 200, 1]), Some(Msg::Request(0)));
-        assert_eq!(message(Proto::Tls, &[0x16, 3, 3, 0, 90, 2]), Some(Msg::Answer(0)));
-        assert_eq!(message(Proto::Rdp, &[3, 0, 0, 19, 14, 0xE0]), Some(Msg::Request(0)));
-        assert_eq!(message(Proto::Rdp, &[3, 0, 0, 19, 14, 0xD0]), Some(Msg::Answer(0)));
+        assert_eq!(message(Proto::Tls, 6, &[0x16, 3, 1, 0, 200, 1]), Some(Msg::Request(0)));
+        assert_eq!(message(Proto::Tls, 6, &[0x16, 3, 3, 0, 90, 2]), Some(Msg::Answer(0)));
+        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xE0]), Some(Msg::Request(0)));
+        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xD0]), Some(Msg::Answer(0)));
         let mut ike = vec![0u8; 28];
         ike[0] = 0x5a; // initiator SPI
         ike[17] = 0x20;
         ike[18] = 34;
         ike[19] = 0x08; // initiator, request
-        let req = message(Proto::Ike, &ike).unwrap();
+        let req = message(Proto::Ike, 17, &ike).unwrap();
         ike[19] = 0x20; // response
         let Msg::Request(id) = req else { panic!() };
-        assert_eq!(message(Proto::Ike, &ike), Some(Msg::Answer(id)));
-        assert_eq!(message(Proto::Ssh, b"SSH-2.0-x"), None);
+        assert_eq!(message(Proto::Ike, 17, &ike), Some(Msg::Answer(id)));
+        assert_eq!(message(Proto::Ssh, 6, b"SSH-2.0-x"), None);
     }
 }
