@@ -115,7 +115,7 @@ impl Interactive {
             // A session carried inside another (ssh -J seen on the outer hop)
             // wraps each keystroke: the learnt class wins when the negotiated one is rare.
             (Some(k), Some(&(s, n))) => {
-                let nk = self.size_counts.iter().find(|(x, _)| *x == k).map_or(0, |e| e.1);
+                let nk = count_of(&self.size_counts, k);
                 if nk * 2 < n { s } else { k }
             }
             (Some(k), None) => k,
@@ -128,7 +128,7 @@ impl Interactive {
     /// any sent before that class was learnt.
     pub fn keystroke_count(&self) -> u64 {
         let ks = self.ks_size();
-        let late = self.candidates.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
+        let late = count_of(&self.candidates, ks);
         self.keystrokes.max(late)
     }
 
@@ -181,7 +181,7 @@ impl Interactive {
     /// Chaff in the session: grid-following packets of the final size class.
     pub fn chaff_count(&self) -> u64 {
         let ks = self.ks_size();
-        let late = self.grid_counts.iter().find(|(s, _)| *s == ks).map_or(0, |e| e.1);
+        let late = count_of(&self.grid_counts, ks);
         self.chaff.max(late)
     }
 
@@ -371,6 +371,11 @@ impl Interactive {
 }
 
 /// Count one more of `size` in a small bounded table of size classes.
+/// The count of size class `size` in a per-size table (0 when absent).
+fn count_of<N: Copy + Default>(table: &[(u32, N)], size: u32) -> N {
+    table.iter().find(|(s, _)| *s == size).map_or(N::default(), |e| e.1)
+}
+
 fn bump<N: From<u8> + std::ops::AddAssign>(table: &mut Vec<(u32, N)>, size: u32) {
     let full = table.len() >= 16;
     match table.iter_mut().find(|(s, _)| *s == size) {
