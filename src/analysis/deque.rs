@@ -8,6 +8,7 @@
 //! must wait for the one before.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// In declaration order (`repr(C)`): where the elements are, then the
 /// elements, so the front of a short queue is next to its length.
@@ -95,28 +96,31 @@ impl<T: Copy + Default, const N: usize> InlineDeque<T, N> {
         (self.head, self.len, self.on_heap) = (0, 0, true);
     }
 
+    /// Where the in-place elements are: from `head` on, then wrapped to the start.
+    fn inline_runs(&self) -> (Range<usize>, Range<usize>) {
+        let (h, end) = (self.head as usize, self.head as usize + self.len as usize);
+        if end <= N { (h..end, 0..0) } else { (h..N, 0..end - N) }
+    }
+
     /// The elements, oldest first, as two runs.
     pub fn as_slices(&self) -> (&[T], &[T]) {
         if let Some(v) = self.heap() {
             return v.as_slices();
         }
-        let (h, end) = (self.head as usize, self.head as usize + self.len as usize);
-        if end <= N { (&self.inline[h..end], &[]) } else { (&self.inline[h..], &self.inline[..end - N]) }
+        let (a, b) = self.inline_runs();
+        (&self.inline[a], &self.inline[b])
     }
 
     pub fn as_mut_slices(&mut self) -> (&mut [T], &mut [T]) {
+        let (a, b) = self.inline_runs();
         if self.on_heap
             && let Some(v) = self.spill.as_deref_mut()
         {
             return v.as_mut_slices();
         }
-        let (h, end) = (self.head as usize, self.head as usize + self.len as usize);
-        if end <= N {
-            (&mut self.inline[h..end], &mut [])
-        } else {
-            let (wrapped, from_head) = self.inline.split_at_mut(h);
-            (from_head, &mut wrapped[..end - N])
-        }
+        // The wrapped run lies before `head`: split there.
+        let (before, from_head) = self.inline.split_at_mut(a.start);
+        (&mut from_head[..a.len()], &mut before[b])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
