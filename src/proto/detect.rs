@@ -89,7 +89,7 @@ fn detect_udp(server_port: u16, p: &[u8]) -> Option<Proto> {
 
 /// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
 /// of that type (transport data: 16-byte header + a multiple of 16).
-fn is_wireguard(p: &[u8]) -> bool {
+pub(super) fn is_wireguard(p: &[u8]) -> bool {
     if p.len() < 32 || p[1..4] != [0, 0, 0] {
         return false;
     }

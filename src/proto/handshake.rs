@@ -30,9 +30,9 @@ pub fn message(proto: Proto, transport: u8, p: &[u8]) -> Option<Msg> {
             _ => None,
         },
         // WireGuard initiation (sender index) and response (receiver index = it).
-        Proto::Wireguard if p.len() >= 12 && p[1..4] == [0, 0, 0] => match p[0] {
-            1 if p.len() == 148 => Some(Msg::Request(le32(&p[4..8]))),
-            2 if p.len() == 92 => Some(Msg::Answer(le32(&p[8..12]))),
+        Proto::Wireguard if super::detect::is_wireguard(p) => match p[0] {
+            1 => Some(Msg::Request(le32(&p[4..8]))),
+            2 => Some(Msg::Answer(le32(&p[8..12]))),
             _ => None,
         },
         // IKE: the response flag and the message id pair them (behind the
