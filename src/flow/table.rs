@@ -169,16 +169,13 @@ impl<S: Default> FlowTable<S> {
         Some(self.remove(tail))
     }
 
-    /// Remove every session, in insertion-independent slot order.
-    pub fn drain(&mut self) -> Vec<(FlowKey, S)> {
-        let ids: Vec<u32> = self.index.iter().copied().collect();
-        let mut out: Vec<(FlowKey, S)> = Vec::with_capacity(ids.len());
-        let mut ids = ids;
-        ids.sort_unstable();
-        for id in ids {
-            out.push(self.remove(id));
-        }
-        out
+    /// The slots of every session, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.iter().copied()
+    }
+
+    pub fn get(&self, id: u32) -> &S {
+        &self.slots[id as usize].value
     }
 
     fn link_front(&mut self, id: u32) {
