@@ -76,14 +76,19 @@ impl Summary {
         let mut rng = self.rng;
         let staged = &self.stage[..self.staged as usize];
         place(&mut v, &mut rng, self.count - staged.len() as u64 + 1, staged);
-        v.sort_unstable_by(|a, b| a.total_cmp(b));
+        // Sorted as integers in the order of `f32::total_cmp`: the same order,
+        // without a float comparison function called at every step.
+        let mut keys = [0u32; RESERVOIR];
+        let keys = &mut keys[..v.len()];
+        keys.iter_mut().zip(&v).for_each(|(k, &x)| *k = sort_key(x));
+        keys.sort_unstable();
         let lim = self.min * 1.5 + 0.5;
-        let low = v.partition_point(|&x| (x as f64) <= lim);
-        let floor = if low == 0 { self.min } else { rank(&v[..low], 0.5).max(self.min) };
+        let low = keys.partition_point(|&k| (from_sort_key(k) as f64) <= lim);
+        let floor = if low == 0 { self.min } else { rank(&keys[..low], 0.5).max(self.min) };
         Some(Quantiles {
             min: self.min,
-            p50: rank(&v, 0.5).clamp(self.min, self.max),
-            p90: rank(&v, 0.9).clamp(self.min, self.max),
+            p50: rank(keys, 0.5).clamp(self.min, self.max),
+            p90: rank(keys, 0.9).clamp(self.min, self.max),
             max: self.max,
             samples: self.count,
             floor,
@@ -115,10 +120,23 @@ fn place(reservoir: &mut Vec<f32>, rng: &mut u64, first: u64, vs: &[f32]) {
     }
 }
 
-fn rank(sorted: &[f32], q: f64) -> f64 {
+/// Nearest-rank quantile `q` of sorted keys (see [`sort_key`]).
+fn rank(sorted: &[u32], q: f64) -> f64 {
     let n = sorted.len();
     let i = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-    sorted[i] as f64
+    from_sort_key(sorted[i]) as f64
+}
+
+/// A float's bits as an integer that sorts as `f32::total_cmp` does:
+/// negative numbers (sign bit set) have all bits flipped, the others only
+/// the sign bit.
+fn sort_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 { !b } else { b | 1 << 31 }
+}
+
+fn from_sort_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k })
 }
 
 #[cfg(test)]
@@ -156,12 +174,26 @@ mod tests {
             // Every count, so also between flushes and across the reservoir's bound.
             let mut sorted = reservoir.clone();
             sorted.sort_unstable_by(|a, b| a.total_cmp(b));
+            let nearest =
+                |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1] as f64;
             let q = s.quantiles().unwrap();
             assert_eq!(q.samples, n);
-            assert_eq!(q.p50, rank(&sorted, 0.5).clamp(q.min, q.max), "p50 after {n}");
-            assert_eq!(q.p90, rank(&sorted, 0.9).clamp(q.min, q.max), "p90 after {n}");
+            assert_eq!(q.p50, nearest(0.5).clamp(q.min, q.max), "p50 after {n}");
+            assert_eq!(q.p90, nearest(0.9).clamp(q.min, q.max), "p90 after {n}");
         }
         assert_eq!(s.samples.len(), RESERVOIR);
+    }
+
+    #[test]
+    fn sort_keys_order_floats_as_total_cmp_does() {
+        let mut xs = vec![0.0f32, -0.0, 1.5, -1.5, 1e-30, -1e-30, 3e38, -3e38, f32::INFINITY, f32::NEG_INFINITY, 0.25];
+        xs.extend((0..200).map(|i| ((i * 7919) % 1000) as f32 / 7.0 - 60.0));
+        let mut by_cmp = xs.clone();
+        by_cmp.sort_by(|a, b| a.total_cmp(b));
+        let mut keys: Vec<u32> = xs.iter().map(|&x| sort_key(x)).collect();
+        keys.sort_unstable();
+        let by_key: Vec<u32> = keys.iter().map(|&k| from_sort_key(k).to_bits()).collect();
+        assert_eq!(by_key, by_cmp.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     }
 
     #[test]
