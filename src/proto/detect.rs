@@ -66,15 +66,27 @@ fn detect_tcp(p: &[u8]) -> Option<Proto> {
     if p.starts_with(b"RFB 0") {
         return Some(Proto::Vnc);
     }
-    // TPKT (version 3) carrying an X.224 connection request (0xE0) or confirm (0xD0).
-    if p.len() >= 7 && p[0] == 3 && p[1] == 0 && matches!(p[5] & 0xF0, 0xE0 | 0xD0) {
+    if x224_connection(p).is_some() {
         return Some(Proto::Rdp);
     }
-    // TLS handshake record, ClientHello or ServerHello.
-    if p.len() >= 6 && p[0] == 0x16 && p[1] == 3 && p[2] <= 4 && matches!(p[5], 1 | 2) {
+    if tls_hello(p).is_some() {
         return Some(Proto::Tls);
     }
     None
+}
+
+/// A TPKT (version 3) packet carrying an X.224 connection request or
+/// confirm: its TPDU code, 0xE0 (request) or 0xD0 (confirm).
+pub(super) fn x224_connection(p: &[u8]) -> Option<u8> {
+    let code = p.get(5)? & 0xF0;
+    (p.len() >= 7 && p[0] == 3 && p[1] == 0 && matches!(code, 0xE0 | 0xD0)).then_some(code)
+}
+
+/// A TLS handshake record starting with a ClientHello (1) or ServerHello
+/// (2): that message type.
+pub(super) fn tls_hello(p: &[u8]) -> Option<u8> {
+    let kind = *p.get(5)?;
+    (p[0] == 0x16 && p[1] == 3 && p[2] <= 4 && matches!(kind, 1 | 2)).then_some(kind)
 }
 
 fn detect_udp(server_port: u16, p: &[u8]) -> Option<Proto> {

@@ -18,16 +18,14 @@ pub enum Msg {
 pub fn message(proto: Proto, transport: u8, p: &[u8]) -> Option<Msg> {
     match proto {
         // TLS handshake record: ClientHello asks, ServerHello answers.
-        Proto::Tls if p.len() >= 6 && p[0] == 0x16 && p[1] == 3 => match p[5] {
+        Proto::Tls => match super::detect::tls_hello(p)? {
             1 => Some(Msg::Request(0)),
-            2 => Some(Msg::Answer(0)),
-            _ => None,
+            _ => Some(Msg::Answer(0)),
         },
         // TPKT + X.224: connection request, connection confirm.
-        Proto::Rdp if p.len() >= 6 && p[0] == 3 && p[1] == 0 => match p[5] & 0xF0 {
+        Proto::Rdp => match super::detect::x224_connection(p)? {
             0xE0 => Some(Msg::Request(0)),
-            0xD0 => Some(Msg::Answer(0)),
-            _ => None,
+            _ => Some(Msg::Answer(0)),
         },
         // WireGuard initiation (sender index) and response (receiver index = it).
         Proto::Wireguard if super::detect::is_wireguard(p) => match p[0] {
@@ -115,8 +113,12 @@ mod tests {
     fn tls_rdp_and_ike() {
         assert_eq!(message(Proto::Tls, 6, &[0x16, 3, 1, 0, 200, 1]), Some(Msg::Request(0)));
         assert_eq!(message(Proto::Tls, 6, &[0x16, 3, 3, 0, 90, 2]), Some(Msg::Answer(0)));
-        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xE0]), Some(Msg::Request(0)));
-        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xD0]), Some(Msg::Answer(0)));
+        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xE0, 0]), Some(Msg::Request(0)));
+        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xD0, 0]), Some(Msg::Answer(0)));
+        // The same checks as the classifier's: a record of an unknown TLS version, or a
+        // TPKT too short to hold its X.224 header, is no handshake message.
+        assert_eq!(message(Proto::Tls, 6, &[0x16, 3, 9, 0, 200, 1]), None);
+        assert_eq!(message(Proto::Rdp, 6, &[3, 0, 0, 19, 14, 0xE0]), None);
         let mut ike = vec![0u8; 28];
         ike[0] = 0x5a; // initiator SPI
         ike[17] = 0x20;
