@@ -292,7 +292,13 @@ impl Engine {
         // sessions themselves (over half a kilobyte each) are not moved about.
         // Ties go to the lower slot, so the order is the same on every run.
         let t = &self.table;
-        let mut order: Vec<_> = t.ids().map(|id| (t.get(id).start, t.get(id).client, t.get(id).server, id)).collect();
+        let mut order: Vec<_> = t
+            .ids()
+            .map(|id| {
+                let s = t.get(id);
+                (s.start, s.client, s.server, id)
+            })
+            .collect();
         order.sort_unstable();
         for (.., id) in order {
             let (k, s) = self.table.remove(id);

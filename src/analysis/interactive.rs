@@ -370,12 +370,12 @@ impl Interactive {
     }
 }
 
-/// Count one more of `size` in a small bounded table of size classes.
 /// The count of size class `size` in a per-size table (0 when absent).
 fn count_of<N: Copy + Default>(table: &[(u32, N)], size: u32) -> N {
     table.iter().find(|(s, _)| *s == size).map_or(N::default(), |e| e.1)
 }
 
+/// Count one more of `size` in a small bounded table of size classes.
 fn bump<N: From<u8> + std::ops::AddAssign>(table: &mut Vec<(u32, N)>, size: u32) {
     let full = table.len() >= 16;
     match table.iter_mut().find(|(s, _)| *s == size) {
