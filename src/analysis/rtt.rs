@@ -102,6 +102,24 @@ struct Handshake {
     client_done: bool,
 }
 
+/// A leg's samples alone on a cache line: a sample writes one line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct Leg(Summary);
+
+impl std::ops::Deref for Leg {
+    type Target = Summary;
+    fn deref(&self) -> &Summary {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Leg {
+    fn deref_mut(&mut self) -> &mut Summary {
+        &mut self.0
+    }
+}
+
 /// Round-trip state of one connection. Summaries are in milliseconds.
 /// In declaration order: the per-packet state first, samples after.
 #[derive(Debug, Default)]
@@ -112,7 +130,7 @@ pub struct RttTracker {
     senders: [Sender; 2],
     hs: Handshake,
     /// Network RTT per leg, indexed by [`Side`].
-    pub legs: [Summary; 2],
+    pub legs: [Leg; 2],
     /// Handshake RTT per leg, ms.
     pub handshake: [Option<f64>; 2],
 }

@@ -13,17 +13,26 @@ const STAGE: usize = 4;
 /// wait in a small array in place and enter the reservoir four at a time:
 /// the reservoir is a separate allocation, and with thousands of sessions
 /// open, each visit to it is a cache miss. The result is the same as adding
-/// them one by one.
+/// them one by one. What a sample writes fits in 56 bytes, within one cache
+/// line where the holder aligns it so: the reservoir and its draw state are
+/// behind one pointer.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     count: u64,
     min: f64,
     max: f64,
-    /// The reservoir, holding the first `count - staged` samples' draw.
-    samples: Vec<f32>,
-    rng: u64,
     stage: [f32; STAGE],
     staged: u8,
+    /// Allocated at the first flush of the stage.
+    reservoir: Option<Box<Reservoir>>,
+}
+
+/// The samples kept for percentiles (the first `count - staged` samples'
+/// draw) and the state of the draw.
+#[derive(Debug, Clone, Default)]
+struct Reservoir {
+    samples: Vec<f32>,
+    rng: u64,
 }
 
 /// Quantiles of a summary, in the unit the samples were added in.
@@ -39,6 +48,7 @@ pub struct Quantiles {
 }
 
 impl Summary {
+    #[inline]
     pub fn add(&mut self, v: f64) {
         if self.count == 0 || v < self.min {
             self.min = v;
@@ -50,10 +60,16 @@ impl Summary {
         self.stage[self.staged as usize] = v as f32;
         self.staged += 1;
         if self.staged as usize == STAGE {
-            let first = self.count - STAGE as u64 + 1;
-            place(&mut self.samples, &mut self.rng, first, &self.stage);
-            self.staged = 0;
+            self.flush();
         }
+    }
+
+    /// The staged samples into the reservoir.
+    fn flush(&mut self) {
+        let first = self.count - STAGE as u64 + 1;
+        let r = self.reservoir.get_or_insert_default();
+        place(&mut r.samples, &mut r.rng, first, &self.stage);
+        self.staged = 0;
     }
 
     pub fn count(&self) -> u64 {
@@ -72,15 +88,23 @@ impl Summary {
         if self.count == 0 {
             return None;
         }
-        let mut v = self.samples.clone();
-        let mut rng = self.rng;
+        // The reservoir as it would be with the staged samples placed, built
+        // as sort keys (the order of `f32::total_cmp`, compared as integers)
+        // in a buffer on the stack: no copy of the reservoir is allocated.
+        let (held, mut rng) = self.reservoir.as_ref().map_or((&[][..], 0), |r| (&r.samples[..], r.rng));
+        let mut buf = [0u32; RESERVOIR];
+        buf[..held.len()].iter_mut().zip(held).for_each(|(k, &x)| *k = sort_key(x));
+        let mut len = held.len();
         let staged = &self.stage[..self.staged as usize];
-        place(&mut v, &mut rng, self.count - staged.len() as u64 + 1, staged);
-        // Sorted as integers in the order of `f32::total_cmp`: the same order,
-        // without a float comparison function called at every step.
-        let mut keys = [0u32; RESERVOIR];
-        let keys = &mut keys[..v.len()];
-        keys.iter_mut().zip(&v).for_each(|(k, &x)| *k = sort_key(x));
+        for (n, &x) in (self.count - staged.len() as u64 + 1..).zip(staged) {
+            if len < RESERVOIR {
+                buf[len] = sort_key(x);
+                len += 1;
+            } else if let Some(j) = draw(&mut rng, n) {
+                buf[j] = sort_key(x);
+            }
+        }
+        let keys = &mut buf[..len];
         keys.sort_unstable();
         let lim = self.min * 1.5 + 0.5;
         let low = keys.partition_point(|&k| (from_sort_key(k) as f64) <= lim);
@@ -107,17 +131,21 @@ fn place(reservoir: &mut Vec<f32>, rng: &mut u64, first: u64, vs: &[f32]) {
                 reservoir.reserve_exact(reservoir.len().max(16));
             }
             reservoir.push(v);
-        } else {
-            *rng = if *rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { *rng };
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 7;
-            *rng ^= *rng << 17;
-            let j = *rng % n;
-            if (j as usize) < RESERVOIR {
-                reservoir[j as usize] = v;
-            }
+        } else if let Some(j) = draw(rng, n) {
+            reservoir[j] = v;
         }
     }
+}
+
+/// Algorithm R's draw for sample number `n` (from 1) once the reservoir is
+/// full: the slot it replaces, if any.
+fn draw(rng: &mut u64, n: u64) -> Option<usize> {
+    *rng = if *rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { *rng };
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let j = *rng % n;
+    ((j as usize) < RESERVOIR).then_some(j as usize)
 }
 
 /// Nearest-rank quantile `q` of sorted keys (see [`sort_key`]).
@@ -181,7 +209,7 @@ mod tests {
             assert_eq!(q.p50, nearest(0.5).clamp(q.min, q.max), "p50 after {n}");
             assert_eq!(q.p90, nearest(0.9).clamp(q.min, q.max), "p90 after {n}");
         }
-        assert_eq!(s.samples.len(), RESERVOIR);
+        assert_eq!(s.reservoir.as_ref().map(|r| r.samples.len()), Some(RESERVOIR));
     }
 
     #[test]
@@ -202,7 +230,7 @@ mod tests {
         for v in 0..100_000 {
             s.add((v % 1000) as f64);
         }
-        assert_eq!(s.samples.len(), RESERVOIR);
+        assert_eq!(s.reservoir.as_ref().map(|r| r.samples.len()), Some(RESERVOIR));
         let q = s.quantiles().unwrap();
         assert_eq!((q.min, q.max, q.samples), (0.0, 999.0, 100_000));
         assert!((q.p50 - 500.0).abs() < 100.0, "p50 {}", q.p50);

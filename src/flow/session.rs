@@ -72,11 +72,13 @@ pub struct Session {
     pub last: Ts,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
-    /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN).
-    pub turns: Option<Box<Turns>>,
     /// TCP round trips. Held in the slot, not boxed: every TCP packet reads
     /// it, and a pointer to follow would be one more cache miss in a row.
+    /// It starts on the line after the fields above (it is aligned to a line).
     pub rtt: Option<RttTracker>,
+    /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN):
+    /// read only when a handshake message goes by.
+    pub turns: Option<Box<Turns>>,
     /// Packet time its own Prometheus series were last refreshed.
     pub published: Ts,
     pub start: Ts,
@@ -196,5 +198,21 @@ impl Session {
 
     pub fn proto(&self) -> Proto {
         self.classifier.proto(self.by_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::rtt::Leg;
+    use std::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn round_trip_state_starts_a_cache_line_and_a_sample_writes_one() {
+        // The session starts a line in its table slot; its per-packet header
+        // fills that line, and the round-trip state begins on the next.
+        assert_eq!(align_of::<Session>(), 64);
+        assert_eq!(offset_of!(Session, rtt), 64);
+        assert_eq!((size_of::<Leg>(), align_of::<Leg>()), (64, 64));
     }
 }
