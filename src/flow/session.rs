@@ -204,15 +204,18 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::RttTracker;
     use crate::analysis::rtt::Leg;
     use std::mem::{align_of, offset_of, size_of};
 
     #[test]
-    fn round_trip_state_starts_a_cache_line_and_a_sample_writes_one() {
+    fn round_trip_state_starts_a_cache_line_fills_six_and_a_sample_writes_one() {
         // The session starts a line in its table slot; its per-packet header
         // fills that line, and the round-trip state begins on the next.
         assert_eq!(align_of::<Session>(), 64);
         assert_eq!(offset_of!(Session, rtt), 64);
         assert_eq!((size_of::<Leg>(), align_of::<Leg>()), (64, 64));
+        // Per-packet state, handshake and both legs: six lines, no more.
+        assert_eq!(size_of::<RttTracker>(), 6 * 64);
     }
 }
