@@ -183,7 +183,7 @@ impl Engine {
         let mut samples = [None, None];
         let mut close = None;
         if let Some(t) = tcp {
-            if let Some(rtt) = s.rtt.as_mut() {
+            if let Some(rtt) = s.rtt_mut() {
                 let seg = Segment {
                     ts: p.ts,
                     from,

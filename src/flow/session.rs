@@ -72,10 +72,13 @@ pub struct Session {
     pub last: Ts,
     /// Dissection and interactive analysis, for SSH and VNC sessions.
     pub app: Option<Box<App>>,
-    /// TCP round trips. Held in the slot, not boxed: every TCP packet reads
-    /// it, and a pointer to follow would be one more cache miss in a row.
-    /// It starts on the line after the fields above (it is aligned to a line).
-    pub rtt: Option<RttTracker>,
+    /// TCP round trips (see [`Session::rtt`]). Held in the slot, not boxed:
+    /// every TCP packet reads it, and a pointer to follow would be one more
+    /// cache miss in a row. It starts on the line after the fields above (it
+    /// is aligned to a line). Not an `Option`: the compiler would keep the
+    /// option's tag in a spare byte of its choosing, which was on a line no
+    /// packet otherwise reads; `transport` says whether it is in use.
+    rtt: RttTracker,
     /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN):
     /// read only when a handshake message goes by.
     pub turns: Option<Box<Turns>>,
@@ -155,7 +158,7 @@ impl Default for Session {
             packets: [0; 2],
             bytes: [0; 2],
             last: 0,
-            rtt: None,
+            rtt: RttTracker::default(),
             app: None,
             turns: None,
             published: 0,
@@ -179,7 +182,6 @@ impl Session {
             last: start,
             by_port: Proto::by_port(key.proto, server.port()),
             server_port: server.port(),
-            rtt: (key.proto == 6).then(RttTracker::default),
             client_is_lo,
             published: Ts::MIN / 2,
             ..Session::default()
@@ -189,6 +191,15 @@ impl Session {
     /// Which side sent a packet from `src`.
     pub fn side_of(&self, src: SocketAddr) -> Side {
         if src == self.client { Side::Client } else { Side::Server }
+    }
+
+    /// TCP round trips, for TCP sessions.
+    pub fn rtt(&self) -> Option<&RttTracker> {
+        (self.transport == 6).then_some(&self.rtt)
+    }
+
+    pub fn rtt_mut(&mut self) -> Option<&mut RttTracker> {
+        (self.transport == 6).then_some(&mut self.rtt)
     }
 
     /// Keystroke and echo analysis, for interactive protocols.

@@ -110,7 +110,7 @@ pub struct PolicyHit {
 
 impl SessionRecord {
     pub fn new(key: &FlowKey, s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
-        let rtt = s.rtt.as_ref();
+        let rtt = s.rtt();
         let legs = leg_quantiles(s);
         let leg = |i: usize| rtt.and_then(|r| legs[i].map(|q| leg_rtt(q, r.handshake[i])));
         let a = assessment(s, &legs, judge);
@@ -180,7 +180,7 @@ impl SessionRecord {
 
 /// Transport round-trip quantiles of each leg (one sort of each reservoir).
 pub fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
-    s.rtt.as_ref().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
+    s.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
 }
 
 /// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
