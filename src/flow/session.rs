@@ -198,6 +198,7 @@ impl Session {
         (self.transport == 6).then_some(&self.rtt)
     }
 
+    /// The same, to feed it a segment.
     pub fn rtt_mut(&mut self) -> Option<&mut RttTracker> {
         (self.transport == 6).then_some(&mut self.rtt)
     }
@@ -228,5 +229,17 @@ mod tests {
         assert_eq!((size_of::<Leg>(), align_of::<Leg>()), (64, 64));
         // Per-packet state, handshake and both legs: six lines, no more.
         assert_eq!(size_of::<RttTracker>(), 6 * 64);
+    }
+
+    #[test]
+    fn only_tcp_sessions_have_round_trips() {
+        let key =
+            |proto| FlowKey::new("192.0.2.1".parse().unwrap(), 40000, "198.51.100.2".parse().unwrap(), 22, proto).0;
+        for (proto, tracked) in [(6, true), (17, false), (50, false)] {
+            let mut s = Session::new(&key(proto), true, 0);
+            assert_eq!(s.rtt().is_some(), tracked, "proto {proto}");
+            assert_eq!(s.rtt_mut().is_some(), tracked, "proto {proto}");
+        }
+        assert!(Session::default().rtt().is_none(), "a free slot");
     }
 }
