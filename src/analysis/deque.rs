@@ -37,12 +37,14 @@ impl<T: Copy + Default, const N: usize> Default for InlineDeque<T, N> {
 
 impl<T: Copy + Default, const N: usize> InlineDeque<T, N> {
     /// The heap queue, while the elements are there.
+    /// The flag first: the pointer may lie on the next cache line, which a
+    /// queue that never spilled need not read.
     fn heap(&self) -> Option<&VecDeque<T>> {
-        self.spill.as_deref().filter(|_| self.on_heap)
+        if self.on_heap { self.spill.as_deref() } else { None }
     }
 
     fn heap_mut(&mut self) -> Option<&mut VecDeque<T>> {
-        self.spill.as_deref_mut().filter(|_| self.on_heap)
+        if self.on_heap { self.spill.as_deref_mut() } else { None }
     }
 
     pub fn len(&self) -> usize {
