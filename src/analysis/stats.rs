@@ -94,16 +94,9 @@ impl Summary {
         let (held, mut rng) = self.reservoir.as_ref().map_or((&[][..], 0), |r| (&r.samples[..], r.rng));
         let mut buf = [0u32; RESERVOIR];
         buf[..held.len()].iter_mut().zip(held).for_each(|(k, &x)| *k = sort_key(x));
-        let mut len = held.len();
         let staged = &self.stage[..self.staged as usize];
-        for (n, &x) in (self.count - staged.len() as u64 + 1..).zip(staged) {
-            if len < RESERVOIR {
-                buf[len] = sort_key(x);
-                len += 1;
-            } else if let Some(j) = draw(&mut rng, n) {
-                buf[j] = sort_key(x);
-            }
-        }
+        let first = self.count - staged.len() as u64 + 1;
+        let len = place_by(held.len(), &mut rng, first, staged, |i, x| buf[i] = sort_key(x));
         let keys = &mut buf[..len];
         keys.sort_unstable();
         let lim = self.min * 1.5 + 0.5;
@@ -124,17 +117,33 @@ impl Summary {
 /// 1), into the reservoir. A fixed-seed xorshift draws the replacements, so
 /// the same input keeps the same samples.
 fn place(reservoir: &mut Vec<f32>, rng: &mut u64, first: u64, vs: &[f32]) {
+    place_by(reservoir.len(), rng, first, vs, |i, v| {
+        if i < reservoir.len() {
+            reservoir[i] = v;
+            return;
+        }
+        if reservoir.len() == reservoir.capacity() {
+            // Grow by 16, 32, 64… samples: fewer reallocations than from 4.
+            reservoir.reserve_exact(reservoir.len().max(16));
+        }
+        reservoir.push(v);
+    });
+}
+
+/// Algorithm R's steps for `vs` over a reservoir now holding `len` samples:
+/// `put(i, v)` keeps `v` in slot `i` (`i` equal to the length: appended).
+/// Returns the reservoir's new length. [`place`] keeps the reservoir itself;
+/// [`Summary::quantiles`] places the staged samples into a sorted-key copy.
+fn place_by(mut len: usize, rng: &mut u64, first: u64, vs: &[f32], mut put: impl FnMut(usize, f32)) -> usize {
     for (n, &v) in (first..).zip(vs) {
-        if reservoir.len() < RESERVOIR {
-            if reservoir.len() == reservoir.capacity() {
-                // Grow by 16, 32, 64… samples: fewer reallocations than from 4.
-                reservoir.reserve_exact(reservoir.len().max(16));
-            }
-            reservoir.push(v);
+        if len < RESERVOIR {
+            put(len, v);
+            len += 1;
         } else if let Some(j) = draw(rng, n) {
-            reservoir[j] = v;
+            put(j, v);
         }
     }
+    len
 }
 
 /// Algorithm R's draw for sample number `n` (from 1) once the reservoir is

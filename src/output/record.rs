@@ -219,6 +219,7 @@ fn addr(a: SocketAddr, transport: u8) -> String {
     // Sized for the longest IPv6 form: one allocation, no regrowth.
     let mut out = String::with_capacity(48);
     let mut num = itoa::Buffer::new();
+    let with_port = transport == 6 || transport == 17;
     match a.ip() {
         IpAddr::V4(v4) => {
             for (i, o) in v4.octets().into_iter().enumerate() {
@@ -228,14 +229,14 @@ fn addr(a: SocketAddr, transport: u8) -> String {
                 out.push_str(num.format(o));
             }
         }
-        IpAddr::V6(v6) if transport == 6 || transport == 17 => {
+        IpAddr::V6(v6) if with_port => {
             let _ = write!(out, "[{v6}]");
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
     }
-    if transport == 6 || transport == 17 {
+    if with_port {
         out.push(':');
         out.push_str(num.format(a.port()));
     }
