@@ -1,8 +1,8 @@
 //! Putting the measurements of one session together: hidden latency and
 //! relay verdict per side, the typist's round trip and distance, alerts.
 
-use super::interactive::Interactive;
-use super::relay::{Level, Relay, Thresholds, level_shifts, max_distance_km, verdict};
+use super::interactive::{Interactive, LEVEL_WINDOW};
+use super::relay::{Level, Relay, Thresholds, Transport, level_shifts, max_distance_km, verdict};
 use super::stats::Quantiles;
 use super::turns::Turns;
 use crate::flow::Side;
@@ -35,22 +35,24 @@ pub struct Assessment {
     pub ping_rtt: Option<Quantiles>,
 }
 
-/// `transport[i]`: the transport RTT floor of leg i, ms; `turns`: handshake
+/// `legs[i]`: the transport RTT of leg i; `turns`: handshake
 /// turnarounds of protocols without keystroke analysis.
 pub fn assess(
-    transport: [Option<f64>; 2],
+    legs: [Option<Transport>; 2],
     inter: Option<&Interactive>,
     turns: Option<&Turns>,
     t: &Thresholds,
 ) -> Assessment {
+    let transport = legs.map(|l| l.map(|l| l.floor));
     let mut a = Assessment::default();
     let Some(inter) = inter else {
         // The protocol peer's handshake answers are the deeper responder.
         for side in [Side::Client, Side::Server] {
             let i = side as usize;
             a.app_rtt[i] = turns.and_then(|x| x.app_rtt(side));
-            if let (Some(tr), Some(app)) = (transport[i], a.app_rtt[i]) {
-                let (hidden, mut relay) = verdict(tr, &[Level { name: "handshake_turnaround", ms: app.floor }], 0, t);
+            if let (Some(tr), Some(app)) = (legs[i], a.app_rtt[i]) {
+                let (hidden, mut relay) =
+                    verdict(tr, &[Level { name: "handshake_turnaround", ms: app.floor, samples: app.samples }], 0, t);
                 // One or two answers cannot tell a relay from a slow peer: a
                 // verdict needs a floor over at least 3, as for SSH.
                 if relay.suspected && app.samples < MIN_VERDICT_SAMPLES {
@@ -83,7 +85,8 @@ pub fn assess(
     let echo_levels = if inter.echo_is_round_trip { inter.echo_levels() } else { Vec::new() };
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
-        let Some(tr) = transport[i] else { continue };
+        let Some(leg) = legs[i] else { continue };
+        let tr = leg.floor;
         let mut levels = Vec::new();
         let echo_deepest = echo_levels.iter().copied().reduce(f64::max);
         if let Some(app) = a.app_rtt[i]
@@ -91,7 +94,7 @@ pub fn assess(
         {
             // On the server side an echo (the far pty answering) is the cleaner
             // measure of the deepest responder; authentication answers include crypto.
-            levels.push(Level { name: "app_rtt", ms: app.floor });
+            levels.push(Level { name: "app_rtt", ms: app.floor, samples: app.samples });
         }
         let mut shifts = 0;
         match side {
@@ -99,32 +102,41 @@ pub fn assess(
                 // A terminal reply is the typist's own machine answering. A query sent
                 // right behind other data may have waited for a relay's Nagle timer:
                 // such a sample counts only where nothing else shows the far side.
-                let app_deeper = a.app_rtt[0].is_some_and(|x| t.above(tr, x.floor));
-                let term = inter.terminal_clean.min().or(if app_deeper { None } else { inter.terminal.min() });
+                let app_deeper = a.app_rtt[0].is_some_and(|x| {
+                    let l = Level { name: "app_rtt", ms: x.floor, samples: x.samples };
+                    t.above(tr, l.ms, l.jitter(leg))
+                });
+                let replies = if inter.terminal_clean.count() > 0 || app_deeper {
+                    &inter.terminal_clean
+                } else {
+                    &inter.terminal
+                };
+                let term = replies.min();
                 // Under keystroke-timing obfuscation the client holds the reply
                 // for the next chaff slot (up to one grid interval): only what
                 // exceeds that proves distance.
                 let term = term.map(|t| if inter.obfuscated() { (t - CHAFF_SLOT_MS).max(0.0) } else { t });
                 if let Some(term) = term {
-                    levels.push(Level { name: "terminal_rtt", ms: term });
+                    levels.push(Level { name: "terminal_rtt", ms: term, samples: replies.count() });
                 }
             }
             Side::Server => {
                 // Echoes come from the far end's pty: the server side's deepest responder.
                 if let Some(deepest) = echo_deepest {
-                    levels.push(Level { name: "echo", ms: deepest });
+                    // The deepest level is the floor of one window of echoes.
+                    levels.push(Level { name: "echo", ms: deepest, samples: LEVEL_WINDOW as u64 });
                     shifts = level_shifts(&echo_levels, t);
                 }
                 // Chaff PING → PONG: the SSH peer's own answer, with no pty in between.
                 if let Some(q) = a.ping_rtt {
-                    levels.push(Level { name: "ping_pong", ms: q.p50 });
+                    levels.push(Level { name: "ping_pong", ms: q.p50, samples: q.samples });
                 }
             }
         }
         if levels.is_empty() {
             continue;
         }
-        let (hidden, relay) = verdict(tr, &levels, shifts, t);
+        let (hidden, relay) = verdict(leg, &levels, shifts, t);
         a.hidden_ms[i] = hidden;
         a.relay[i] = Some(relay);
     }
@@ -172,7 +184,7 @@ mod tests {
         let mut turns = Turns::default();
         turns.on_message(0, Side::Client, Msg::Request(1));
         turns.on_message(135 * MS, Side::Server, Msg::Answer(1));
-        let r = assess([Some(186.0), Some(60.0)], None, Some(&turns), &t);
+        let r = assess([Some(Transport::steady(186.0)), Some(Transport::steady(60.0))], None, Some(&turns), &t);
         assert_eq!(r.hidden_ms[1], Some(75.0));
         let relay = r.relay[1].as_ref().unwrap();
         assert!(!relay.suspected && relay.evidence.len() == 2, "{relay:?}");
@@ -180,7 +192,7 @@ mod tests {
             turns.on_message(id * 1000 * MS, Side::Client, Msg::Request(id as u64));
             turns.on_message(id * 1000 * MS + 136 * MS, Side::Server, Msg::Answer(id as u64));
         }
-        let r = assess([Some(186.0), Some(60.0)], None, Some(&turns), &t);
+        let r = assess([Some(Transport::steady(186.0)), Some(Transport::steady(60.0))], None, Some(&turns), &t);
         assert!(r.relay[1].as_ref().unwrap().suspected);
     }
 
@@ -189,10 +201,11 @@ mod tests {
         let t = Thresholds::default();
         let a = session(true, 17);
         assert!(a.obfuscated());
-        let r = assess([Some(0.1), Some(0.1)], Some(&a), None, &t);
+        let r = assess([Some(Transport::steady(0.1)), Some(Transport::steady(0.1))], Some(&a), None, &t);
         assert!(!r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         // Without obfuscation a 17 ms terminal round trip behind a 0.1 ms transport is hidden latency.
-        let r = assess([Some(0.1), Some(0.1)], Some(&session(false, 17)), None, &t);
+        let r =
+            assess([Some(Transport::steady(0.1)), Some(Transport::steady(0.1))], Some(&session(false, 17)), None, &t);
         assert!(r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         assert_eq!(r.terminal_rtt_ms, Some(17.0));
     }

@@ -1,6 +1,7 @@
 //! Relay verdicts: latency hidden behind the nearest TCP endpoint of a side,
 //! and the number of distinct latency levels above it.
 
+use super::stats::Quantiles;
 use serde::{Deserialize, Serialize};
 
 /// Thresholds for calling a latency level distinct (and a relay suspected);
@@ -23,10 +24,11 @@ impl Default for Thresholds {
 }
 
 impl Thresholds {
-    /// Is `upper` a distinct level above `lower`?
-    pub fn above(&self, lower: f64, upper: f64) -> bool {
+    /// Is `upper` a distinct level above `lower`, when jitter alone may
+    /// place it `jitter` ms above?
+    pub fn above(&self, lower: f64, upper: f64, jitter: f64) -> bool {
         let d = upper - lower;
-        d > self.floor_ms && d > self.margin * lower
+        d > self.floor_ms + jitter && d > self.margin * lower
     }
 }
 
@@ -38,23 +40,57 @@ pub struct Relay {
     pub evidence: Vec<String>,
 }
 
+/// The transport round trip of one leg, ms: its floor, and its jitter
+/// (median − minimum: how far a single round trip strays from the floor).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transport {
+    pub floor: f64,
+    pub jitter: f64,
+    /// Median − floor: where jitter leaves few samples at the floor, a
+    /// typical answer lies this far above it.
+    pub skew: f64,
+}
+
+impl Transport {
+    pub fn of(q: &Quantiles) -> Transport {
+        Transport { floor: q.floor, jitter: (q.p50 - q.min).max(0.0), skew: (q.p50 - q.floor).max(0.0) }
+    }
+
+    /// A path without jitter.
+    #[cfg(test)]
+    pub fn steady(floor: f64) -> Transport {
+        Transport { floor, jitter: 0.0, skew: 0.0 }
+    }
+}
+
 /// A named latency level measured on one side, ms.
 #[derive(Debug, Clone, Copy)]
 pub struct Level {
     pub name: &'static str,
     pub ms: f64,
+    /// Answers the level stands on: the jitter of one answer shrinks with √n.
+    pub samples: u64,
+}
+
+impl Level {
+    /// How far above the path's floor this level may lie by jitter alone.
+    pub fn jitter(&self, path: Transport) -> f64 {
+        path.skew + path.jitter / (self.samples.max(1) as f64).sqrt()
+    }
 }
 
 /// Verdict for one side from its transport floor and the deeper levels seen.
 /// `shifts` counts step-ups of the echo delay during the session.
-pub fn verdict(transport: f64, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
+pub fn verdict(transport: Transport, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
+    let path = transport;
+    let transport = path.floor;
     let mut sorted: Vec<Level> = levels.to_vec();
     sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
     let mut evidence = Vec::new();
     let mut distinct = 0u32;
     let mut base = transport;
     for l in &sorted {
-        if t.above(base, l.ms) {
+        if t.above(base, l.ms, l.jitter(path)) {
             distinct += 1;
             evidence.push(format!("{} {:.1} ms vs {:.1} ms", l.name, l.ms, base));
             base = l.ms;
@@ -81,7 +117,7 @@ pub fn level_shifts(levels: &[f64], t: &Thresholds) -> u32 {
         None => return 0,
     };
     for &l in &levels[1..] {
-        if t.above(base, l) {
+        if t.above(base, l, 0.0) {
             shifts += 1;
             base = l;
         } else if l < base {
@@ -108,8 +144,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn jitter_of_the_path_is_not_a_relay() {
+        // One answer 15.5 ms above a 59.5 ms floor, where single round trips
+        // range 20.8 ms above the path's minimum (+-8 ms per frame on two links).
+        let lv = [Level { name: "terminal_rtt", ms: 75.0, samples: 1 }];
+        assert!(verdict(Transport::steady(59.5), &lv, 0, &Thresholds::default()).1.suspected);
+        let (hidden, r) = verdict(Transport { floor: 59.5, jitter: 20.8, skew: 0.0 }, &lv, 0, &Thresholds::default());
+        assert!(!r.suspected, "{r:?}");
+        assert_eq!(hidden, Some(15.5));
+        // Six answers that agree are surer than one: 15.5 ms then stands out.
+        let lv6 = [Level { name: "app_rtt", ms: 75.0, samples: 6 }];
+        assert!(
+            verdict(Transport { floor: 59.5, jitter: 12.0, skew: 0.0 }, &lv6, 0, &Thresholds::default()).1.suspected
+        );
+        // A relay's 45 ms stands out of 13 ms of jitter.
+        let lv = [Level { name: "app_rtt", ms: 55.4, samples: 6 }];
+        assert!(
+            verdict(Transport { floor: 10.3, jitter: 13.4, skew: 11.5 }, &lv, 0, &Thresholds::default()).1.suspected
+        );
+    }
+
+    #[test]
     fn direct_session_is_not_a_relay() {
-        let (hidden, r) = verdict(30.5, &[Level { name: "app_rtt", ms: 31.2 }], 0, &Thresholds::default());
+        let (hidden, r) = verdict(
+            Transport::steady(30.5),
+            &[Level { name: "app_rtt", ms: 31.2, samples: 10 }],
+            0,
+            &Thresholds::default(),
+        );
         assert!(!r.suspected);
         assert_eq!(r.hops_est, 0);
         assert!(hidden.unwrap() < 1.0);
@@ -117,7 +179,12 @@ mod tests {
 
     #[test]
     fn jump_host_hides_latency() {
-        let (hidden, r) = verdict(30.5, &[Level { name: "app_rtt", ms: 151.0 }], 0, &Thresholds::default());
+        let (hidden, r) = verdict(
+            Transport::steady(30.5),
+            &[Level { name: "app_rtt", ms: 151.0, samples: 10 }],
+            0,
+            &Thresholds::default(),
+        );
         assert!(r.suspected);
         assert_eq!(r.hops_est, 1);
         assert!((hidden.unwrap() - 120.5).abs() < 1e-9);
@@ -125,15 +192,21 @@ mod tests {
 
     #[test]
     fn two_distinct_levels_are_two_hops() {
-        let lv = [Level { name: "app_rtt", ms: 80.0 }, Level { name: "terminal_rtt", ms: 200.0 }];
-        let (_, r) = verdict(30.0, &lv, 0, &Thresholds::default());
+        let lv =
+            [Level { name: "app_rtt", ms: 80.0, samples: 10 }, Level { name: "terminal_rtt", ms: 200.0, samples: 10 }];
+        let (_, r) = verdict(Transport::steady(30.0), &lv, 0, &Thresholds::default());
         assert_eq!(r.hops_est, 2);
     }
 
     #[test]
     fn small_differences_are_not_relays_at_long_distance() {
         // 15 ms extra over a 200 ms path is under the 25 % margin.
-        let (_, r) = verdict(200.0, &[Level { name: "app_rtt", ms: 215.0 }], 0, &Thresholds::default());
+        let (_, r) = verdict(
+            Transport::steady(200.0),
+            &[Level { name: "app_rtt", ms: 215.0, samples: 10 }],
+            0,
+            &Thresholds::default(),
+        );
         assert!(!r.suspected);
     }
 

@@ -3,7 +3,7 @@
 
 use crate::analysis::Quantiles;
 use crate::analysis::assess::{AppRtt, Assessment, assess};
-use crate::analysis::relay::{Relay, ttl_hops};
+use crate::analysis::relay::{Relay, Transport, ttl_hops};
 use crate::engine::Judge;
 use crate::flow::{EndReason, FlowKey, Session};
 use crate::proto::ssh::SshInfo;
@@ -185,8 +185,8 @@ pub fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
 
 /// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
 pub fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
-    let floors = legs.map(|q| q.map(|q| q.floor));
-    assess(floors, s.interactive(), s.turns.as_deref(), &judge.thresholds)
+    let legs = legs.map(|q| q.as_ref().map(Transport::of));
+    assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 
 fn round_app(a: AppRtt) -> AppRtt {
