@@ -75,6 +75,10 @@ SETTINGS = {
 # Settings that can be named with --setting but are not part of "all" (so a full run makes the same 15 sets).
 EXTRA_SETTINGS = {
     "tr20-rs10": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 0.0},
+    # An intercontinental typist (150 ms round trip): typing gaps overlap the round trip.
+    "tr60-rs15": {"tr_ms": 60.0, "rs_ms": 15.0, "jitter_ms": 0.0},
+    # A jittery access link (Wi-Fi, mobile): +-8 ms per frame on each link.
+    "tr20-rs10-j8": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 8.0},
 }
 SCENARIOS = ["direct", "jump", "portfwd", "nested", "routed"]
 

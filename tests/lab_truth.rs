@@ -135,3 +135,27 @@ fn lab_captures_match_their_truth() {
     eprintln!("checked {checked} vantages in {} lab captures", dirs.len());
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// `ssh server 'echo ...' </dev/null`, 20 times over a direct path with
+/// ±8 ms jitter per frame (lab/exec-jitter.sh), captured at the server's edge:
+/// nobody typed and there is no relay. The client software's channel EOF and
+/// CLOSE come late by the path's jitter; they are not keystrokes, and the
+/// jitter is not hidden latency. Headers only (-s 96): the cipher is not seen.
+#[test]
+fn exec_sessions_over_a_jittery_path_have_no_keystrokes_and_no_relay() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/exec/jitter-server-edge.pcap");
+    let recs = common::replay_ok(&[&file]);
+    let ssh: Vec<&Value> = recs.iter().filter(|r| r["proto"] == "ssh").collect();
+    assert_eq!(ssh.len(), 20, "{recs:?}");
+    // Most sessions have enough authentication answers for a verdict.
+    let judged = ssh.iter().filter(|r| r["client_relay"].is_object()).count();
+    assert!(judged >= 15, "{judged} of 20 sessions judged");
+    for r in ssh {
+        assert_eq!(r["keystrokes"], 0, "nobody typed: {r}");
+        assert_ne!(r["client_relay"]["suspected"], true, "no relay: {r}");
+        assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+        // The client leg is the bridge: 20 ms round trip, ±16 ms.
+        let floor = r["client_rtt_ms"]["floor"].as_f64().unwrap();
+        assert!((4.0..=36.0).contains(&floor), "{r}");
+    }
+}

@@ -44,6 +44,15 @@ const MAX_PONG_LAGS: usize = 16384;
 
 /// Packets of one automatic answer follow each other within this.
 const AUTO_BURST: Ts = 2_000_000;
+/// The least time a person takes to react to what the server showed, ms.
+/// Before the first keystroke, a client packet sooner than this after the
+/// client's usual answer time is the client software answering (the channel
+/// EOF of `ssh host cmd`), even when a stalled host or a jittery path made
+/// that answer late.
+const REACTION_MS: f64 = 100.0;
+/// Slack around the client's usual answer time, ms: a busy client host
+/// answers a few ms late.
+const AUTO_SLACK_MS: f64 = 2.0;
 const MAX_TURN: usize = 64;
 const MAX_ECHO_LOG: usize = 4096;
 
@@ -64,15 +73,18 @@ pub struct Interactive {
     /// echoes at once). VNC updates wait for the client's next request, so
     /// there they only describe the session, not the path.
     pub echo_is_round_trip: bool,
+    /// The last server segment was a keystroke's one-character echo: the
+    /// client software does not answer it, so the next client packet is the person's.
+    last_echoed: bool,
     last: Option<(Side, Ts, u32)>,
     /// First data segment of the current run of segments from one side.
     run_start: Option<(Side, Ts)>,
     last_bulk: Option<Ts>,
     /// The last small client packet (size, time), for the chaff grid.
     last_small: Option<(u32, Ts)>,
-    /// How fast the client software answers by itself (its authentication
-    /// turnaround floor, ms), settled once authentication is over.
-    auto_floor: Option<f64>,
+    /// How fast the client software answers by itself (from its
+    /// authentication turnarounds), settled once authentication is over.
+    auto_answer: Option<AutoAnswer>,
     /// Time of the last client packet taken as an automatic answer.
     auto_burst: Option<Ts>,
     size_counts: Vec<(u32, u32)>,
@@ -135,26 +147,28 @@ impl Interactive {
     /// Is a client packet at `ts` the client software answering the server's
     /// last packet by itself (channel EOF/CLOSE, window adjust)? Such answers
     /// come one client turnaround after it, as in authentication; a person's
-    /// keystroke lands there only by chance.
-    fn automatic(&mut self, ts: Ts) -> bool {
+    /// keystroke lands there only by chance. An echo is never answered so.
+    fn automatic(&mut self, ts: Ts, len: u32) -> bool {
         let t0 = match self.last {
             // The rest of an automatic burst (EOF then CLOSE) is automatic too.
             Some((Side::Client, t, _)) => return self.auto_burst.is_some_and(|b| b == t && ts - t <= AUTO_BURST),
-            Some((Side::Server, t, _)) => t,
-            None => return false,
+            Some((Side::Server, t, _)) if !self.last_echoed => t,
+            _ => return false,
         };
-        let floor = match self.auto_floor {
-            Some(f) => Some(f),
+        let answer = match self.auto_answer {
+            Some(a) => Some(a),
             None => {
-                let f = self.app_floor(Side::Client, None, false).map(|f| f.0);
+                let a = AutoAnswer::from_turnarounds(&self.turnaround[Side::Client as usize]);
                 // Settled once authentication is over; until then, recomputed.
-                if f.is_some() && (self.interactive || self.auth_segments >= AUTH_SEGMENTS) {
-                    self.auto_floor = f;
+                if a.is_some() && (self.interactive || self.auth_segments >= AUTH_SEGMENTS) {
+                    self.auto_answer = a;
                 }
-                f
+                a
             }
         };
-        let auto = floor.is_some_and(|f| (ms(ts - t0) - f).abs() <= (0.2 * f).max(2.0));
+        // Typing has begun once a keystroke, or a candidate of this size, was seen.
+        let typed = self.interactive || count_of(&self.candidates, len) > 0;
+        let auto = answer.is_some_and(|a| a.covers(ms(ts - t0), typed));
         if auto {
             self.auto_burst = Some(ts);
         }
@@ -243,7 +257,7 @@ impl Interactive {
             }
             return;
         }
-        let bulk = bulk || scripted || self.automatic(ts);
+        let bulk = bulk || scripted || self.automatic(ts, len);
         if small && !bulk && typing {
             bump(&mut self.candidates, len);
         }
@@ -273,9 +287,10 @@ impl Interactive {
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
+        let ks = self.ks_size();
         // Several PINGs are in flight at once when the round trip exceeds the
         // grid: every PONG-sized answer is a candidate for each of them.
-        if len == self.ks_size() {
+        if len == ks {
             while self.chaff_sent.front().is_some_and(|&c| ts - c > ECHO_BOUND) {
                 self.chaff_sent.pop_front();
             }
@@ -299,6 +314,11 @@ impl Interactive {
                 }
             }
         }
+        // A one-character echo: larger answers (a command's output) may end
+        // with the channel's EOF/CLOSE, which the client software answers.
+        // Until the size class is learnt keys are not paired: a server segment of
+        // a candidate keystroke's size is taken for an echo.
+        self.last_echoed = len == ks && echo.is_some() || self.keystrokes == 0 && count_of(&self.candidates, len) > 0;
         echo
     }
 
@@ -341,19 +361,10 @@ impl Interactive {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        let mut levels = Vec::new();
-        let mut start = 0;
-        for i in 1..=v.len() {
-            if i == v.len() || v[i] > v[i - 1] * 1.15 + 2.0 {
-                if i - start >= 3 {
-                    levels.push(low_percentile(&v[start..i]));
-                }
-                start = i;
-            }
-        }
+        let levels = levels(&v);
         // Answers that need a person (a password prompt) are spread out and form no level.
-        let floor = if deepest { levels.last().copied() } else { levels.first().copied() };
-        Some((floor?, sum))
+        let level = if deepest { levels.last() } else { levels.first() };
+        Some((level?.floor, sum))
     }
 
     /// Echo-delay levels: the robust floor of each window of echoes, in order.
@@ -368,6 +379,65 @@ impl Interactive {
             })
             .collect()
     }
+}
+
+/// How fast the client software answers a server packet by itself, ms after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct AutoAnswer {
+    /// The span of its fastest level of authentication answers, with
+    /// tolerance (empty when the answers form no level).
+    span: [f32; 2],
+    /// Before the first keystroke: the answer time (that level's slowest, else
+    /// the median answer) plus a person's reaction time.
+    reach: f32,
+}
+
+impl AutoAnswer {
+    fn from_turnarounds(answers: &[f64]) -> Option<AutoAnswer> {
+        if answers.len() < 3 {
+            return None;
+        }
+        let mut v = answers.to_vec();
+        v.sort_by(f64::total_cmp);
+        let level = levels(&v).first().copied();
+        let span = level.map_or([f32::INFINITY, f32::NEG_INFINITY], |l| {
+            [(l.min * 0.8 - AUTO_SLACK_MS) as f32, (l.max * 1.2 + AUTO_SLACK_MS) as f32]
+        });
+        let usual = level.map_or(v[v.len() / 2], |l| l.max);
+        Some(AutoAnswer { span, reach: (usual + REACTION_MS) as f32 })
+    }
+
+    /// Is an answer `d` ms after the server's packet the software's? Once the
+    /// person has typed, only within the span; before, anything up to `reach`.
+    fn covers(&self, d: f64, typed: bool) -> bool {
+        let d = d as f32;
+        if typed { (self.span[0]..=self.span[1]).contains(&d) } else { d <= self.reach }
+    }
+}
+
+/// A latency level of answers: values no more than 15 % + 2 ms apart, at least 3 of them.
+#[derive(Debug, Clone, Copy)]
+struct AnswerLevel {
+    /// Robust floor (20th percentile).
+    floor: f64,
+    min: f64,
+    max: f64,
+}
+
+/// The latency levels of sorted answers, lowest first.
+fn levels(sorted: &[f64]) -> Vec<AnswerLevel> {
+    let mut levels = Vec::new();
+    let mut start = 0;
+    for i in 1..=sorted.len() {
+        if i == sorted.len() || sorted[i] > sorted[i - 1] * 1.15 + 2.0 {
+            let run = &sorted[start..i];
+            if run.len() >= 3 {
+                levels.push(AnswerLevel { floor: low_percentile(run), min: run[0], max: run[run.len() - 1] });
+            }
+            start = i;
+        }
+    }
+    levels
 }
 
 /// The count of size class `size` in a per-size table (0 when absent).
@@ -415,6 +485,56 @@ mod tests {
         // A person typing 300 ms later counts.
         a.on_data(t + 340 * MS, Side::Client, 36);
         assert_eq!(a.keystroke_count(), 1);
+    }
+
+    /// Authentication at the server's edge: the client answers `rtt` ms
+    /// after each server message (its round trip), give or take `jitter`.
+    fn authenticate(a: &mut Interactive, rtt: Ts, jitter: &[Ts]) -> Ts {
+        let mut t = 0;
+        for j in jitter {
+            a.on_data(t, Side::Server, 100);
+            t += (rtt + j) * MS;
+            a.on_data(t, Side::Client, 120);
+            t += MS;
+        }
+        t
+    }
+
+    #[test]
+    fn a_late_channel_eof_before_any_typing_is_not_a_keystroke() {
+        // `ssh host cmd` with stdin closed, over a jittery path (or from a
+        // stalled client host): the channel EOF answers the exec request's
+        // reply 31 ms late, far outside the client's usual 20 ms answer.
+        let mut a = Interactive::new(Some(36));
+        let t = authenticate(&mut a, 20, &[0, 1, 0, 1, 0, 1, 0, 1]);
+        a.on_data(t, Side::Server, 72); // exec accepted
+        a.on_data(t + 51 * MS, Side::Client, 36); // channel EOF
+        a.on_data(t + 250 * MS, Side::Server, 96); // the command's output
+        assert_eq!(a.keystroke_count(), 0);
+        // A person reacting to what the server showed takes longer: typed.
+        a.on_data(t + 600 * MS, Side::Client, 36);
+        assert_eq!(a.keystroke_count(), 1);
+    }
+
+    #[test]
+    fn a_far_typists_keys_after_their_echoes_all_count() {
+        // At the server's edge the typist is 150 ms away: the client software
+        // answers 150 ms after a server message, and keys typed 120-180 ms
+        // apart follow their echoes (sent at once by the server's pty) by the same.
+        let mut a = Interactive::new(Some(36));
+        let mut t = authenticate(&mut a, 150, &[0, 1, 0, 1, 0, 1, 0, 1]) + 2000 * MS;
+        for gap in [160, 150, 140, 170, 155, 145, 180, 150, 120, 165] {
+            a.on_data(t, Side::Client, 36);
+            a.on_data(t + MS / 2, Side::Server, 36);
+            t += gap * MS;
+        }
+        assert_eq!(a.keystroke_count(), 10);
+        // A command's output that ends with the channel's EOF/CLOSE, even when
+        // it pairs with the pending Enter: the client's CLOSE answers it.
+        a.on_data(t, Side::Client, 36);
+        a.on_data(t + MS / 2, Side::Server, 228);
+        a.on_data(t + 151 * MS, Side::Client, 36);
+        assert_eq!(a.keystroke_count(), 11);
     }
 
     #[test]
