@@ -89,12 +89,13 @@ pub fn assess(
         let tr = leg.floor;
         let mut levels = Vec::new();
         let echo_deepest = echo_levels.iter().copied().reduce(f64::max);
-        if let Some(app) = a.app_rtt[i]
+        let app = a.app_rtt[i].map(|x| Level { name: "app_rtt", ms: x.floor, samples: x.samples });
+        if let Some(app) = app
             && !(side == Side::Server && echo_deepest.is_some())
         {
             // On the server side an echo (the far pty answering) is the cleaner
             // measure of the deepest responder; authentication answers include crypto.
-            levels.push(Level { name: "app_rtt", ms: app.floor, samples: app.samples });
+            levels.push(app);
         }
         let mut shifts = 0;
         match side {
@@ -102,10 +103,7 @@ pub fn assess(
                 // A terminal reply is the typist's own machine answering. A query sent
                 // right behind other data may have waited for a relay's Nagle timer:
                 // such a sample counts only where nothing else shows the far side.
-                let app_deeper = a.app_rtt[0].is_some_and(|x| {
-                    let l = Level { name: "app_rtt", ms: x.floor, samples: x.samples };
-                    t.above(tr, l.ms, l.jitter(leg))
-                });
+                let app_deeper = app.is_some_and(|l| t.above(tr, l.ms, l.jitter(leg)));
                 let replies = if inter.terminal_clean.count() > 0 || app_deeper {
                     &inter.terminal_clean
                 } else {
