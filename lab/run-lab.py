@@ -17,6 +17,9 @@ pty, captures with tcpdump at the server edge, the relay's outer side and the ty
 `<out>/<scenario>-<setting>/{server-edge,relay-outer,typist-edge}.pcap` with `truth.json` beside them.
 See lab/README.md for the meaning of every truth field.
 
+Non-interactive sessions (pcaps/exec, see exec_main):
+    run-lab.py exec [--out FILE] [--sessions N] [--delay-ms D] [--jitter-ms J] [--seed N]
+
 Internal helper modes (started by the lab itself inside namespaces):
     run-lab.py _bridge --a IF --b IF --delay-ms D [--jitter-ms J] [--seed N] [--stats FILE]
     run-lab.py _ping DST [--count N] [--interval S]
@@ -1128,8 +1131,7 @@ AllowTcpForwarding yes
 X11Forwarding no
 AllowAgentForwarding no
 Ciphers {cipher}
-ForceCommand exec /bin/bash --noprofile --rcfile {rcfile} -i
-LogLevel INFO
+{force_command}LogLevel INFO
 """
 
 SHELL_RC = """\
@@ -1216,17 +1218,7 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             links = [("t0", "m0", d1), ("m1", "s0", d2)]
             server_ip = IP["S_direct"]
 
-        bridges = []
-        for i, (ia, ib, d) in enumerate(links):
-            stats = work / f"bridge{i}.json"
-            p = lab.spawn(f"bridge{i}", "B",
-                          [sys.executable, Path(__file__).resolve(), "_bridge", "--a", ia, "--b", ib,
-                           "--delay-ms", d, "--jitter-ms", jit, "--seed", seed + i, "--stats", stats],
-                          stdout=subprocess.PIPE)
-            line = p.stdout.readline().decode().strip()
-            if line != "ready":
-                raise LabError(f"bridge {ia}<->{ib} did not start")
-            bridges.append((p, stats))
+        bridges = [start_bridge(lab, i, ia, ib, d, jit, seed + i, work) for i, (ia, ib, d) in enumerate(links)]
 
         # ssh material: client config, shell rc files, sshd configs
         client_cfg = work / "ssh_config"
@@ -1240,7 +1232,8 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             rc.write_text(SHELL_RC.format(host=host, prompt=PROMPT[host], client_config=client_cfg, ssh=SW["ssh"]))
             cfg = work / f"sshd_config-{host}"
             cfg.write_text(SSHD_CONFIG.format(hostkey=keydir / f"host-{host}", pidfile=work / f"sshd-{host}.pid",
-                                              authkeys=keydir / "authorized_keys", cipher=CIPHER, rcfile=rc,
+                                              authkeys=keydir / "authorized_keys", cipher=CIPHER,
+                                              force_command=f"ForceCommand exec /bin/bash --noprofile --rcfile {rc} -i\n",
                                               usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
             # config test first (also checks the privilege-separation user and directory): a clear error here
             # beats "nothing listens on port 22" later
@@ -1283,20 +1276,7 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
         vantages["typist_edge"] = ("T", "eth0")
         dumps = []
         for vname, (role, ifn) in vantages.items():
-            f = outdir / VANTAGE_FILES[vname]
-            p = lab.spawn(f"tcpdump-{vname}", role,
-                          ["tcpdump", "-i", ifn, "-w", f, "-U", "--immediate-mode", "--time-stamp-precision=nano",
-                           "-n", "-Z", "root"],
-                          stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 5
-            got = b""
-            while b"listening on" not in got and time.monotonic() < deadline:
-                r, _, _ = select.select([p.stderr], [], [], 0.2)
-                if r:
-                    got += os.read(p.stderr.fileno(), 4096)
-            if b"listening on" not in got:
-                raise LabError(f"tcpdump at {vname} did not start: {got!r}")
-            dumps.append(p)
+            dumps.append(start_capture(lab, vname, role, ifn, outdir / VANTAGE_FILES[vname]))
         time.sleep(0.3)
 
         # the typist
@@ -1591,7 +1571,98 @@ def check_openssh_build():
         shutil.rmtree(probe, ignore_errors=True)
 
 
+def start_bridge(lab, i, ia, ib, delay_ms, jitter_ms, seed, work):
+    """A delaying bridge between interfaces ia and ib of namespace B; returns (process, stats file)."""
+    stats = work / f"bridge{i}.json"
+    p = lab.spawn(f"bridge{i}", "B",
+                  [sys.executable, Path(__file__).resolve(), "_bridge", "--a", ia, "--b", ib,
+                   "--delay-ms", delay_ms, "--jitter-ms", jitter_ms, "--seed", seed, "--stats", stats],
+                  stdout=subprocess.PIPE)
+    line = p.stdout.readline().decode().strip()
+    if line != "ready":
+        raise LabError(f"bridge {ia}<->{ib} did not start")
+    return p, stats
+
+
+def start_capture(lab, vname, role, ifn, file, snaplen=None):
+    """tcpdump on interface ifn of a namespace, returned once it listens."""
+    p = lab.spawn(f"tcpdump-{vname}", role,
+                  ["tcpdump", "-i", ifn, "-w", file, "-U", "--immediate-mode", "--time-stamp-precision=nano",
+                   "-n", "-Z", "root"] + (["-s", snaplen] if snaplen else []),
+                  stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 5
+    got = b""
+    while b"listening on" not in got and time.monotonic() < deadline:
+        r, _, _ = select.select([p.stderr], [], [], 0.2)
+        if r:
+            got += os.read(p.stderr.fileno(), 4096)
+    if b"listening on" not in got:
+        raise LabError(f"tcpdump at {vname} did not start: {got!r}")
+    return p
+
+
+def make_keys(keydir):
+    """The typist's key (authorized everywhere) and the server's and relay's host keys."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "echoloc-lab", "-f",
+                    keydir / "id_ed25519"], check=True)
+    for host in ("server", "relay"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"echoloc-lab-{host}", "-f",
+                        keydir / f"host-{host}"], check=True)
+    shutil.copy(keydir / "id_ed25519.pub", keydir / "authorized_keys")
+
+
+def exec_main(argv):
+    """Non-interactive ssh (`ssh server 'echo ...' </dev/null`, nobody types) over one delaying bridge,
+    captured at the server's edge with a 96-byte snap length. Truth: no keystrokes and no relay."""
+    p = argparse.ArgumentParser(prog="run-lab.py exec", description=exec_main.__doc__)
+    p.add_argument("--out", default=str(REPO / "pcaps" / "exec" / "jitter-server-edge.pcap"))
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--delay-ms", type=float, default=10.0, help="one-way delay (default 10)")
+    p.add_argument("--jitter-ms", type=float, default=8.0, help="uniform +- per frame (default 8)")
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args(argv)
+    out = Path(a.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="echoloc-exec-"))
+    lab = Lab()
+    try:
+        make_keys(work)
+        for role in ("T", "B", "S"):
+            lab.add_ns(role)
+        lab.veth("T", "eth0", "B", "t0")
+        lab.veth("S", "eth0", "B", "s0")
+        lab.addr("T", "eth0", IP["T_direct"] + "/24")
+        lab.addr("S", "eth0", IP["S_direct"] + "/24")
+        start_bridge(lab, 0, "t0", "s0", a.delay_ms, a.jitter_ms, a.seed, work)
+        cfg = work / "sshd_config"
+        cfg.write_text(SSHD_CONFIG.format(hostkey=work / "host-server", pidfile=work / "sshd.pid",
+                                          authkeys=work / "authorized_keys", cipher=CIPHER, force_command="",
+                                          usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
+        lab.run(SW["sshd"], "-t", "-f", cfg, ns="S")
+        lab.spawn("sshd", "S", [SW["sshd"], "-D", "-e", "-f", cfg], stderr=open(work / "sshd.log", "wb"))
+        lab.wait_listen("S", 22)
+        client_cfg = work / "ssh_config"
+        client_cfg.write_text(CLIENT_CONFIG.format(relay=IP["S_direct"], server=IP["S_direct"],
+                                                   key=work / "id_ed25519", cipher=CIPHER, extra=""))
+        lab.ping("T", IP["S_direct"], count=3)  # ARP resolved before the capture starts
+        dump = start_capture(lab, "server_edge", "S", "eth0", out, snaplen=96)
+        time.sleep(0.3)
+        for i in range(a.sessions):
+            subprocess.run(["ip", "netns", "exec", lab.ns("T"), SW["ssh"], "-F", client_cfg, "server",
+                            f"echo exec-{i + 1}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+        time.sleep(0.5)
+        lab.stop(dump, signal.SIGINT)
+    finally:
+        lab.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"exec: {a.sessions} sessions, one-way {a.delay_ms} ms +-{a.jitter_ms} ms -> {out}")
+    return 0
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "exec":
+        return exec_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "_bridge":
         return bridge_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "_ping":
@@ -1686,12 +1757,7 @@ def main():
     t0 = time.monotonic()
     failures = []
     try:
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "echoloc-lab", "-f",
-                        keydir / "id_ed25519"], check=True)
-        for host in ("server", "relay"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"echoloc-lab-{host}", "-f",
-                            keydir / f"host-{host}"], check=True)
-        shutil.copy(keydir / "id_ed25519.pub", keydir / "authorized_keys")
+        make_keys(keydir)
         for scn in scns:
             for st in sets:
                 for attempt in range(1 + args.retries):

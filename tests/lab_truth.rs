@@ -137,7 +137,7 @@ fn lab_captures_match_their_truth() {
 }
 
 /// `ssh server 'echo ...' </dev/null`, 20 times over a direct path with
-/// ±8 ms jitter per frame (lab/exec-jitter.sh), captured at the server's edge:
+/// ±8 ms jitter per frame (`lab/run-lab.py exec`), captured at the server's edge:
 /// nobody typed and there is no relay. The client software's channel EOF and
 /// CLOSE come late by the path's jitter; they are not keystrokes, and the
 /// jitter is not hidden latency. Headers only (-s 96): the cipher is not seen.
