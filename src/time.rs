@@ -64,10 +64,7 @@ mod tests {
         let mut stamps =
             vec![i64::MIN, i64::MAX, 0, 951_782_400 * NS_PER_SEC, 4_107_542_399 * NS_PER_SEC + 999_999_999];
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            stamps.push(x as i64);
+            stamps.push(crate::analysis::stats::xorshift64(&mut x) as i64);
         }
         for ts in stamps {
             let dt = chrono::DateTime::from_timestamp(ts.div_euclid(NS_PER_SEC), ts.rem_euclid(NS_PER_SEC) as u32)

@@ -148,9 +148,7 @@ mod tests {
         let mut v: VecDeque<u32> = VecDeque::new();
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         for i in 0..20_000u32 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
+            crate::analysis::stats::xorshift64(&mut rng);
             // Mostly short queues, now and then a burst that spills.
             let burst = i % 5000 > 4900;
             match rng % 10 {

@@ -150,11 +150,17 @@ fn place_by(mut len: usize, rng: &mut u64, first: u64, vs: &[f32], mut put: impl
 /// full: the slot it replaces, if any.
 fn draw(rng: &mut u64, n: u64) -> Option<usize> {
     *rng = if *rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { *rng };
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    let j = *rng % n;
+    let j = xorshift64(rng) % n;
     ((j as usize) < RESERVOIR).then_some(j as usize)
+}
+
+/// One step of Marsaglia's xorshift64 (state never 0): a fixed sequence for
+/// a fixed seed, so replays and tests draw the same numbers every time.
+pub fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// Nearest-rank quantile `q` of sorted keys (see [`sort_key`]).
