@@ -318,7 +318,7 @@ impl Interactive {
         // with the channel's EOF/CLOSE, which the client software answers.
         // Until the size class is learnt keys are not paired: a server segment of
         // a candidate keystroke's size is taken for an echo.
-        self.last_echoed = len == ks && echo.is_some() || self.keystrokes == 0 && count_of(&self.candidates, len) > 0;
+        self.last_echoed = len == ks && echo.is_some() || !self.interactive && count_of(&self.candidates, len) > 0;
         echo
     }
 
