@@ -82,8 +82,9 @@ pub struct Interactive {
     last_bulk: Option<Ts>,
     /// The last small client packet (size, time), for the chaff grid.
     last_small: Option<(u32, Ts)>,
-    /// How fast the client software answers by itself (from its
-    /// authentication turnarounds), settled once authentication is over.
+    /// How fast the client software answers by itself: worked out from its
+    /// authentication turnarounds each time one is added (none are once
+    /// authentication is over), not on every packet.
     auto_answer: Option<AutoAnswer>,
     /// Time of the last client packet taken as an automatic answer.
     auto_burst: Option<Ts>,
@@ -155,20 +156,9 @@ impl Interactive {
             Some((Side::Server, t, _)) if !self.last_echoed => t,
             _ => return false,
         };
-        let answer = match self.auto_answer {
-            Some(a) => Some(a),
-            None => {
-                let a = AutoAnswer::from_turnarounds(&self.turnaround[Side::Client as usize]);
-                // Settled once authentication is over; until then, recomputed.
-                if a.is_some() && (self.interactive || self.auth_segments >= AUTH_SEGMENTS) {
-                    self.auto_answer = a;
-                }
-                a
-            }
-        };
         // Typing has begun once a keystroke, or a candidate of this size, was seen.
         let typed = self.interactive || count_of(&self.candidates, len) > 0;
-        let auto = answer.is_some_and(|a| a.covers(ms(ts - t0), typed));
+        let auto = self.auto_answer.is_some_and(|a| a.covers(ms(ts - t0), typed));
         if auto {
             self.auto_burst = Some(ts);
         }
@@ -218,6 +208,9 @@ impl Interactive {
                 && self.turnaround[from as usize].len() < MAX_TURN
             {
                 self.turnaround[from as usize].push(ms(ts - t0));
+                if from == Side::Client {
+                    self.auto_answer = AutoAnswer::from_turnarounds(&self.turnaround[from as usize]);
+                }
             }
         }
         if self.run_start.is_none_or(|(side, _)| side != from) {
