@@ -79,10 +79,9 @@ impl Level {
     }
 }
 
-/// Verdict for one side from its transport floor and the deeper levels seen.
-/// `shifts` counts step-ups of the echo delay during the session.
-pub fn verdict(transport: Transport, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
-    let path = transport;
+/// Verdict for one side from its transport round trip (`path`) and the
+/// deeper levels seen. `shifts` counts step-ups of the echo delay during the session.
+pub fn verdict(path: Transport, levels: &[Level], shifts: u32, t: &Thresholds) -> (Option<f64>, Relay) {
     let transport = path.floor;
     let mut sorted: Vec<Level> = levels.to_vec();
     sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
