@@ -302,6 +302,7 @@ impl Sent {
     }
 }
 
+#[inline(always)]
 fn push(snd: &mut Sender, mut sent: Sent) {
     // Only a data segment with a TSval newer than any before starts a timestamp sample.
     if sent.has_tsval {

@@ -43,16 +43,26 @@ pub struct TcpOptions {
 impl TcpOptions {
     /// Parse the options area. A malformed option ends parsing; the options
     /// read before it are kept.
+    #[inline]
     pub fn parse(bytes: &[u8]) -> TcpOptions {
-        let mut o = TcpOptions::default();
-        // Fast path: the layout Linux and most stacks put on every segment
-        // after the handshake, NOP NOP TIMESTAMP.
-        if bytes.len() == 12 && bytes[..4] == [1, 1, 8, 10] {
-            let val = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-            let ecr = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-            o.timestamps = Some((val, ecr));
-            return o;
+        // Fast path, in line: the layout Linux and most stacks put on every
+        // segment after the handshake, NOP NOP TIMESTAMP; or no options.
+        if let Ok(b) = <&[u8; 12]>::try_from(bytes)
+            && b[..4] == [1, 1, 8, 10]
+        {
+            let val = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            let ecr = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+            return TcpOptions { timestamps: Some((val, ecr)), ..TcpOptions::default() };
         }
+        if bytes.is_empty() {
+            return TcpOptions::default();
+        }
+        Self::parse_any(bytes)
+    }
+
+    #[inline(never)]
+    fn parse_any(bytes: &[u8]) -> TcpOptions {
+        let mut o = TcpOptions::default();
         for el in TcpOptionsIterator::from_slice(bytes) {
             match el {
                 Ok(TcpOptionElement::MaximumSegmentSize(m)) => o.mss = Some(m),

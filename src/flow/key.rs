@@ -56,6 +56,16 @@ impl FlowKey {
         }
     }
 
+    /// The key as five words, for the session table's hash.
+    pub fn words(&self) -> [u64; 5] {
+        let (lo, hi) = (self.lo_ip, self.hi_ip);
+        let rest = u64::from(self.lo_port)
+            | u64::from(self.hi_port) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.v6) << 40;
+        [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64, rest]
+    }
+
     /// The lower endpoint.
     pub fn lo(&self) -> SocketAddr {
         SocketAddr::new(ip_of(self.lo_ip, self.v6), self.lo_port)
@@ -97,5 +107,27 @@ mod tests {
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let (k4, _) = FlowKey::new(v6, 22, "2001:db8::2".parse().unwrap(), 50000, 6);
         assert_eq!(k4.lo().to_string(), "[2001:db8::1]:22");
+    }
+
+    #[test]
+    fn every_field_of_a_key_reaches_its_hash_words() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let base = FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, 6).0;
+        let others = [
+            FlowKey::new(ip("192.0.2.3"), 40000, ip("192.0.2.2"), 22, 6).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.4"), 22, 6).0,
+            FlowKey::new(ip("192.0.2.1"), 40001, ip("192.0.2.2"), 22, 6).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 23, 6).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, 17).0,
+            // The same address bits as IPv6 (::c000:201), and the ports swapped.
+            FlowKey::new(ip("::c000:201"), 40000, ip("::c000:202"), 22, 6).0,
+            FlowKey::new(ip("192.0.2.1"), 22, ip("192.0.2.2"), 40000, 6).0,
+            FlowKey::new(ip("2001:db8::1"), 40000, ip("2001:db8::2"), 22, 6).0,
+        ];
+        for k in others {
+            assert_ne!(k, base);
+            assert_ne!(k.words(), base.words(), "{k:?}");
+        }
+        assert_eq!(FlowKey::new(ip("192.0.2.2"), 22, ip("192.0.2.1"), 40000, 6).0.words(), base.words());
     }
 }

@@ -8,6 +8,7 @@
 use super::FlowKey;
 use crate::time::Ts;
 use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
 
 const NIL: u32 = u32::MAX;
 /// Least packet time between two moves of a session to the front of its
@@ -81,7 +82,7 @@ impl<S: Default> FlowTable<S> {
 
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
         let slots = &self.slots;
-        self.index.find(self.hasher.hash_one(key), |&id| slots[id as usize].key == *key).copied()
+        self.index.find(hash(&self.hasher, key), |&id| slots[id as usize].key == *key).copied()
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut S {
@@ -127,7 +128,7 @@ impl<S: Default> FlowTable<S> {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hasher.hash_one(key), id, |&i| hasher.hash_one(slots[i as usize].key));
+        self.index.insert_unique(hash(hasher, &key), id, |&i| hash(hasher, &slots[i as usize].key));
         self.link_front(id);
         id
     }
@@ -142,7 +143,7 @@ impl<S: Default> FlowTable<S> {
         let slot = &mut self.slots[id as usize];
         let value = std::mem::take(&mut slot.value);
         let key = slot.key;
-        if let Ok(entry) = self.index.find_entry(self.hasher.hash_one(key), |&i| i == id) {
+        if let Ok(entry) = self.index.find_entry(hash(&self.hasher, &key), |&i| i == id) {
             entry.remove();
         }
         self.free.push(id);
@@ -207,6 +208,15 @@ impl<S: Default> FlowTable<S> {
         self.slots[id as usize].prev = NIL;
         self.slots[id as usize].next = NIL;
     }
+}
+
+/// The key's hash, from its five words (fewer steps than hashing each field).
+fn hash(hasher: &ahash::RandomState, key: &FlowKey) -> u64 {
+    let mut h = hasher.build_hasher();
+    for w in key.words() {
+        h.write_u64(w);
+    }
+    h.finish()
 }
 
 #[cfg(test)]
