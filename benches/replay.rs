@@ -7,7 +7,7 @@
 //! - `ECHOLOC_BENCH_FLOWS`   concurrent connections (default 5,000)
 //! - `ECHOLOC_BENCH_RUNS`    runs of each measurement (default 5)
 //! - `ECHOLOC_BENCH_FILE`    use this pcap file instead of generating one
-//! - `ECHOLOC_BENCH_ONLY`    `b`, `c3` or `c4`: run only that measurement (for a profiler)
+//! - `ECHOLOC_BENCH_ONLY`    `a`, `b`, `c3` or `c4`: run only that measurement (for a profiler)
 //!
 //! The generated file is kept in `target/bench-data/` and reused.
 
@@ -62,6 +62,7 @@ fn main() {
     println!();
 
     match std::env::var("ECHOLOC_BENCH_ONLY").as_deref() {
+        Ok("a") => return only("a. parse loop", measure(runs, || parse_loop(&path))),
         Ok("b") => return only("b. echoloc replay_file", measure(runs, || engine_replay(&path).0)),
         Ok("c3") => {
             let frames = Frames::load(&path);
@@ -186,8 +187,10 @@ fn measure(runs: u64, mut f: impl FnMut() -> u64) -> Stat {
     Stat { packets, best: times[0], median: times[times.len() / 2] }
 }
 
+/// Read the file as `echoloc replay` does (libpcap, through the same stdio
+/// buffer) and slice each frame with etherparse.
 fn parse_loop(path: &Path) -> u64 {
-    let mut cap = pcap::Capture::from_file(path).expect("open capture");
+    let mut cap = echoloc::capture::offline::open(path).expect("open capture");
     let mut n = 0u64;
     let mut sum = 0u64;
     loop {
@@ -250,7 +253,7 @@ struct Frames {
 
 impl Frames {
     fn load(path: &Path) -> Frames {
-        let mut cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano).expect("open capture");
+        let mut cap = echoloc::capture::offline::open(path).expect("open capture");
         let mut f = Frames { data: Vec::new(), index: Vec::new() };
         while let Ok(pkt) = cap.next_packet() {
             let ts = pkt.header.ts.tv_sec * 1_000_000_000 + pkt.header.ts.tv_usec;

@@ -2,8 +2,11 @@
 
 use crate::decode::LinkType;
 use crate::engine::{Engine, RecordSink};
-use pcap::{Capture, Precision};
+use pcap::{Capture, Offline};
+use std::ffi::{CStr, c_char};
+use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 
 /// A file that could not be read to its end.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +50,7 @@ pub fn replay_file(
     out: &mut dyn RecordSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), ReplayError> {
-    let mut cap = Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| err(path, cause(&e)))?;
+    let mut cap = open(path).map_err(|cause| err(path, cause))?;
     let dl = cap.get_datalink().0;
     let link = LinkType::from_pcap(dl);
     let mut pending: u64 = 0;
@@ -73,6 +76,80 @@ pub fn replay_file(
         tracing::warn!(file = %path.display(), linktype = dl, "link type not supported; packets counted and skipped");
     }
     Ok(())
+}
+
+/// The stdio buffer libpcap reads a capture file through. libpcap reads
+/// each record with two `fread`s; glibc's default buffer (the file system's
+/// block, 4 KiB) costs a `read` system call every ~50 header-only packets,
+/// about 20 ns a packet. 64 KiB reads nearly as fast as 1 MiB (`dd`) and,
+/// unlike 1 MiB (the size of the L2 cache), leaves the cache to session state.
+const READ_BUFFER: usize = 1 << 16;
+const PCAP_TSTAMP_PRECISION_NANO: u32 = 1;
+
+unsafe extern "C" {
+    /// libpcap's own opener for a stream the caller opened (libpcap ≥ 1.5).
+    fn pcap_fopen_offline_with_tstamp_precision(fp: *mut libc::FILE, precision: u32, errbuf: *mut c_char) -> *mut u8;
+}
+
+/// A capture file open for libpcap, with the buffer its stream reads into.
+pub struct CaptureFile {
+    /// Dropped first: libpcap closes the stream...
+    cap: Capture<Offline>,
+    /// ...and only then is its buffer freed.
+    _buf: Box<[u8]>,
+}
+
+impl std::ops::Deref for CaptureFile {
+    type Target = Capture<Offline>;
+    fn deref(&self) -> &Capture<Offline> {
+        &self.cap
+    }
+}
+
+impl std::ops::DerefMut for CaptureFile {
+    fn deref_mut(&mut self) -> &mut Capture<Offline> {
+        &mut self.cap
+    }
+}
+
+/// Open a pcap or pcapng file for libpcap, as `pcap_open_offline` does
+/// (nanosecond timestamps), but through a [`READ_BUFFER`] stdio buffer.
+/// The error is the cause alone: the caller names the file.
+pub fn open(path: &Path) -> Result<CaptureFile, String> {
+    let fd = std::fs::File::open(path).map_err(|e| os_cause(&e))?.into_raw_fd();
+    let mut buf = vec![0u8; READ_BUFFER].into_boxed_slice();
+    // SAFETY: `fd` is ours and open; `fdopen` takes it over, and `fclose`
+    // closes it (libpcap's, when the capture is dropped, or ours on failure).
+    // `setvbuf` comes before any read of the stream, as it must, and `buf`
+    // outlives the stream (see `CaptureFile`; the heap block does not move).
+    unsafe {
+        let fp = libc::fdopen(fd, c"rb".as_ptr());
+        if fp.is_null() {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(os_cause(&e));
+        }
+        libc::setvbuf(fp, buf.as_mut_ptr().cast(), libc::_IOFBF, buf.len());
+        let mut errbuf = [0 as c_char; 256]; // PCAP_ERRBUF_SIZE
+        let p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, errbuf.as_mut_ptr());
+        match NonNull::new(p) {
+            // The pcap crate takes over the handle (and closes it on drop).
+            Some(p) => Ok(CaptureFile { cap: Capture::from(p.cast()), _buf: buf }),
+            None => {
+                libc::fclose(fp);
+                Err(CStr::from_ptr(errbuf.as_ptr()).to_string_lossy().into_owned())
+            }
+        }
+    }
+}
+
+/// An I/O error's cause as libpcap words it ("No such file or directory").
+fn os_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 fn cause(e: &pcap::Error) -> String {
