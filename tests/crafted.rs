@@ -383,6 +383,32 @@ fn m_not_a_pcap() {
     }
 }
 
+/// "-" reads the capture from standard input (`tcpdump -w - | echoloc
+/// replay -`), with the same records as from the file.
+#[test]
+fn m_standard_input_as_dash() {
+    let dir = tmp();
+    let (packets, t1, t2, _) = two_sessions();
+    let path = dir.path().join("stdin.pcap");
+    std::fs::write(&path, Capture::default().bytes(&packets)).unwrap();
+    let from_file = replay_ok(&[&path]);
+    let out = std::process::Command::new(common::bin())
+        .args(["replay", "--format", "json", "-"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .expect("spawning echoloc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let from_stdin = common::parse_jsonl(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(from_stdin.len(), 2, "{stderr}");
+    assert_eq!(from_stdin, from_file);
+    // Session 1 as in `m_truncated_file` (its truth holds whole; session 2's
+    // is for the packets before that test's cut).
+    let rec = session(&from_stdin, &t1.client, &t1.server);
+    assert_record_ignoring("stdin", rec, &t1, &["client_rtt_ms.samples", "server_rtt_ms.samples"]);
+    session(&from_stdin, &t2.client, &t2.server);
+}
+
 /// Frame an IP packet in Ethernet and return the frame.
 fn eth(ip: &[u8]) -> Vec<u8> {
     Link::ethernet().encap(ip)

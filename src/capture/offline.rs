@@ -4,7 +4,7 @@ use crate::decode::LinkType;
 use crate::engine::{Engine, RecordSink};
 use pcap::{Capture, Offline};
 use std::ffi::{CStr, c_char};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -116,7 +116,15 @@ impl std::ops::DerefMut for CaptureFile {
 /// (nanosecond timestamps), but through a [`READ_BUFFER`] stdio buffer.
 /// The error is the cause alone: the caller names the file.
 pub fn open(path: &Path) -> Result<CaptureFile, String> {
-    let fd = std::fs::File::open(path).map_err(|e| os_cause(&e))?.into_raw_fd();
+    // "-" is standard input, as for libpcap (`tcpdump -w - | echoloc replay -`);
+    // a copy of it, since the stream is closed at the end.
+    let fd = if path == Path::new("-") {
+        std::io::stdin().as_fd().try_clone_to_owned()
+    } else {
+        std::fs::File::open(path).map(OwnedFd::from)
+    }
+    .map_err(|e| os_cause(&e))?
+    .into_raw_fd();
     let mut buf = vec![0u8; READ_BUFFER].into_boxed_slice();
     // SAFETY: `fd` is ours and open; `fdopen` takes it over, and `fclose`
     // closes it (libpcap's, when the capture is dropped, or ours on failure).
