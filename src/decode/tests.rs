@@ -157,3 +157,20 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn tcp_options_in_every_layout() {
+    let ts = |v: u32, e: u32| [v.to_be_bytes(), e.to_be_bytes()].concat();
+    // NOP NOP TIMESTAMP, the layout of nearly every segment (the fast path).
+    let o = TcpOptions::parse(&[&[1, 1, 8, 10][..], &ts(7, 9)].concat());
+    assert_eq!(o, TcpOptions { timestamps: Some((7, 9)), ..TcpOptions::default() });
+    assert_eq!(TcpOptions::parse(&[]), TcpOptions::default());
+    // Twelve bytes in another order, and a SACK block in twelve bytes.
+    let o = TcpOptions::parse(&[&[8, 10][..], &ts(7, 9), &[1, 1]].concat());
+    assert_eq!(o.timestamps, Some((7, 9)));
+    let o = TcpOptions::parse(&[&[1, 1, 5, 10][..], &ts(100, 200)].concat());
+    assert_eq!((o.sack_blocks(), o.timestamps), (&[(100, 200)][..], None));
+    // An option whose length runs past the area ends parsing; what came before is kept.
+    let o = TcpOptions::parse(&[2, 4, 5, 0xb4, 8, 10, 0, 0]);
+    assert_eq!((o.mss, o.timestamps), (Some(1460), None));
+}
