@@ -1230,16 +1230,8 @@ def run_one(scn, setting_name, setting, args, keydir, outroot):
             host = "server" if role == "S" else "relay"
             rc = work / f"rc-{host}"
             rc.write_text(SHELL_RC.format(host=host, prompt=PROMPT[host], client_config=client_cfg, ssh=SW["ssh"]))
-            cfg = work / f"sshd_config-{host}"
-            cfg.write_text(SSHD_CONFIG.format(hostkey=keydir / f"host-{host}", pidfile=work / f"sshd-{host}.pid",
-                                              authkeys=keydir / "authorized_keys", cipher=CIPHER,
-                                              force_command=f"ForceCommand exec /bin/bash --noprofile --rcfile {rc} -i\n",
-                                              usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
-            # config test first (also checks the privilege-separation user and directory): a clear error here
-            # beats "nothing listens on port 22" later
-            lab.run(SW["sshd"], "-t", "-f", cfg, ns=role)
-            lab.spawn(f"sshd-{host}", role, [SW["sshd"], "-D", "-e", "-f", cfg],
-                      stderr=open(work / f"sshd-{host}.log", "wb"))
+            start_sshd(lab, role, host, keydir, work,
+                       force_command=f"ForceCommand exec /bin/bash --noprofile --rcfile {rc} -i\n")
         if scn == "portfwd":
             lab.spawn("socat", "R", ["socat", f"TCP-LISTEN:{FWD_PORT},bind={IP['R_t']},reuseaddr,fork",
                                      f"TCP:{IP['S']}:22"], stderr=open(work / "socat.log", "wb"))
@@ -1601,6 +1593,18 @@ def start_capture(lab, vname, role, ifn, file, snaplen=None):
     return p
 
 
+def start_sshd(lab, role, host, keydir, work, force_command=""):
+    """sshd for `host` ("server" or "relay", its host key in keydir) in namespace `role`."""
+    cfg = work / f"sshd_config-{host}"
+    cfg.write_text(SSHD_CONFIG.format(hostkey=keydir / f"host-{host}", pidfile=work / f"sshd-{host}.pid",
+                                      authkeys=keydir / "authorized_keys", cipher=CIPHER, force_command=force_command,
+                                      usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
+    # config test first (also checks the privilege-separation user and directory): a clear error here
+    # beats "nothing listens on port 22" later
+    lab.run(SW["sshd"], "-t", "-f", cfg, ns=role)
+    lab.spawn(f"sshd-{host}", role, [SW["sshd"], "-D", "-e", "-f", cfg], stderr=open(work / f"sshd-{host}.log", "wb"))
+
+
 def make_keys(keydir):
     """The typist's key (authorized everywhere) and the server's and relay's host keys."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "echoloc-lab", "-f",
@@ -1635,12 +1639,7 @@ def exec_main(argv):
         lab.addr("T", "eth0", IP["T_direct"] + "/24")
         lab.addr("S", "eth0", IP["S_direct"] + "/24")
         start_bridge(lab, 0, "t0", "s0", a.delay_ms, a.jitter_ms, a.seed, work)
-        cfg = work / "sshd_config"
-        cfg.write_text(SSHD_CONFIG.format(hostkey=work / "host-server", pidfile=work / "sshd.pid",
-                                          authkeys=work / "authorized_keys", cipher=CIPHER, force_command="",
-                                          usepam="UsePAM no\n" if SW["use_pam_line"] else ""))
-        lab.run(SW["sshd"], "-t", "-f", cfg, ns="S")
-        lab.spawn("sshd", "S", [SW["sshd"], "-D", "-e", "-f", cfg], stderr=open(work / "sshd.log", "wb"))
+        start_sshd(lab, "S", "server", work, work)
         lab.wait_listen("S", 22)
         client_cfg = work / "ssh_config"
         client_cfg.write_text(CLIENT_CONFIG.format(relay=IP["S_direct"], server=IP["S_direct"],
