@@ -387,8 +387,8 @@ fn interactive(
         AppStream::Ssh(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
             // The negotiated size is learnt from clear text: looked at only then.
-            if ev.clear && app.inter.keystroke_size.is_none() {
-                app.inter.keystroke_size = stream.info.keystroke_size;
+            if ev.clear && app.inter.keystroke_size().is_none() {
+                app.inter.set_keystroke_size(stream.info.keystroke_size);
             }
             if ev.encrypted { app.inter.on_data(ts, from, ev.len) } else { None }
         }

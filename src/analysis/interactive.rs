@@ -63,7 +63,11 @@ const MAX_ECHO_LOG: usize = 4096;
 #[repr(C)]
 pub struct Interactive {
     /// One-character packet size, when known from the negotiated cipher.
-    pub keystroke_size: Option<u32>,
+    keystroke_size: Option<u32>,
+    /// The size class in force (see [`Interactive::ks_size`]), worked out
+    /// when the negotiated size or the size counts change, not on every
+    /// packet: the counts are a separate allocation, a cache miss away.
+    ks: Option<u32>,
     auth_segments: u32,
     interactive: bool,
     /// One server update answers every key pending (VNC framebuffer updates);
@@ -118,22 +122,36 @@ pub struct Interactive {
 
 impl Interactive {
     pub fn new(keystroke_size: Option<u32>) -> Interactive {
-        Interactive { keystroke_size, echo_is_round_trip: true, ..Default::default() }
+        Interactive { keystroke_size, ks: keystroke_size, echo_is_round_trip: true, ..Default::default() }
+    }
+
+    /// One-character packet size from the negotiated cipher, when known.
+    pub fn keystroke_size(&self) -> Option<u32> {
+        self.keystroke_size
+    }
+
+    pub fn set_keystroke_size(&mut self, size: Option<u32>) {
+        self.keystroke_size = size;
+        self.ks = self.size_class();
     }
 
     /// The size class of a one-character packet: negotiated, else learnt.
     fn ks_size(&self) -> u32 {
+        self.ks.unwrap_or(36)
+    }
+
+    fn size_class(&self) -> Option<u32> {
         let learnt = self.size_counts.iter().filter(|(_, n)| *n >= 5).max_by_key(|(s, n)| (*n, u32::MAX - s));
         match (self.keystroke_size, learnt) {
             // A session carried inside another (ssh -J seen on the outer hop)
             // wraps each keystroke: the learnt class wins when the negotiated one is rare.
             (Some(k), Some(&(s, n))) => {
                 let nk = count_of(&self.size_counts, k);
-                if nk * 2 < n { s } else { k }
+                Some(if nk * 2 < n { s } else { k })
             }
-            (Some(k), None) => k,
-            (None, Some(&(s, _))) => s,
-            (None, None) => 36,
+            (Some(k), None) => Some(k),
+            (None, Some(&(s, _))) => Some(s),
+            (None, None) => None,
         }
     }
 
@@ -233,6 +251,7 @@ impl Interactive {
         let typing = self.auth_segments >= 8;
         if small && typing {
             bump(&mut self.size_counts, len);
+            self.ks = self.size_class();
         }
         let ks = self.ks_size();
         let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
@@ -606,6 +625,38 @@ mod tests {
             a.on_data(t + 5 * MS, Side::Server, 52);
         }
         assert!(a.keystroke_count() >= 18, "{}", a.keystroke_count());
+    }
+
+    #[test]
+    fn the_size_class_follows_the_negotiated_size_and_what_is_typed() {
+        let auth = |a: &mut Interactive| {
+            for i in 0..5 {
+                a.on_data(i * 20 * MS, Side::Server, 100);
+                a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
+            }
+        };
+        let typing = |a: &mut Interactive, size: u32, keys: i64| {
+            let mut t = 200 * MS;
+            for i in 0..keys {
+                t += (150 + 37 * (i % 5)) * MS;
+                a.on_data(t, Side::Client, size);
+                a.on_data(t + 5 * MS, Side::Server, size);
+            }
+        };
+        // Negotiated once the session is under way: keys count from the first.
+        let mut a = Interactive::new(None);
+        auth(&mut a);
+        a.set_keystroke_size(Some(52));
+        assert_eq!(a.keystroke_size(), Some(52));
+        typing(&mut a, 52, 3);
+        assert_eq!((a.keystrokes, a.echo.count()), (3, 3));
+        // A session tunnelled inside this one wraps each key: its size, once
+        // it dominates, wins over the negotiated one.
+        let mut b = Interactive::new(Some(36));
+        auth(&mut b);
+        typing(&mut b, 84, 20);
+        assert_eq!(b.keystroke_count(), 20);
+        assert!(b.keystrokes >= 15, "{}", b.keystrokes);
     }
 
     #[test]
