@@ -11,11 +11,16 @@
 //!
 //! The generated file is kept in `target/bench-data/` and reused.
 
+#[path = "../tests/common/rng.rs"]
+#[allow(dead_code)]
+mod rng;
+
 use echoloc::decode::{self, LinkType};
 use echoloc::engine::{Engine, EngineConfig};
 use echoloc::flow::EndReason;
 use echoloc::output::SessionRecord;
 use etherparse::{LaxSlicedPacket, TransportSlice};
+use rng::Rng;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -354,25 +359,6 @@ struct Conn {
     todo: Vec<(u8, Act)>,
     exchanges_left: u32,
     fin_queued: bool,
-}
-
-/// splitmix64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
 }
 
 impl Conn {

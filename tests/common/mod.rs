@@ -7,6 +7,7 @@
 
 pub mod conv;
 pub mod pcap;
+pub mod rng;
 pub mod scenarios;
 
 use pcap::{Capture, Packet, rfc3339_ns};
