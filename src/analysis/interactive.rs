@@ -135,11 +135,14 @@ impl Interactive {
         self.ks = self.size_class();
     }
 
-    /// The size class of a one-character packet: negotiated, else learnt.
+    /// The size class in force; 36 (chacha20-poly1305, AES-GCM) while
+    /// nothing is known.
     fn ks_size(&self) -> u32 {
         self.ks.unwrap_or(36)
     }
 
+    /// The size class of a one-character packet: negotiated, else learnt.
+    /// Worked out again each time either changes, into `ks`.
     fn size_class(&self) -> Option<u32> {
         let learnt = self.size_counts.iter().filter(|(_, n)| *n >= 5).max_by_key(|(s, n)| (*n, u32::MAX - s));
         match (self.keystroke_size, learnt) {
