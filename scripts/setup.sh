@@ -12,6 +12,7 @@ PACKAGES=(
   openssh-server openssh-client socat           # lab: real OpenSSH, port forwarding relay
   iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
   curl openssl                                  # tests: TLS and basic auth of /metrics
+  bsdutils                                      # tests: script(1) gives replay a terminal (progress bar)
   prometheus                                    # tests: a real Prometheus server, promtool
   systemd yamllint jq python3 python3-venv      # deploy/check.sh
 )

@@ -955,3 +955,123 @@ fn two_files_one_session() {
     assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
     assert_record("split over two files", &recs[0], &sc.truth);
 }
+
+// ---------------------------------------------------------------------------
+// Output formats and options.
+
+/// Run the binary with `args`; (exit code, stdout, stderr) as text.
+fn run_text(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(common::bin()).args(args).output().expect("spawning echoloc");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `--format table`: a header, then a row per session as it ends, with the
+/// figures of its record.
+#[test]
+fn s_table_format() {
+    let (mut packets, t1) = closed_session(40000, at(0.0));
+    let (p2, t2) = closed_session(40001, at(1000.0));
+    packets.extend(p2);
+    let dir = tmp();
+    let path = write_capture(dir.path(), "two.pcap", &Capture::default(), &packets);
+    let (code, out, err) = run_text(&["replay", "--format", "table", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains('{'), "a table, not JSON:\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(&head[..4], ["PROTO", "CLIENT", "SERVER", "START"], "{out}");
+    for (line, t) in lines[1..].iter().zip([&t1, &t2]) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // proto, client, server, start, duration s, keys, RTT floor c/s ms, …, end reason
+        assert_eq!(
+            cols[..7],
+            ["tcp", &t.client, &t.server, &rfc3339_ns(t.start)[..19], "0.2", "-", "20.0/5.0"],
+            "{out}"
+        );
+        assert_eq!(cols.last(), Some(&"fin"), "{out}");
+    }
+}
+
+/// `--tcp-idle` and `--udp-idle`: a TCP and a UDP flow each silent for 10 s
+/// are one session each by default (300 s / 60 s), two with a 5 s timeout,
+/// and each timeout applies to its own transport only.
+#[test]
+fn s_idle_timeouts_are_configurable() {
+    let mut cv = scenarios::conv();
+    cv.handshake(at(0.0));
+    cv.data(Dir::C2S, at(100.0), 100);
+    cv.ack(Dir::S2C, at(105.0));
+    cv.data(Dir::C2S, at(10_100.0), 100);
+    cv.ack(Dir::S2C, at(10_105.0));
+    let (uc, us) = ("192.0.2.1:51000", "192.0.2.2:6000");
+    let udp = |t: f64| Udp::new(uc.parse().unwrap(), us.parse().unwrap(), vec![b'q'; 100]).at(at(t));
+    let mut packets = cv.packets();
+    packets.extend([udp(50.0), udp(10_050.0)]);
+    packets.sort_by_key(|p| p.ts);
+    let dir = tmp();
+    let path = write_capture(dir.path(), "idle.pcap", &Capture::default(), &packets);
+    let tcp = (scenarios::client_addr().to_string(), scenarios::server_addr().to_string());
+    // (options, TCP records, UDP records)
+    for (opts, n_tcp, n_udp) in [
+        (&[][..], 1, 1),
+        (&["--tcp-idle", "5", "--udp-idle", "5"][..], 2, 2),
+        (&["--tcp-idle", "20", "--udp-idle", "5"][..], 1, 2),
+        (&["--tcp-idle", "5", "--udp-idle", "20"][..], 2, 1),
+    ] {
+        let recs = common::replay_with_ok(opts, &[&path]);
+        for (client, server, n, first_end) in [(&tcp.0[..], &tcp.1[..], n_tcp, at(105.0)), (uc, us, n_udp, at(50.0))] {
+            let mut found = sessions(&recs, client, server);
+            found.sort_by_key(|r| r["start"].as_str().unwrap().to_string());
+            assert_eq!(found.len(), n, "{opts:?} {client}: {}", common::pretty(&recs));
+            let reasons: Vec<&str> = found.iter().map(|r| r["end_reason"].as_str().unwrap()).collect();
+            if n == 2 {
+                assert_eq!(reasons, ["idle", "end_of_input"], "{opts:?} {client}");
+                assert_eq!(found[0]["end"], rfc3339_ns(first_end), "{opts:?} {client}");
+            } else {
+                assert_eq!(reasons, ["end_of_input"], "{opts:?} {client}");
+            }
+        }
+    }
+}
+
+/// A directory is read as its capture files in name order; other files in
+/// it are left alone.
+#[test]
+fn s_directory_input() {
+    let (packets, t) = closed_session(40000, at(0.0));
+    let dir = tmp();
+    let (first, second) = packets.split_at(4);
+    write_capture(dir.path(), "part1.pcap", &Capture::default(), first);
+    write_capture(dir.path(), "part2.pcap", &Capture::default(), second);
+    std::fs::write(dir.path().join("notes.txt"), "not a capture\n").unwrap();
+    let recs = replay_ok(&[dir.path()]);
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    assert_record_ignoring("directory", &recs[0], &t, &["client_rtt_ms.samples", "server_rtt_ms.samples"]);
+}
+
+/// A replay on a terminal shows a progress bar (bytes read of the total);
+/// not with JSON output, nor with `--no-progress`. Run under `script`,
+/// which gives the binary a pseudo-terminal.
+#[test]
+fn s_progress_bar_on_a_terminal_only() {
+    let (c, s) = ("192.0.2.1:51000".parse().unwrap(), "192.0.2.2:6000".parse().unwrap());
+    // About 3.3 MB: the bar advances a MiB at a time.
+    let packets: Vec<Packet> = (0..20_000).map(|i| Udp::new(c, s, vec![b'x'; 100]).at(at(i as f64))).collect();
+    let dir = tmp();
+    let path = write_capture(dir.path(), "long.pcap", &Capture::default(), &packets);
+    let on_tty = |opts: &str| {
+        let cmd = format!("{} replay {opts} {}", common::bin(), path.display());
+        let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script");
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(shown.contains("MiB/3.") && shown.contains("PROTO"), "no progress bar, or no table:\n{shown}");
+    for opts in ["--format json", "--no-progress"] {
+        let out = on_tty(opts);
+        assert!(!out.contains("MiB/"), "{opts}: a progress bar:\n{out}");
+        assert!(out.contains("192.0.2.1:51000"), "{opts}: no record:\n{out}");
+    }
+}
