@@ -570,12 +570,14 @@ fn n_malformed_packets() {
         "all of them".into(),
         frames.iter().enumerate().map(|(i, (_, f))| Packet::raw(at(30.0) + ms(1.0) * i as u64, f.clone())).collect(),
     ));
+    let mut paths = Vec::new();
     for (i, (name, extra)) in cases.into_iter().enumerate() {
         let mut packets: Vec<Packet> = a.packets.clone();
         packets.extend(b.packets.clone());
         packets.extend(extra);
         let packets = pcap::sorted(packets);
         let path = write_capture(dir.path(), &format!("malformed_{i}.pcap"), &Capture::default(), &packets);
+        paths.push(path.clone());
         let r = replay_with(&[], &[&path]);
         let mut errs = Vec::new();
         if r.code != Some(0) {
@@ -596,6 +598,54 @@ fn n_malformed_packets() {
         }
     }
     assert!(failures.is_empty(), "malformed frames not skipped cleanly:\n{}", failures.join("\n"));
+
+    // Counted by reason: `echoloc_decode_errors_total` once each capture is
+    // read (both sessions ended), for each frame alone and for all of them.
+    let reasons = [
+        "truncated_ip", // IHL 15 > total length: the header runs past the packet
+        "bad_ip_header",
+        "bad_ip_length",
+        "truncated_tcp",
+        "bad_ip_length",
+        "bad_tcp_header",
+        "truncated_tcp", // data offset 15: options run past the segment
+        "bad_ip_header",
+        "fragment",
+        "bad_ip_length",
+        "truncated_tcp",
+        "bad_udp_length",
+        "truncated_link",
+        "truncated_link",
+        "truncated_link",
+        "truncated_ip",
+    ];
+    assert_eq!(reasons.len(), frames.len());
+    let counted = |want: &[&str]| {
+        let mut m = std::collections::BTreeMap::new();
+        for r in want {
+            *m.entry(format!("reason=\"{r}\"")).or_insert(0) += 1;
+        }
+        m
+    };
+    for (i, path) in paths.iter().enumerate() {
+        let (what, want) = match frames.get(i) {
+            Some((name, _)) => (*name, counted(&reasons[i..=i])),
+            None => ("all of them", counted(&reasons)),
+        };
+        let port = support::free_port();
+        let _echoloc =
+            support::serve_replay(["--listen".to_string(), format!("127.0.0.1:{port}"), path.display().to_string()]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let text = loop {
+            let text = support::scrape_loopback(port);
+            if let Some(t) = text.filter(|t| support::metric_sum(t, "echoloc_sessions_ended_total") == 2) {
+                break t;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: replay did not end two sessions");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(support::metric_series(&text, "echoloc_decode_errors_total"), want, "{what}");
+    }
 }
 
 // ---------------------------------------------------------------------------

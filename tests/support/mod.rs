@@ -163,3 +163,32 @@ pub fn wait_for(child: &mut std::process::Child, timeout: std::time::Duration) -
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// `GET /metrics` from an echoloc on a loopback port: the body, or `None`
+/// while nothing answers there yet.
+pub fn scrape_loopback(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.").then(|| body.to_string())
+}
+
+/// The sum of a metric's series (all label values), from exposition text.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    metric_series(text, name).values().sum()
+}
+
+/// A metric's non-zero series, by their labels text (`reason="fragment"`).
+pub fn metric_series(text: &str, name: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|l| {
+            let (labels, value) = l.rsplit_once("} ")?;
+            Some((labels.to_string(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
