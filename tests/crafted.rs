@@ -635,15 +635,7 @@ fn n_malformed_packets() {
         let port = support::free_port();
         let _echoloc =
             support::serve_replay(["--listen".to_string(), format!("127.0.0.1:{port}"), path.display().to_string()]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let text = loop {
-            let text = support::scrape_loopback(port);
-            if let Some(t) = text.filter(|t| support::metric_sum(t, "echoloc_sessions_ended_total") == 2) {
-                break t;
-            }
-            assert!(std::time::Instant::now() < deadline, "{what}: replay did not end two sessions");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let text = support::scrape_until(port, 20, |t| support::metric_sum(t, "echoloc_sessions_ended_total") == 2);
         assert_eq!(support::metric_series(&text, "echoloc_decode_errors_total"), want, "{what}");
     }
 }
@@ -821,6 +813,21 @@ fn p_flood_with_max_sessions() {
     let split = recs.iter().filter(|r| r["packets"]["client"] != 1 || r["packets"]["server"] != 1).count();
     assert_eq!(split, 0, "flows whose SYN and SYN/ACK landed in different records");
     assert!(maxrss_kib < 1024 * 1024, "children peak RSS {maxrss_kib} KiB >= 1 GiB");
+
+    // The counters in /metrics agree with the records.
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _echoloc = support::serve_replay(["--max-sessions", "1000", "--listen", &listen, path.to_str().unwrap()]);
+    let all_ended = |t: &str| support::metric_sum(t, "echoloc_sessions_ended_total") == u64::from(FLOWS);
+    let text = support::scrape_until(port, 120, all_ended);
+    let sum = |name| support::metric_sum(&text, name);
+    assert_eq!(sum("echoloc_sessions_evicted_total"), evicted);
+    assert_eq!(sum("echoloc_sessions_opened_total"), u64::from(FLOWS));
+    assert_eq!(sum("echoloc_packets_total"), 2 * u64::from(FLOWS));
+    assert_eq!(sum("echoloc_sessions_active"), 0);
+    let ended = support::metric_series(&text, "echoloc_sessions_ended_total");
+    let ended_evicted: u64 = ended.iter().filter(|(l, _)| l.contains("reason=\"evicted\"")).map(|(_, v)| v).sum();
+    assert_eq!(ended_evicted, evicted, "{ended:?}");
 }
 
 /// (q) Mid-stream TCP (no SYN seen), server port 22, and the server speaks

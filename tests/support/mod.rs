@@ -176,17 +176,34 @@ pub fn scrape_loopback(port: u16) -> Option<String> {
     head.starts_with("HTTP/1.").then(|| body.to_string())
 }
 
+/// Scrape an echoloc on a loopback port until its metrics satisfy `done`
+/// (e.g. every session of a replay ended); panics after `secs` seconds.
+pub fn scrape_until(port: u16, secs: u64, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(t) = scrape_loopback(port).filter(|t| done(t)) {
+            return t;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics on port {port} not as awaited within {secs} s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The sum of a metric's series (all label values), from exposition text.
 pub fn metric_sum(text: &str, name: &str) -> u64 {
     metric_series(text, name).values().sum()
 }
 
-/// A metric's non-zero series, by their labels text (`reason="fragment"`).
+/// A metric's non-zero series, by their labels text (`reason="fragment"`;
+/// empty for a series without labels).
 pub fn metric_series(text: &str, name: &str) -> std::collections::BTreeMap<String, u64> {
     text.lines()
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('{'))
         .filter_map(|l| {
-            let (labels, value) = l.rsplit_once("} ")?;
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => r.rsplit_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
             Some((labels.to_string(), value.trim().parse::<f64>().ok()? as u64))
         })
         .filter(|(_, v)| *v > 0)
