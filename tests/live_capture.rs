@@ -199,3 +199,53 @@ fn bad_interface_says_what_to_do() {
         assert!(err.contains("CAP_NET_RAW") || err.contains("cap_net_raw"), "{err}");
     }
 }
+
+/// Capture options reach libpcap: promiscuous mode by default and not with
+/// `--no-promiscuous` (the interface's promiscuity count while capturing),
+/// and `--bpf` decides what is captured (here with immediate mode off and
+/// another kernel buffer size). The last packets of a burst are read with
+/// no more traffic behind them, and SIGTERM stops a capture that nothing
+/// passes the filter of (a blocking read of the packet ring waited for a
+/// packet forever).
+#[test]
+fn capture_options_reach_the_interface() {
+    if !require_root("capture_options_reach_the_interface") {
+        return;
+    }
+    let _serial = support::realtime_lock();
+    let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
+    let ns = Netns::new("opts");
+    let dir = tempfile::tempdir().unwrap();
+    let promiscuity = || {
+        let o = ns.command(&["ip", "-d", "link", "show", "cap0"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let n = text.split_whitespace().skip_while(|w| *w != "promiscuity").nth(1).map(str::to_string);
+        n.unwrap_or_else(|| panic!("no promiscuity in {text}"))
+    };
+    // (options, promiscuity while capturing, packets that pass, SSH sessions)
+    let runs: [(&[&str], &str, u64, usize); 2] = [
+        (&["--bpf", "tcp port 22", "--immediate", "false", "--buffer-mib", "8"], "1", 129, 1),
+        (&["--no-promiscuous", "--bpf", "udp"], "0", 0, 0),
+    ];
+    for (i, (opts, promisc, passed, ssh)) in runs.into_iter().enumerate() {
+        let out = dir.path().join(format!("run{i}.jsonl"));
+        let mut args = opts.to_vec();
+        args.extend(["--listen", "127.0.0.1:9619"]);
+        let mut child = start_live(&ns, &out, &args);
+        assert_eq!(promiscuity(), promisc, "{opts:?}");
+        let st = ns.command(&["tcpreplay", "-q", "-t", "-i", "inj0", file.to_str().unwrap()]).status().unwrap();
+        assert!(st.success(), "tcpreplay");
+        std::thread::sleep(Duration::from_millis(1000));
+        let metrics = scrape(&ns, 9619);
+        assert!(metrics.contains(&format!("\necholoc_packets_total {passed}\n")), "{opts:?}: {metrics}");
+        signal(&child, libc::SIGTERM);
+        let st = wait_for(&mut child, Duration::from_secs(5)).expect("echoloc live did not stop on SIGTERM");
+        let err = stderr_of(&mut child);
+        assert!(st.success(), "{opts:?}: exit {st:?}: {err}");
+        let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
+        assert_eq!(got.iter().filter(|r| r["proto"] == "ssh").count(), ssh, "{opts:?}: {got:?}");
+        if ssh == 0 {
+            assert!(got.is_empty(), "{opts:?}: the filter let through {got:?}");
+        }
+    }
+}

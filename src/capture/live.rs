@@ -45,7 +45,33 @@ pub fn open(o: &LiveOptions) -> anyhow::Result<Capture<Active>> {
     if let Some(f) = &o.bpf {
         cap.filter(f, true).map_err(|e| anyhow::anyhow!("BPF filter {f:?}: {e}"))?;
     }
-    Ok(cap)
+    // Non-blocking, and `run` waits on the descriptor itself, at most
+    // `WAIT_MS`: a blocking read of Linux's packet ring waited until more
+    // packets passed the filter, however long, so the last packets of a
+    // burst waited for the next burst and a stop request went unseen.
+    cap.setnonblock().map_err(|e| anyhow::anyhow!("cannot capture on {}: {e}", o.interface))
+}
+
+/// Longest wait for packets before the stop flag and idle sessions are
+/// looked at again.
+const WAIT_MS: i32 = 100;
+
+unsafe extern "C" {
+    /// libpcap: the descriptor to wait on for packets, -1 when there is none.
+    fn pcap_get_selectable_fd(p: *mut std::ffi::c_void) -> std::ffi::c_int;
+}
+
+fn selectable_fd(cap: &Capture<Active>) -> Option<std::os::fd::RawFd> {
+    // SAFETY: the handle is open for as long as `cap` lives.
+    let fd = unsafe { pcap_get_selectable_fd(cap.as_ptr().cast()) };
+    (fd >= 0).then_some(fd)
+}
+
+/// Wait until `fd` has packets to read, at most `WAIT_MS`; false when none
+/// came (or a signal cut the wait short).
+fn wait_readable(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    unsafe { libc::poll(&mut p, 1, WAIT_MS) > 0 }
 }
 
 /// Capture until `stop` is set. The first open must succeed; later failures retry.
@@ -62,6 +88,7 @@ pub fn run(
     'outer: while !stop.load(Ordering::Relaxed) {
         let dl = cap.get_datalink().0;
         let link = LinkType::from_pcap(dl);
+        let fd = selectable_fd(&cap);
         loop {
             if stop.load(Ordering::Relaxed) {
                 break 'outer;
@@ -69,8 +96,18 @@ pub fn run(
             match cap.next_packet() {
                 Ok(pkt) => super::feed(engine, link, &pkt, out),
                 Err(pcap::Error::TimeoutExpired) => {
-                    // No traffic: the packet clock follows the wall clock, so idle sessions still end.
-                    engine.advance(wall_ns(), out);
+                    // Nothing to read. After a quiet spell the packet clock
+                    // follows the wall clock, so idle sessions still end.
+                    let came = match fd {
+                        Some(fd) => wait_readable(fd),
+                        None => {
+                            std::thread::sleep(Duration::from_millis(WAIT_MS as u64));
+                            false
+                        }
+                    };
+                    if !came {
+                        engine.advance(wall_ns(), out);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(interface = %o.interface, error = %e, "capture failed; reopening in 1 s");
