@@ -249,3 +249,45 @@ fn capture_options_reach_the_interface() {
         }
     }
 }
+
+/// Several `--interface`s at once: each is captured (its own libpcap
+/// counters), and the records hold the sessions of the traffic on each.
+#[test]
+fn two_interfaces_at_once() {
+    if !require_root("two_interfaces_at_once") {
+        return;
+    }
+    let _serial = support::realtime_lock();
+    let files = [capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap"), capture("pcaps/public/zeek/ssh.pcap")];
+    let ns = Netns::new("two");
+    support::veth(&ns, "inj1", &ns, "cap1");
+    for i in ["inj1", "cap1"] {
+        ns.exec(&["ip", "link", "set", i, "up"]);
+        ns.no_offload(i);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.jsonl");
+    let mut child = start_live(&ns, &out, &["-i", "cap1", "--listen", "127.0.0.1:9620"]);
+    for (inj, file) in ["inj0", "inj1"].into_iter().zip(&files) {
+        let st = ns.command(&["tcpreplay", "-q", "-t", "-i", inj, file.to_str().unwrap()]).status().unwrap();
+        assert!(st.success(), "tcpreplay on {inj}");
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let metrics = scrape(&ns, 9620);
+    signal(&child, libc::SIGTERM);
+    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGTERM");
+    let err = stderr_of(&mut child);
+    assert!(st.success(), "exit {st:?}: {err}");
+    for iface in ["cap0", "cap1"] {
+        assert!(
+            metrics.contains(&format!("echoloc_capture_received_packets_total{{interface=\"{iface}\"}}")),
+            "{metrics}"
+        );
+    }
+    let key = |r: &Value| (r["client"].to_string(), r["server"].to_string(), r["proto"].to_string());
+    let mut want: Vec<_> = files.iter().flat_map(|f| common::replay_ok(&[f])).map(|r| key(&r)).collect();
+    let mut got: Vec<_> = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap()).iter().map(key).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{err}");
+}
