@@ -29,14 +29,27 @@ fn start_live(ns: &Netns, out: &Path, extra: &[&str]) -> Child {
     child
 }
 
+/// Put a capture on `inj0` with its original timing.
 fn tcpreplay(ns: &Netns, file: &Path) {
+    tcpreplay_on(ns, "inj0", file, &[]);
+}
+
+/// Put a capture on `iface` as fast as it goes.
+fn tcpreplay_fast(ns: &Netns, iface: &str, file: &Path) {
+    tcpreplay_on(ns, iface, file, &["-t"]);
+}
+
+fn tcpreplay_on(ns: &Netns, iface: &str, file: &Path, opts: &[&str]) {
+    let mut args = vec!["tcpreplay", "-q", "-i", iface];
+    args.extend_from_slice(opts);
+    args.push(file.to_str().unwrap());
     let st = ns
-        .command(&["tcpreplay", "-q", "-i", "inj0", file.to_str().unwrap()])
+        .command(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("tcpreplay (Debian package tcpreplay)");
-    assert!(st.success(), "tcpreplay failed");
+    assert!(st.success(), "tcpreplay on {iface} failed");
 }
 
 fn stderr_of(child: &mut Child) -> String {
@@ -45,6 +58,17 @@ fn stderr_of(child: &mut Child) -> String {
         let _ = e.read_to_string(&mut s);
     }
     s
+}
+
+/// Stop `echoloc live` with `sig`: it must exit 0 within `secs` seconds.
+/// Returns what it logged.
+fn stop(child: &mut Child, sig: i32, secs: u64) -> String {
+    signal(child, sig);
+    let st = wait_for(child, Duration::from_secs(secs))
+        .unwrap_or_else(|| panic!("echoloc live did not stop within {secs} s of signal {sig}"));
+    let err = stderr_of(child);
+    assert!(st.success(), "exit {st:?}: {err}");
+    err
 }
 
 fn scrape(ns: &Netns, port: u16) -> String {
@@ -105,10 +129,7 @@ fn live_vs_replay(tag: &str, flood: bool) {
         eprintln!("{n} scrapes during capture");
     }
     let metrics = scrape(&ns, 9617);
-    signal(&child, libc::SIGINT);
-    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGINT");
-    let err = stderr_of(&mut child);
-    assert!(st.success(), "exit {st:?}: {err}");
+    let err = stop(&mut child, libc::SIGINT, 20);
     let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
     // Same sessions, same protocols.
     let key = |r: &Value| (r["client"].to_string(), r["server"].to_string(), r["proto"].to_string());
@@ -173,10 +194,7 @@ fn interface_down_is_logged_and_reopened() {
     std::thread::sleep(Duration::from_millis(3000));
     tcpreplay(&ns, &file);
     std::thread::sleep(Duration::from_millis(1000));
-    signal(&child, libc::SIGTERM);
-    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGTERM");
-    let err = stderr_of(&mut child);
-    assert!(st.success(), "exit {st:?}: {err}");
+    let err = stop(&mut child, libc::SIGTERM, 20);
     assert!(err.contains("reopening"), "no log line about the capture failing: {err}");
     assert!(err.contains("capture reopened"), "capture was not reopened: {err}");
     let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
@@ -233,15 +251,11 @@ fn capture_options_reach_the_interface() {
         args.extend(["--listen", "127.0.0.1:9619"]);
         let mut child = start_live(&ns, &out, &args);
         assert_eq!(promiscuity(), promisc, "{opts:?}");
-        let st = ns.command(&["tcpreplay", "-q", "-t", "-i", "inj0", file.to_str().unwrap()]).status().unwrap();
-        assert!(st.success(), "tcpreplay");
+        tcpreplay_fast(&ns, "inj0", &file);
         std::thread::sleep(Duration::from_millis(1000));
         let metrics = scrape(&ns, 9619);
         assert!(metrics.contains(&format!("\necholoc_packets_total {passed}\n")), "{opts:?}: {metrics}");
-        signal(&child, libc::SIGTERM);
-        let st = wait_for(&mut child, Duration::from_secs(5)).expect("echoloc live did not stop on SIGTERM");
-        let err = stderr_of(&mut child);
-        assert!(st.success(), "{opts:?}: exit {st:?}: {err}");
+        stop(&mut child, libc::SIGTERM, 5);
         let got = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
         assert_eq!(got.iter().filter(|r| r["proto"] == "ssh").count(), ssh, "{opts:?}: {got:?}");
         if ssh == 0 {
@@ -269,15 +283,11 @@ fn two_interfaces_at_once() {
     let out = dir.path().join("live.jsonl");
     let mut child = start_live(&ns, &out, &["-i", "cap1", "--listen", "127.0.0.1:9620"]);
     for (inj, file) in ["inj0", "inj1"].into_iter().zip(&files) {
-        let st = ns.command(&["tcpreplay", "-q", "-t", "-i", inj, file.to_str().unwrap()]).status().unwrap();
-        assert!(st.success(), "tcpreplay on {inj}");
+        tcpreplay_fast(&ns, inj, file);
     }
     std::thread::sleep(Duration::from_millis(1000));
     let metrics = scrape(&ns, 9620);
-    signal(&child, libc::SIGTERM);
-    let st = wait_for(&mut child, Duration::from_secs(20)).expect("echoloc live did not stop on SIGTERM");
-    let err = stderr_of(&mut child);
-    assert!(st.success(), "exit {st:?}: {err}");
+    let err = stop(&mut child, libc::SIGTERM, 20);
     for iface in ["cap0", "cap1"] {
         assert!(
             metrics.contains(&format!("echoloc_capture_received_packets_total{{interface=\"{iface}\"}}")),
