@@ -8,43 +8,13 @@
 mod common;
 mod support;
 
+use common::pcap::{PcapRecords, pcap_records};
 use common::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Mutants made of each capture.
 const PER_FILE: u64 = 6;
-
-/// A classic pcap file (either byte order, µs or ns): where each record's
-/// data starts and how long it is.
-struct Records {
-    little: bool,
-    /// (offset of the record's data, captured length)
-    at: Vec<(usize, usize)>,
-}
-
-fn records(data: &[u8]) -> Option<Records> {
-    let little = match data.get(..4)? {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return None,
-    };
-    let u32_at = |o: usize| {
-        let b: [u8; 4] = data[o..o + 4].try_into().unwrap();
-        if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
-    };
-    let mut at = Vec::new();
-    let mut off = 24;
-    while off + 16 <= data.len() {
-        let incl = u32_at(off + 8) as usize;
-        if off + 16 + incl > data.len() {
-            break;
-        }
-        at.push((off + 16, incl));
-        off += 16 + incl;
-    }
-    Some(Records { little, at })
-}
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
@@ -77,14 +47,14 @@ enum Mutation {
     Cut,
 }
 
-fn mutate(data: &[u8], recs: &Records, m: Mutation, rng: &mut Rng) -> Vec<u8> {
+fn mutate(data: &[u8], recs: &PcapRecords, m: Mutation, rng: &mut Rng) -> Vec<u8> {
     let mut b = data.to_vec();
     if let Mutation::Cut = m {
         b.truncate(24 + rng.below((data.len() - 24) as u64) as usize);
         return b;
     }
     for _ in 0..1 + rng.below(40) {
-        let (off, len) = recs.at[rng.below(recs.at.len() as u64) as usize];
+        let (off, len) = recs.data[rng.below(recs.data.len() as u64) as usize];
         if len == 0 {
             continue;
         }
@@ -95,7 +65,7 @@ fn mutate(data: &[u8], recs: &Records, m: Mutation, rng: &mut Rng) -> Vec<u8> {
             Mutation::Ones => b[i] = 0xff,
             Mutation::OrigLen => {
                 let v = [0, 1, u32::MAX, len as u32 + rng.below(70_000) as u32][rng.below(4) as usize];
-                let bytes = if recs.little { v.to_le_bytes() } else { v.to_be_bytes() };
+                let bytes = if recs.little_endian { v.to_le_bytes() } else { v.to_be_bytes() };
                 b[off - 4..off].copy_from_slice(&bytes);
             }
             Mutation::Cut => unreachable!(),
@@ -113,8 +83,8 @@ fn mutated_real_captures_never_panic_nor_double_count() {
     let mut runs = 0;
     for f in &files {
         let data = std::fs::read(f).unwrap();
-        let Some(recs) = records(&data) else { continue };
-        if recs.at.is_empty() {
+        let Some(recs) = pcap_records(&data) else { continue };
+        if recs.data.is_empty() {
             continue;
         }
         for k in 0..PER_FILE {
@@ -147,9 +117,9 @@ fn mutated_real_captures_never_panic_nor_double_count() {
                 .map(|r| r["packets"]["client"].as_u64().unwrap() + r["packets"]["server"].as_u64().unwrap())
                 .sum();
             assert!(
-                counted <= recs.at.len() as u64,
+                counted <= recs.data.len() as u64,
                 "{what}: {counted} packets in records, {} in the file",
-                recs.at.len()
+                recs.data.len()
             );
             runs += 1;
         }

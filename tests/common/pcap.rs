@@ -521,17 +521,39 @@ fn push_block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
     out.extend_from_slice(&len.to_le_bytes());
 }
 
+/// The records of a classic pcap file (either byte order, µs or ns).
+pub struct PcapRecords {
+    pub little_endian: bool,
+    /// (where the record's data starts, its captured length), up to the
+    /// first record that runs past the end of the file.
+    pub data: Vec<(usize, usize)>,
+}
+
+/// Read a classic pcap file's record headers; `None` when it is not one.
+pub fn pcap_records(file: &[u8]) -> Option<PcapRecords> {
+    let little_endian = match file.get(..4)? {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return None,
+    };
+    let mut data = Vec::new();
+    let mut pos = 24;
+    while pos + 16 <= file.len() {
+        let b: [u8; 4] = file[pos + 8..pos + 12].try_into().unwrap();
+        let incl = if little_endian { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) } as usize;
+        if pos + 16 + incl > file.len() {
+            break;
+        }
+        data.push((pos + 16, incl));
+        pos += 16 + incl;
+    }
+    Some(PcapRecords { little_endian, data })
+}
+
 /// Byte offsets where each record starts in a classic pcap file written by
 /// [`Capture::bytes`] (for cutting files mid-record).
 pub fn pcap_record_offsets(file: &[u8]) -> Vec<usize> {
-    let mut offs = Vec::new();
-    let mut pos = 24;
-    while pos + 16 <= file.len() {
-        offs.push(pos);
-        let incl = u32::from_le_bytes(file[pos + 8..pos + 12].try_into().unwrap()) as usize;
-        pos += 16 + incl;
-    }
-    offs
+    pcap_records(file).map_or_else(Vec::new, |r| r.data.iter().map(|&(at, _)| at - 16).collect())
 }
 
 /// Sum of IP total lengths (IPv4 total length, or 40 + IPv6 payload length)
