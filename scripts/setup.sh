@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential pkg-config libpcap-dev        # build: the pcap crate links libpcap
   tcpdump tshark tcpreplay                      # tests: real captures, tshark as reference, live replay
   openssh-server openssh-client socat           # lab: real OpenSSH, port forwarding relay
+  openssh-sftp-server dropbear-bin putty-tools  # lab/messy.py: sftp/scp, dropbear + dbclient, plink
+  rsync vim tmux less util-linux                # lab/messy.py: what the scripted people run
   iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
   curl openssl                                  # tests: TLS and basic auth of /metrics
   bsdutils                                      # tests: script(1) gives replay a terminal (progress bar)
