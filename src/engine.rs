@@ -1,6 +1,7 @@
 //! The engine: decode → flow table → protocol → analysis, one packet at a
 //! time. Replay and live capture are two thin front ends over it.
 
+use crate::analysis::interactive::Pos;
 use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
 use crate::config::Policy;
@@ -377,6 +378,7 @@ fn interactive(
     from: Side,
     t: &crate::decode::Tcp<'_>,
 ) -> Option<f32> {
+    let syn_seen = s.rtt().is_some_and(|r| r.syn_seen());
     let app = match (proto, &mut s.app) {
         (_, Some(app)) => app,
         (Proto::Ssh, slot) => slot.insert(Box::new(App::ssh())),
@@ -386,22 +388,35 @@ fn interactive(
     let echo = match &mut app.stream {
         AppStream::Ssh(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
-            // The negotiated size is learnt from clear text: looked at only then.
-            if ev.clear && app.inter.keystroke_size().is_none() {
-                app.inter.set_keystroke_size(stream.info.keystroke_size);
+            // What the clear text tells is looked at only when some was read.
+            if ev.clear {
+                if app.inter.keystroke_size().is_none() {
+                    app.inter.set_keystroke_size(stream.info.keystroke_size);
+                }
+                app.inter.set_chaff_capability(stream.info.chaff_capable(), stream.info.key_with_ping());
             }
-            if ev.encrypted { app.inter.on_data(ts, from, ev.len) } else { None }
+            if !ev.encrypted {
+                return None;
+            }
+            // The authentication exchange times each side only if the session was
+            // seen from its start: its version lines, or (headers only) its handshake.
+            if stream.start_seen().unwrap_or(syn_seen) {
+                app.inter.set_start_seen();
+            }
+            let ack = t.flags.ack().then_some(t.ack);
+            let pos = Pos { end: t.seq.wrapping_add(t.payload_len), ack };
+            app.inter.on_data(ts, from, ev.len, Some(pos))
         }
         AppStream::Vnc(stream) => {
             let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
             match from {
                 Side::Client => {
                     for _ in 0..ev.key_downs {
-                        app.inter.keystroke(ts);
+                        app.inter.keystroke(ts, t.seq.wrapping_add(t.payload_len));
                     }
                     None
                 }
-                Side::Server => app.inter.on_data(ts, Side::Server, t.payload_len),
+                Side::Server => app.inter.on_data(ts, Side::Server, t.payload_len, None),
             }
         }
     };

@@ -1,8 +1,8 @@
 //! Putting the measurements of one session together: hidden latency and
 //! relay verdict per side, the typist's round trip and distance, alerts.
 
-use super::interactive::{Interactive, LEVEL_WINDOW};
-use super::relay::{Level, Relay, Thresholds, Transport, level_shifts, max_distance_km, verdict};
+use super::interactive::Interactive;
+use super::relay::{Level, Relay, Thresholds, Transport, echo_levels, level_shifts, max_distance_km, verdict};
 use super::stats::Quantiles;
 use super::turns::Turns;
 use crate::flow::Side;
@@ -30,48 +30,38 @@ pub struct Assessment {
     pub relay: [Option<Relay>; 2],
     pub terminal_rtt_ms: Option<f64>,
     pub typist_rtt_ms: Option<f64>,
+    /// Answers or round trips the typist figure stands on.
+    pub typist_rtt_samples: Option<u64>,
     pub max_distance_km: Option<f64>,
     /// Chaff PING → PONG at the sensor, ms (keystroke obfuscation): one sort of the lags, for the verdict and the record.
     pub ping_rtt: Option<Quantiles>,
 }
 
+/// A figure for the typist's round trip and what it stands on.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    ms: f64,
+    samples: u64,
+}
+
 /// `legs[i]`: the transport RTT of leg i; `turns`: handshake
-/// turnarounds of protocols without keystroke analysis.
+/// turnarounds (request → answer pairs) of the protocol, if it has any.
 pub fn assess(
     legs: [Option<Transport>; 2],
     inter: Option<&Interactive>,
     turns: Option<&Turns>,
     t: &Thresholds,
 ) -> Assessment {
-    let transport = legs.map(|l| l.map(|l| l.floor));
     let mut a = Assessment::default();
     let Some(inter) = inter else {
-        // The protocol peer's handshake answers are the deeper responder.
-        for side in [Side::Client, Side::Server] {
-            let i = side as usize;
-            a.app_rtt[i] = turns.and_then(|x| x.app_rtt(side));
-            if let (Some(tr), Some(app)) = (legs[i], a.app_rtt[i]) {
-                let (hidden, mut relay) =
-                    verdict(tr, &[Level { name: "handshake_turnaround", ms: app.floor, samples: app.samples }], 0, t);
-                // One or two answers cannot tell a relay from a slow peer: a
-                // verdict needs a floor over at least 3, as for SSH.
-                if relay.suspected && app.samples < MIN_VERDICT_SAMPLES {
-                    relay.suspected = false;
-                    relay.hops_est = 0;
-                    relay.evidence.push(format!(
-                        "only {} handshake answer(s): too few to tell a relay from a slow peer",
-                        app.samples
-                    ));
-                }
-                a.hidden_ms[i] = hidden;
-                a.relay[i] = Some(relay);
-            }
-        }
-        let candidates = [transport[0], a.app_rtt[0].map(|x| x.floor)];
-        a.typist_rtt_ms = candidates.into_iter().flatten().reduce(f64::max);
-        a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
+        handshake_verdicts(&mut a, legs, turns, t);
+        // Tunnels and other protocols show no typing of their own: the
+        // client-side figure, where it stands on evidence.
+        let client_app = a.app_rtt[0].map(|x| Candidate { ms: x.floor, samples: x.samples });
+        set_typist(&mut a, [measured(legs[0]), client_app, None]);
         return a;
     };
+    let transport = legs.map(|l| l.map(|l| l.floor));
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
         if let Some((floor, sum)) = inter.app_floor(side, transport[i], side == Side::Server)
@@ -80,16 +70,31 @@ pub fn assess(
             a.app_rtt[i] = Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor });
         }
     }
-    a.terminal_rtt_ms = inter.terminal_clean.min().or(inter.terminal.min());
     a.ping_rtt = inter.ping_rtt();
-    let echo_levels = if inter.echo_is_round_trip { inter.echo_levels() } else { Vec::new() };
+    let windows = if inter.echo_is_round_trip { inter.echo_windows() } else { Vec::new() };
+    let echo_levels = echo_levels(&windows, t);
+    // The deepest echo level that persists; with too few echoes for that, the
+    // lowest window (one slow window is a redraw, not a path).
+    let persistent = echo_levels
+        .iter()
+        .filter(|l| l.persists())
+        .map(|l| (l.ms, l.windows))
+        .reduce(|a, b| if b.0 > a.0 { b } else { a });
+    let echo_deepest = persistent
+        .or_else(|| echo_levels.iter().map(|l| (l.ms, l.windows)).reduce(|a, b| if b.0 < a.0 { b } else { a }));
+    let mut reference = None;
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
-        let Some(leg) = legs[i] else { continue };
-        let tr = leg.floor;
-        let mut levels = Vec::new();
-        let echo_deepest = echo_levels.iter().copied().reduce(f64::max);
         let app = a.app_rtt[i].map(|x| Level { name: "app_rtt", ms: x.floor, samples: x.samples });
+        if side == Side::Client {
+            // The typist's terminal answering by itself: a level of replies that agree.
+            let app_deeper = app.zip(legs[i]).is_some_and(|(l, leg)| t.above(leg.floor, l.ms, l.jitter(leg)));
+            if let Some(term) = inter.terminal_level(!app_deeper) {
+                a.terminal_rtt_ms = Some(term.min);
+            }
+        }
+        let Some(leg) = legs[i] else { continue };
+        let mut levels = Vec::new();
         if let Some(app) = app
             && !(side == Side::Server && echo_deepest.is_some())
         {
@@ -100,29 +105,22 @@ pub fn assess(
         let mut shifts = 0;
         match side {
             Side::Client => {
-                // A terminal reply is the typist's own machine answering. A query sent
-                // right behind other data may have waited for a relay's Nagle timer:
-                // such a sample counts only where nothing else shows the far side.
-                let app_deeper = app.is_some_and(|l| t.above(tr, l.ms, l.jitter(leg)));
-                let replies = if inter.terminal_clean.count() > 0 || app_deeper {
-                    &inter.terminal_clean
-                } else {
-                    &inter.terminal
-                };
-                let term = replies.min();
-                // Under keystroke-timing obfuscation the client holds the reply
-                // for the next chaff slot (up to one grid interval): only what
-                // exceeds that proves distance.
-                let term = term.map(|t| if inter.obfuscated() { (t - CHAFF_SLOT_MS).max(0.0) } else { t });
-                if let Some(term) = term {
-                    levels.push(Level { name: "terminal_rtt", ms: term, samples: replies.count() });
+                let app_deeper = app.is_some_and(|l| t.above(leg.floor, l.ms, l.jitter(leg)));
+                // A query sent right behind other data may have waited for a relay's
+                // Nagle timer: such replies count only where nothing else shows the far side.
+                if let Some(term) = inter.terminal_level(!app_deeper) {
+                    // Under keystroke-timing obfuscation the client holds the reply
+                    // for the next chaff slot (up to one grid interval): only what
+                    // exceeds that proves distance.
+                    let ms = if inter.obfuscated() { (term.min - CHAFF_SLOT_MS).max(0.0) } else { term.min };
+                    levels.push(Level { name: "terminal_rtt", ms, samples: term.count as u64 });
                 }
             }
             Side::Server => {
                 // Echoes come from the far end's pty: the server side's deepest responder.
-                if let Some(deepest) = echo_deepest {
-                    // The deepest level is the floor of one window of echoes.
-                    levels.push(Level { name: "echo", ms: deepest, samples: LEVEL_WINDOW as u64 });
+                if let Some((ms, windows)) = echo_deepest {
+                    let samples = (windows * super::interactive::LEVEL_WINDOW) as u64;
+                    levels.push(Level { name: "echo", ms, samples });
                     shifts = level_shifts(&echo_levels, t);
                 }
                 // Chaff PING → PONG: the SSH peer's own answer, with no pty in between.
@@ -134,45 +132,96 @@ pub fn assess(
         if levels.is_empty() {
             continue;
         }
-        let (hidden, relay) = verdict(leg, &levels, shifts, t);
-        a.hidden_ms[i] = hidden;
-        a.relay[i] = Some(relay);
+        let judged = verdict(leg, &levels, shifts, t);
+        a.hidden_ms[i] = judged.hidden;
+        a.relay[i] = Some(judged.relay);
+        if side == Side::Client {
+            reference = judged.reference;
+        }
     }
-    // The typist is on the client side: its deepest responder is the person's own machine.
-    let levels_seen = a.relay[0].as_ref().map_or(0.0, |_| a.hidden_ms[0].unwrap_or(0.0) + transport[0].unwrap_or(0.0));
-    let candidates = [transport[0], a.app_rtt[0].map(|x| x.floor), Some(levels_seen).filter(|&v| v > 0.0)];
-    a.typist_rtt_ms = candidates.into_iter().flatten().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
+    // The typist is on the client side: its deepest responder is the person's
+    // own machine. Nobody typed (a command, a backup, git over SSH): no typist.
+    if inter.keystroke_count() > 0 {
+        let client_app = a.app_rtt[0].map(|x| Candidate { ms: x.floor, samples: x.samples });
+        let reached = reference.map(|l| Candidate { ms: l.ms, samples: l.samples });
+        set_typist(&mut a, [measured(legs[0]), client_app, reached]);
+    }
     a
+}
+
+/// Relay verdicts from a protocol's handshake answers (TLS, RDP, WireGuard,
+/// IKE, OpenVPN): the protocol peer's answers are the deeper responder.
+fn handshake_verdicts(a: &mut Assessment, legs: [Option<Transport>; 2], turns: Option<&Turns>, t: &Thresholds) {
+    for side in [Side::Client, Side::Server] {
+        let i = side as usize;
+        a.app_rtt[i] = turns.and_then(|x| x.app_rtt(side));
+        if let (Some(tr), Some(app)) = (legs[i], a.app_rtt[i]) {
+            let level = Level { name: "handshake_turnaround", ms: app.floor, samples: app.samples };
+            let mut judged = verdict(tr, &[level], 0, t);
+            // One or two answers cannot tell a relay from a slow peer: a
+            // verdict needs a floor over at least 3, as for SSH.
+            if judged.relay.suspected && app.samples < MIN_VERDICT_SAMPLES {
+                judged.relay.suspected = false;
+                judged.relay.hops_est = 0;
+                judged.relay.evidence.push(format!(
+                    "only {} handshake answer(s): too few to tell a relay from a slow peer",
+                    app.samples
+                ));
+            }
+            a.hidden_ms[i] = judged.hidden;
+            a.relay[i] = Some(judged.relay);
+        }
+    }
+}
+
+/// The client leg's transport floor, when it stands on evidence (its
+/// handshake, or ACKs sent at once): a leg measured only by delayed ACKs
+/// (40 ms and more on the capture host itself) says nothing of distance.
+fn measured(leg: Option<Transport>) -> Option<Candidate> {
+    leg.filter(|l| l.clean).map(|l| Candidate { ms: l.floor, samples: l.samples })
+}
+
+/// The typist's round trip: the deepest of what was measured on the client side.
+fn set_typist(a: &mut Assessment, candidates: [Option<Candidate>; 3]) {
+    let best = candidates.into_iter().flatten().reduce(|x, y| if y.ms > x.ms { y } else { x });
+    a.typist_rtt_ms = best.map(|c| c.ms);
+    a.typist_rtt_samples = best.map(|c| c.samples);
+    a.max_distance_km = a.typist_rtt_ms.map(max_distance_km);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::interactive::sim::Sim;
     const MS: i64 = 1_000_000;
 
-    /// A direct session at the typist's edge: transport 0.1 ms both ways.
-    fn session(obfuscated: bool, reply_after_ms: i64) -> Interactive {
-        let mut a = Interactive::new(Some(36));
-        let mut t = 0;
-        for _ in 0..5 {
-            a.on_data(t, Side::Server, 100);
-            a.on_data(t + MS / 10, Side::Client, 140);
-            t += 20 * MS;
+    /// A direct session at the typist's edge: transport 0.1 ms both ways,
+    /// three keys, with chaff or not, then two terminal queries answered
+    /// `reply_after_ms` later.
+    fn session(obfuscated: bool, reply_after_ms: i64) -> Sim {
+        let mut s = Sim::new(Some(36));
+        s.a.set_chaff_capability(Some(obfuscated), false);
+        let mut t = s.authenticate(0, &[0; 8]) + 500 * MS;
+        for _ in 0..3 {
+            s.key_echo(t, 0);
+            t += 300 * MS;
         }
-        t += 500 * MS;
-        a.on_data(t, Side::Client, 36); // a key
-        a.on_data(t + MS / 10, Side::Server, 36); // its echo
         if obfuscated {
             for i in 1..=40 {
-                a.on_data(t + i * 20 * MS, Side::Client, 36);
-                a.on_data(t + i * 20 * MS + MS / 10, Side::Server, 36);
+                s.send(t + i * 20 * MS - 300 * MS, Side::Client, 36);
+                s.send(t + i * 20 * MS - 300 * MS + MS / 10, Side::Server, 36);
             }
         }
-        t += 2000 * MS;
-        a.on_data(t, Side::Server, 44); // terminal query
-        a.on_data(t + reply_after_ms * MS, Side::Client, 44); // the terminal's reply
-        a
+        for _ in 0..2 {
+            t += 2000 * MS;
+            s.send(t, Side::Server, 44); // terminal query
+            s.send(t + reply_after_ms * MS, Side::Client, 44); // the terminal's reply
+        }
+        s
+    }
+
+    fn steady() -> [Option<Transport>; 2] {
+        [Some(Transport::steady(0.1)), Some(Transport::steady(0.1))]
     }
 
     #[test]
@@ -197,14 +246,65 @@ mod tests {
     #[test]
     fn a_reply_held_for_its_chaff_slot_is_no_relay() {
         let t = Thresholds::default();
-        let a = session(true, 17);
-        assert!(a.obfuscated());
-        let r = assess([Some(Transport::steady(0.1)), Some(Transport::steady(0.1))], Some(&a), None, &t);
+        let s = session(true, 17);
+        assert!(s.a.obfuscated());
+        let r = assess(steady(), Some(&s.a), None, &t);
         assert!(!r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         // Without obfuscation a 17 ms terminal round trip behind a 0.1 ms transport is hidden latency.
-        let r =
-            assess([Some(Transport::steady(0.1)), Some(Transport::steady(0.1))], Some(&session(false, 17)), None, &t);
+        let r = assess(steady(), Some(&session(false, 17).a), None, &t);
         assert!(r.relay[0].as_ref().unwrap().suspected, "{r:?}");
         assert_eq!(r.terminal_rtt_ms, Some(17.0));
+        assert_eq!((r.typist_rtt_ms, r.typist_rtt_samples), (Some(17.0), Some(2)));
+    }
+
+    #[test]
+    fn nobody_typed_no_typist() {
+        // `ssh host cmd`: authentication answers, no keystrokes.
+        let t = Thresholds::default();
+        let mut s = Sim::new(Some(36));
+        s.authenticate(30, &[0; 8]);
+        let r = assess([Some(Transport::steady(30.0)), Some(Transport::steady(0.1))], Some(&s.a), None, &t);
+        assert!(r.app_rtt[0].is_some());
+        assert_eq!((r.typist_rtt_ms, r.max_distance_km, r.typist_rtt_samples), (None, None, None));
+    }
+
+    #[test]
+    fn a_leg_measured_only_by_delayed_acks_places_nobody() {
+        // A flow joined mid-stream whose only samples are the capture host's
+        // own 40 ms delayed ACKs.
+        let t = Thresholds::default();
+        let delayed = Transport { clean: false, samples: 30, ..Transport::steady(42.0) };
+        let r = assess([Some(delayed), Some(Transport::steady(10.0))], None, None, &t);
+        assert_eq!((r.typist_rtt_ms, r.max_distance_km), (None, None));
+        let r = assess([Some(Transport::steady(42.0)), Some(Transport::steady(10.0))], None, None, &t);
+        assert_eq!(r.typist_rtt_ms, Some(42.0));
+    }
+
+    /// Typing at the typist's edge over a 4 ms path, with `slow` echoes of
+    /// 60 ms among them.
+    fn typed_with_slow_echoes(slow: &[usize]) -> Sim {
+        let mut s = Sim::new(Some(36));
+        let mut t = s.authenticate(0, &[0; 8]) + 500 * MS;
+        for i in 0..30 {
+            s.key_echo(t, if slow.contains(&i) { 60 } else { 4 });
+            t += 250 * MS;
+        }
+        s
+    }
+
+    #[test]
+    fn one_slow_patch_of_echoes_is_no_relay_but_a_lasting_one_is() {
+        let t = Thresholds::default();
+        let legs = [Some(Transport::steady(0.1)), Some(Transport::steady(4.0))];
+        // A redraw, a busy moment: one window of slow echoes.
+        let s = typed_with_slow_echoes(&[10, 11, 12, 13, 14]);
+        let r = assess(legs, Some(&s.a), None, &t);
+        assert!(!r.relay[1].as_ref().unwrap().suspected, "{r:?}");
+        // A chain extended mid-session: every echo from the 10th on is slow.
+        let s = typed_with_slow_echoes(&(10..30).collect::<Vec<_>>());
+        let r = assess(legs, Some(&s.a), None, &t);
+        let relay = r.relay[1].as_ref().unwrap();
+        assert!(relay.suspected, "{r:?}");
+        assert_eq!(r.hidden_ms[1], Some(56.0));
     }
 }

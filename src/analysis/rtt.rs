@@ -110,20 +110,29 @@ struct Handshake {
 /// A leg's samples alone on a cache line: a sample writes one line.
 #[derive(Debug, Default)]
 #[repr(align(64))]
-pub struct Leg(Summary);
+pub struct Leg {
+    samples: Summary,
+    /// Samples from ACKs that no delayed-ACK timer held: the handshake, an
+    /// ACK of two full-sized segments at once (RFC 1122 acknowledges every
+    /// second one at once), a SACK of newly received data (sent at once).
+    pub clean: u32,
+}
 
 impl std::ops::Deref for Leg {
     type Target = Summary;
     fn deref(&self) -> &Summary {
-        &self.0
+        &self.samples
     }
 }
 
 impl std::ops::DerefMut for Leg {
     fn deref_mut(&mut self) -> &mut Summary {
-        &mut self.0
+        &mut self.samples
     }
 }
+
+/// Two segments of at least this many bytes acknowledged at once: an ACK no timer held.
+const FULL_SEGMENT: u32 = 536;
 
 /// Round-trip state of one connection. Summaries are in milliseconds.
 /// In declaration order: the per-packet state first, samples after.
@@ -151,8 +160,9 @@ impl RttTracker {
             out[0] = self.handshake(s);
             self.hs_done = self.hs.server_done && self.hs.client_done;
         }
+        let mut immediate = false;
         if out[0].is_none() && s.ack_flag && !s.syn {
-            out[0] = self.on_ack(s);
+            (out[0], immediate) = self.on_ack(s);
         }
         self.on_send(s);
         // Captures merged from several sources can be slightly out of order:
@@ -168,13 +178,23 @@ impl RttTracker {
                 SampleKind::Handshake => {
                     self.handshake[smp.leg as usize] = Some(v);
                     self.legs[smp.leg as usize].add(v);
+                    self.legs[smp.leg as usize].clean += 1;
                 }
-                SampleKind::Ack => self.legs[smp.leg as usize].add(v),
+                SampleKind::Ack => {
+                    let leg = &mut self.legs[smp.leg as usize];
+                    leg.add(v);
+                    leg.clean += u32::from(immediate);
+                }
                 // Returned to the caller, never mixed into the network figures.
                 SampleKind::Piggyback => {}
             }
         }
         out
+    }
+
+    /// The connection's SYN or SYN/ACK was seen: it began in the capture.
+    pub fn syn_seen(&self) -> bool {
+        self.hs.syn_seen || self.hs.synack_seen
     }
 
     /// Retransmitted segments seen from each side.
@@ -247,13 +267,15 @@ impl RttTracker {
         }
     }
 
-    /// An ACK from `s.from` for the other side's data.
-    fn on_ack(&mut self, s: &Segment<'_>) -> Option<RttSample> {
+    /// An ACK from `s.from` for the other side's data; also whether the ACK
+    /// was sent at once (no delayed-ACK timer held it).
+    fn on_ack(&mut self, s: &Segment<'_>) -> (Option<RttSample>, bool) {
         let leg = s.from;
         let pure = s.payload_len == 0 && !s.fin;
         let snd = &mut self.senders[s.from.other() as usize];
         let mut found: Option<Sent> = None;
         let mut tainted = false;
+        let mut full = 0u32;
         let advanced = !snd.has_acked || seq::lt(snd.acked, s.ack);
         if advanced {
             snd.acked = s.ack;
@@ -264,6 +286,7 @@ impl RttTracker {
                 }
                 let f = snd.outstanding.pop_front().expect("front exists");
                 tainted |= f.retransmitted;
+                full += u32::from(f.end.wrapping_sub(f.start) >= FULL_SEGMENT);
                 found = Some(f);
             }
             // Ending exactly at the ACK is required: a partial ACK is ambiguous.
@@ -273,25 +296,27 @@ impl RttTracker {
         }
         let kind = if pure { SampleKind::Ack } else { SampleKind::Piggyback };
         if let Some(f) = found.filter(|_| !tainted) {
-            return Some(RttSample { leg, kind, ns: s.ts - f.ts });
+            return (Some(RttSample { leg, kind, ns: s.ts - f.ts }), full >= 2);
         }
         if !pure || tainted {
-            return None;
+            return (None, false);
         }
         // SACK right edges: a pure dup-ACK that reports newly received data.
         for &(_, right) in s.sack {
             if let Some(f) = snd.outstanding.iter_mut().find(|f| f.end == right && !f.sampled) {
                 f.sampled = true;
                 if !f.retransmitted {
-                    return Some(RttSample { leg, kind, ns: s.ts - f.ts });
+                    return (Some(RttSample { leg, kind, ns: s.ts - f.ts }), true);
                 }
             }
         }
         // Timestamp echo: only data segments with a new TSval started a sample.
-        let (_, ecr) = s.timestamps?;
-        let f = snd.outstanding.iter_mut().find(|f| f.has_tsval && f.tsval == ecr && !f.sampled)?;
+        let Some((_, ecr)) = s.timestamps else { return (None, false) };
+        let Some(f) = snd.outstanding.iter_mut().find(|f| f.has_tsval && f.tsval == ecr && !f.sampled) else {
+            return (None, false);
+        };
         f.sampled = true;
-        (!f.retransmitted).then_some(RttSample { leg, kind, ns: s.ts - f.ts })
+        ((!f.retransmitted).then_some(RttSample { leg, kind, ns: s.ts - f.ts }), false)
     }
 }
 

@@ -56,6 +56,11 @@ pub struct SessionRecord {
     pub server_ttl_hops: Option<u8>,
     /// Keystrokes seen (interactive protocols; null for others).
     pub keystrokes: Option<u64>,
+    /// Keys typed on the server's side and echoed by the client (a reverse tunnel).
+    pub server_keystrokes: Option<u64>,
+    /// Keystrokes including those hidden in chaff trains, estimated (see README); equals
+    /// `keystrokes` without obfuscation, null where the path blurs the estimate.
+    pub keystrokes_estimate: Option<u64>,
     /// Keystroke-timing obfuscation chaff (OpenSSH ≥ 9.5), counted apart from keystrokes.
     pub chaff: Option<u64>,
     /// Keystroke → echo delay at the sensor, ms.
@@ -76,6 +81,8 @@ pub struct SessionRecord {
     pub terminal_rtt_ms: Option<f64>,
     /// Best estimate of the round trip from the sensor to the person typing, ms.
     pub typist_rtt_ms: Option<f64>,
+    /// Round trips or answers that `typist_rtt_ms` stands on (null with it).
+    pub typist_rtt_samples: Option<u64>,
     /// Upper bound on the typist's distance from the sensor: typist_rtt_ms / 2 × 200 km (light in fibre).
     pub max_distance_km: Option<f64>,
     /// Policy limit that applied to the client, if any: {"subnet", "max_rtt_ms"}.
@@ -152,6 +159,8 @@ impl SessionRecord {
             client_ttl_hops: s.ttl[0].map(ttl_hops),
             server_ttl_hops: s.ttl[1].map(ttl_hops),
             keystrokes: inter.map(|i| i.keystroke_count()),
+            keystrokes_estimate: inter.and_then(|i| i.keystroke_estimate()),
+            server_keystrokes: inter.map(|i| i.server_keystroke_count()),
             chaff: inter.map(|i| i.chaff_count()),
             echo_ms: inter.and_then(|i| i.echo.quantiles()).map(EchoMs::from),
             keystroke_obfuscation: inter.map(|i| i.obfuscated()),
@@ -164,6 +173,7 @@ impl SessionRecord {
             server_relay: a.relay[1].clone(),
             terminal_rtt_ms: a.terminal_rtt_ms.map(|v| round(v, 4)),
             typist_rtt_ms: a.typist_rtt_ms.map(|v| round(v, 4)),
+            typist_rtt_samples: a.typist_rtt_samples,
             max_distance_km: a.max_distance_km.map(|v| round(v, 1)),
             policy: limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
             alerts,
@@ -185,7 +195,11 @@ pub fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
 
 /// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
 pub fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
-    let legs = legs.map(|q| q.as_ref().map(Transport::of));
+    let rtt = s.rtt();
+    let legs = [0, 1].map(|i| {
+        let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
+        legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))
+    });
     assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 

@@ -9,6 +9,7 @@ pub mod conv;
 pub mod pcap;
 pub mod rng;
 pub mod scenarios;
+pub mod typing;
 
 use pcap::{Capture, Packet, rfc3339_ns};
 use scenarios::{Leg, Truth};
@@ -84,6 +85,23 @@ pub fn replay_with(extra: &[&str], files: &[&Path]) -> Run {
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(files.iter().map(|p| p.display().to_string()));
     run_with_timeout(&args, Duration::from_secs(300))
+}
+
+/// The capture sets under `pcaps/<under>` that have a `truth.json`, in name order.
+pub fn truth_sets(under: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps").join(under);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("truth.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `got` within `abs` ms or `rel` of `want`, whichever is wider.
+pub fn close(got: f64, want: f64, abs: f64, rel: f64) -> bool {
+    (got - want).abs() <= abs.max(rel * want.abs())
 }
 
 /// `echoloc replay --format json <files...>`, expecting exit 0.

@@ -1,47 +1,73 @@
 //! Keystrokes, echoes, chaff and application turnarounds of an encrypted
-//! interactive session, from the sizes and times of its data segments.
+//! interactive session, from the sizes, times and TCP positions of its data
+//! segments.
 //!
 //! - A keystroke is a client→server segment of the session's one-character
 //!   size class (negotiated, or learnt when the session is tunnelled), sent
-//!   while no bulk transfer is running, not at machine speed (a script), and
-//!   not one client turnaround after a server segment (the client software
-//!   answering by itself: channel EOF/CLOSE).
-//! - Its echo is the next server→client data segment within [`ECHO_BOUND`].
-//! - OpenSSH ≥ 9.5 keystroke-timing obfuscation sends chaff of the same size
-//!   on a ~20 ms grid; grid-following segments are counted as chaff. Each
-//!   chaff PING is answered by a PONG: the one lag all PING → answer pairs
-//!   share is the round trip to the server's SSH process.
+//!   while no bulk transfer is running, not at machine speed (a script, a
+//!   paste), not as chaff, and not one client turnaround after a server
+//!   segment (the client software answering by itself: channel EOF/CLOSE).
+//!   Keystrokes count once the session shows typing: [`MIN_ECHOED`] keys
+//!   answered by their own one-character echo (file transfers, `ssh host
+//!   cmd` and keep-alives send key-sized packets that nothing echoes).
+//! - Its echo is found by causality, not by "the next server packet": a
+//!   server data segment answers the newest client segment its
+//!   acknowledgement covers (a segment sent before a key reached the server
+//!   cannot be its echo; a redraw after several keys answers the last). It
+//!   is the key's echo when that newest segment is the key and the answer is
+//!   one character's size. Several keys in flight (a far typist) pair each
+//!   with its own echo; keys that draw no echo of their own (vim commands)
+//!   give no sample.
+//! - OpenSSH ≥ 9.5 keystroke-timing obfuscation sends chaff in trains (see
+//!   [`chaff`]), only where both ends can. Each chaff PING is answered by a
+//!   PONG: the one lag all PING → answer pairs share is the round trip to the
+//!   server's SSH process.
 //! - An application turnaround of a side is the time from the other side's
 //!   last data segment to this side's answering data segment, taken in the
-//!   authentication phase (before the first keystroke), where every message
-//!   demands an answer from the protocol peer.
-//! - A terminal reply is a short multi-byte client segment answering a server
-//!   segment when no keystroke awaits its echo: the typist's terminal answering
-//!   a query (device attributes, cursor position).
+//!   authentication phase (before the first keystroke, and only when the
+//!   protocol's clear-text start was seen), where every message demands an
+//!   answer from the protocol peer.
+//! - A terminal reply is a short multi-byte client segment answering a
+//!   short server segment that answered no client data (a query the remote
+//!   program sent by itself, not an echo) when no keystroke awaits its echo:
+//!   the typist's terminal answering a query (device attributes, cursor
+//!   position).
+
+mod chaff;
+mod levels;
+
+pub use levels::{AnswerLevel, low_percentile};
 
 use super::deque::InlineDeque;
+use super::seq;
 use super::stats::{Quantiles, Summary};
 use crate::flow::Side;
 use crate::time::{Ts, ms};
+use chaff::{Class, Released, Trains};
+use levels::{AutoAnswer, bump, count_of, levels};
 
 /// The longest keystroke → echo delay paired.
 pub const ECHO_BOUND: Ts = 1_500_000_000;
 /// Data segments in the authentication phase used for turnarounds.
 const AUTH_SEGMENTS: u32 = 80;
-/// Chaff grid of ObscureKeystrokeTiming (default 20 ms), with tolerance.
-const CHAFF_GRID: (Ts, Ts) = (15_000_000, 25_000_000);
-/// A server segment this large, recently, means bulk output is flowing.
+/// Characters sent faster than this after the previous one of their size come from a program.
+const MACHINE_GAP: Ts = 15_000_000;
+/// A segment this large, recently, means bulk data is flowing.
 const BULK_SEGMENT: u32 = 1000;
 const BULK_WINDOW: Ts = 200_000_000;
 /// Echo delays per window when looking for level shifts.
 pub const LEVEL_WINDOW: usize = 5;
-const MAX_PENDING: usize = 64;
+/// Client data segments remembered until a server segment answers them.
+const MAX_SENT: usize = 64;
+/// Echoes one server segment may carry (a relay that held them back).
+const MAX_JOINED: usize = 8;
 /// Chaff packets that show keystroke-timing obfuscation is on.
 const MIN_CHAFF: u64 = 10;
+/// Keys answered by their own one-character echo before a session counts as typed in.
+pub const MIN_ECHOED: u64 = 3;
 /// Chaff PINGs remembered while awaiting PONGs, and PING → answer lags kept.
 const MAX_CHAFF_SENT: usize = 128;
 const MAX_PONG_LAGS: usize = 16384;
-
 /// Packets of one automatic answer follow each other within this.
 const AUTO_BURST: Ts = 2_000_000;
 /// The least time a person takes to react to what the server showed, ms.
@@ -50,11 +76,34 @@ const AUTO_BURST: Ts = 2_000_000;
 /// EOF of `ssh host cmd`), even when a stalled host or a jittery path made
 /// that answer late.
 const REACTION_MS: f64 = 100.0;
-/// Slack around the client's usual answer time, ms: a busy client host
-/// answers a few ms late.
-const AUTO_SLACK_MS: f64 = 2.0;
 const MAX_TURN: usize = 64;
 const MAX_ECHO_LOG: usize = 4096;
+/// A query sent this long after the server's previous data waited behind nothing.
+const NAGLE_HOLD: Ts = 200_000_000;
+/// Terminal replies that agree make a level; one alone may be a person's key.
+const MIN_TERMINAL_REPLIES: usize = 2;
+
+/// Where a data segment sits in the TCP byte streams: the end of its own
+/// bytes, and the acknowledgement it carries for the other side's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub end: u32,
+    pub ack: Option<u32>,
+}
+
+/// A client data segment awaiting the server's answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    ts: Ts,
+    end: u32,
+    len: u32,
+    /// A keystroke whose one-character echo is this many one-key units (0: not a keystroke).
+    echo_units: u8,
+    /// One chaff unit (a PING) of a train.
+    chaff: bool,
+    /// The client software answering by itself (an echo of a key typed on the server's side, EOF/CLOSE).
+    auto: bool,
+}
 
 /// In declaration order (`repr(C)`): what every data segment reads or
 /// writes first, so it shares a few cache lines; the per-echo figures and
@@ -70,8 +119,11 @@ pub struct Interactive {
     ks: Option<u32>,
     auth_segments: u32,
     interactive: bool,
+    /// The protocol's clear-text start was seen: the first data segments are
+    /// its authentication exchange, whose turnarounds time each side.
+    start_seen: bool,
     /// One server update answers every key pending (VNC framebuffer updates);
-    /// otherwise each echo answers the oldest pending key (SSH).
+    /// otherwise echoes are paired by causality (SSH).
     pub echo_all_pending: bool,
     /// Echo delays measure the round trip to the far responder (an SSH pty
     /// echoes at once). VNC updates wait for the client's next request, so
@@ -80,11 +132,19 @@ pub struct Interactive {
     /// The last server segment was a keystroke's one-character echo: the
     /// client software does not answer it, so the next client packet is the person's.
     last_echoed: bool,
+    /// The last server segment answered a keystroke (an echo, a redraw): it
+    /// is no terminal query, which a program sends by itself.
+    answered_key: bool,
+    /// ... or may have answered one (see [`Interactive::answer`]): no key typed on the server's side.
+    echo_like: bool,
+    /// Time since the server's data segment before the last one, ns.
+    server_gap: Ts,
+    last_server: Option<Ts>,
     last: Option<(Side, Ts, u32)>,
     /// First data segment of the current run of segments from one side.
     run_start: Option<(Side, Ts)>,
     last_bulk: Option<Ts>,
-    /// The last small client packet (size, time), for the chaff grid.
+    /// The last small client packet (size, time), for machine-speed characters.
     last_small: Option<(u32, Ts)>,
     /// How fast the client software answers by itself: worked out from its
     /// authentication turnarounds each time one is added (none are once
@@ -92,32 +152,53 @@ pub struct Interactive {
     auto_answer: Option<AutoAnswer>,
     /// Time of the last client packet taken as an automatic answer.
     auto_burst: Option<Ts>,
+    /// How fast the server software answers by itself (its authentication turnarounds).
+    server_auto: Option<AutoAnswer>,
+    /// A small server packet that answered nothing by itself: a key typed on
+    /// the server's side (a reverse tunnel), if the client echoes it (size, time).
+    server_key: Option<(u32, Ts)>,
+    /// Keys typed on the server's side and echoed by the client.
+    server_keys: u64,
+    /// Client data segments not yet answered, oldest first.
+    sent: InlineDeque<Sent, 4>,
     size_counts: Vec<(u32, u32)>,
-    /// Keystroke candidates per size class (no bulk running, off the chaff grid),
+    /// Keystroke candidates per size class (no bulk running, not chaff),
     /// so keystrokes sent before the size class was learnt still count.
     candidates: Vec<(u32, u64)>,
     pub keystrokes: u64,
-    pub chaff: u64,
-    /// Keystrokes awaiting their echo, oldest first.
-    pending: InlineDeque<Ts, 4>,
+    /// Keys answered by their own one-character echo.
+    echoed: u64,
+    /// Chaff units (PINGs) in confirmed trains and provisional runs.
+    chaff: u64,
+    trains: Trains,
     /// Recent chaff PINGs (send times), awaiting PONGs.
     chaff_sent: InlineDeque<Ts, 2>,
+    /// The current train's last PING and the last PONG-sized answer after it.
+    train_end: (Option<Ts>, Option<Ts>),
+    /// Last PING of each ended train → the last PONG-sized answer before the next
+    /// train: the one pairing no other PING in flight can blur (ms).
+    ping_clean: Summary,
     /// Keystroke → echo delays, ms.
     pub echo: Summary,
     /// Echo delays in order (bounded), for level shifts.
     pub echo_log: Vec<f32>,
-    /// Grid-following small client packets per size class.
+    /// Chaff units per size class, so chaff sent before the class was learnt counts too.
     grid_counts: Vec<(u32, u64)>,
     /// Delays from each recent PING to each PONG-sized answer after it (ms, bounded):
     /// the true PING → PONG delay is the one lag they share.
     pong_lags: Vec<f32>,
+    /// In-train units answered exactly (ms): PONGs, and the echoes of keys
+    /// that could not be told from chaff, which the pty makes a little later.
+    chaff_lags: Vec<f32>,
     /// Answers from each side during authentication (ms), indexed by [`Side`].
     pub turnaround: [Vec<f64>; 2],
-    /// Short client replies to server segments with no keystroke pending (ms).
+    /// Short client replies to server queries with no keystroke pending (ms).
     pub terminal: Summary,
     /// The same, only where the query was the first segment of the server's run
     /// (a query sent right behind other data can wait for a relay's Nagle timer).
     pub terminal_clean: Summary,
+    /// Both kinds of replies in order (bounded), for a level of agreeing replies.
+    terminal_log: Vec<(f32, bool)>,
 }
 
 impl Interactive {
@@ -133,6 +214,18 @@ impl Interactive {
     pub fn set_keystroke_size(&mut self, size: Option<u32>) {
         self.keystroke_size = size;
         self.ks = self.size_class();
+    }
+
+    /// The protocol's clear-text start was seen (its version exchange):
+    /// the data segments that follow are its authentication exchange.
+    pub fn set_start_seen(&mut self) {
+        self.start_seen = true;
+    }
+
+    /// Whether both ends can send keystroke-timing chaff (see [`chaff`]), and
+    /// whether the client sends a key inside a train together with a PING.
+    pub fn set_chaff_capability(&mut self, capable: Option<bool>, key_with_ping: bool) {
+        self.trains.set_capability(capable, key_with_ping);
     }
 
     /// The size class in force; 36 (chacha20-poly1305, AES-GCM) while
@@ -159,11 +252,17 @@ impl Interactive {
     }
 
     /// Keystrokes in the session: those of the final size class, including
-    /// any sent before that class was learnt.
+    /// any sent before that class was learnt; none until the session showed
+    /// typing (keys answered by their echo, or chaff trains), except where
+    /// keys are seen in clear (VNC).
     pub fn keystroke_count(&self) -> u64 {
+        // Chaff trains are typing too: the client sends them only while a person types in a tty.
+        if !self.echo_all_pending && self.echoed < MIN_ECHOED && !self.obfuscated() {
+            return 0;
+        }
         let ks = self.ks_size();
         let late = count_of(&self.candidates, ks);
-        self.keystrokes.max(late)
+        self.keystrokes.max(late) + u64::from(self.trains.provisional())
     }
 
     /// Is a client packet at `ts` the client software answering the server's
@@ -175,6 +274,11 @@ impl Interactive {
             // The rest of an automatic burst (EOF then CLOSE) is automatic too.
             Some((Side::Client, t, _)) => return self.auto_burst.is_some_and(|b| b == t && ts - t <= AUTO_BURST),
             Some((Side::Server, t, _)) if !self.last_echoed => t,
+            // After an echo too, where the client answers within a few ms (the
+            // sensor beside it): a person's next key lands there about once in
+            // a hundred, while the client echoing a key typed on the server's
+            // side (a reverse tunnel) always does.
+            Some((Side::Server, t, _)) if self.auto_answer.is_some_and(|a| a.tight()) => t,
             _ => return false,
         };
         // Typing has begun once a keystroke, or a candidate of this size, was seen.
@@ -186,51 +290,82 @@ impl Interactive {
         auto
     }
 
-    /// A keystroke at `ts` (found by size, or seen in clear as in VNC): it awaits its echo.
-    pub fn keystroke(&mut self, ts: Ts) {
+    /// A keystroke at `ts` (found by size, or seen in clear as in VNC): it
+    /// awaits its echo; `end` is where its bytes end in the client's stream.
+    pub fn keystroke(&mut self, ts: Ts, end: u32) {
+        self.key(ts, end, 1);
+    }
+
+    fn key(&mut self, ts: Ts, end: u32, echo_units: u8) {
         self.keystrokes += 1;
         self.interactive = true;
-        if self.pending.len() == MAX_PENDING {
-            self.pending.pop_front();
+        self.remember(Sent { ts, end, len: 0, echo_units, chaff: false, auto: false });
+    }
+
+    fn remember(&mut self, s: Sent) {
+        if self.sent.len() == MAX_SENT {
+            self.sent.pop_front();
         }
-        self.pending.push_back(ts);
+        self.sent.push_back(s);
+    }
+
+    /// Past authentication: keys may be typed on either side.
+    fn interactive_start(&self) -> bool {
+        self.auth_segments >= 8
+    }
+
+    /// Keys typed on the server's side of the session (a reverse tunnel,
+    /// `ssh -R`, typed into from the far end): server packets that answered
+    /// nothing, each echoed by the client software at its own pace. None
+    /// until [`MIN_ECHOED`] such echoes were seen.
+    pub fn server_keystroke_count(&self) -> u64 {
+        if self.server_keys >= MIN_ECHOED { self.server_keys } else { 0 }
     }
 
     /// Keystroke-timing obfuscation (chaff) was seen: keystrokes sent inside
-    /// a chaff train cannot be told from chaff by size or time, so the
-    /// keystroke count is then a lower bound (each train's first key).
+    /// a chaff train cannot be told from chaff by size or time (OpenSSH 10),
+    /// so the keystroke count is then a lower bound.
     pub fn obfuscated(&self) -> bool {
-        self.chaff_count() >= MIN_CHAFF
+        self.chaff_count() >= MIN_CHAFF && self.trains.trains > 0
     }
 
-    /// Chaff in the session: grid-following packets of the final size class.
+    /// Chaff in the session: units of the final size class in trains.
     pub fn chaff_count(&self) -> u64 {
         let ks = self.ks_size();
         let late = count_of(&self.grid_counts, ks);
-        self.chaff.max(late)
+        self.chaff.max(late).saturating_sub(u64::from(self.trains.provisional()))
+    }
+
+    /// Whether both ends are known (from their banners) to send chaff.
+    pub fn chaff_capable(&self) -> Option<bool> {
+        self.trains.capable()
     }
 
     /// Feed one encrypted data segment (new data, not a retransmission).
-    /// Returns the echo delay (ms) when the segment is a keystroke's echo.
-    pub fn on_data(&mut self, ts: Ts, from: Side, len: u32) -> Option<f64> {
+    /// `pos` is its place in the TCP streams (None: unknown, e.g. VNC
+    /// updates). Returns the echo delay (ms) when the segment is a keystroke's echo.
+    pub fn on_data(&mut self, ts: Ts, from: Side, len: u32, pos: Option<Pos>) -> Option<f64> {
         let echo = match from {
             Side::Client => {
-                self.on_client(ts, len);
+                self.on_client(ts, len, pos.map_or(0, |p| p.end));
                 None
             }
-            Side::Server => self.on_server(ts, len),
+            Side::Server => self.on_server(ts, len, pos.and_then(|p| p.ack)),
         };
         if !self.interactive && self.auth_segments < AUTH_SEGMENTS {
             self.auth_segments += 1;
             // The answer is to the first message of the other side's run: the
             // later ones of the run may be unsolicited.
-            if let Some((side, t0)) = self.run_start
+            if self.start_seen
+                && let Some((side, t0)) = self.run_start
                 && side != from
                 && self.turnaround[from as usize].len() < MAX_TURN
             {
                 self.turnaround[from as usize].push(ms(ts - t0));
-                if from == Side::Client {
-                    self.auto_answer = AutoAnswer::from_turnarounds(&self.turnaround[from as usize]);
+                let auto = AutoAnswer::from_turnarounds(&self.turnaround[from as usize], REACTION_MS);
+                match from {
+                    Side::Client => self.auto_answer = auto,
+                    Side::Server => self.server_auto = auto,
                 }
             }
         }
@@ -241,13 +376,9 @@ impl Interactive {
         echo
     }
 
-    fn on_client(&mut self, ts: Ts, len: u32) {
+    fn on_client(&mut self, ts: Ts, len: u32, end: u32) {
         let small = len <= 128;
         let since_same = self.last_small.filter(|&(l, _)| small && l == len).map(|(_, p)| ts - p);
-        // Chaff follows the previous packet of its size on the ~20 ms grid.
-        let grid = since_same.is_some_and(|d| (CHAFF_GRID.0..=CHAFF_GRID.1).contains(&d));
-        // Characters sent faster than anyone types come from a script (expect, a macro).
-        let scripted = since_same.is_some_and(|d| d < CHAFF_GRID.0);
         if small {
             self.last_small = Some((len, ts));
         }
@@ -257,55 +388,127 @@ impl Interactive {
             self.ks = self.size_class();
         }
         let ks = self.ks_size();
-        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
-        if grid && !bulk {
-            // Counted per size class, so chaff sent before the class was learnt counts too.
-            if typing {
-                bump(&mut self.grid_counts, len);
-            }
-            if len == ks {
-                self.chaff += 1;
-                if self.chaff_sent.len() == MAX_CHAFF_SENT {
-                    self.chaff_sent.pop_front();
-                }
-                self.chaff_sent.push_back(ts);
-            }
-            return;
+        if len >= BULK_SEGMENT {
+            self.last_bulk = Some(ts);
         }
-        let bulk = bulk || scripted || self.automatic(ts, len);
-        if small && !bulk && typing {
+        let bulk = self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW);
+        let other = Sent { ts, end, len, echo_units: 0, chaff: false, auto: false };
+        if small && typing && !bulk && len.is_multiple_of(ks) && self.trains.possible() {
+            let mut released = Released::default();
+            let class = self.trains.classify(ts, len / ks, &mut released);
+            self.keystrokes += u64::from(released.keys);
+            if released.train_ended {
+                self.end_train();
+            }
+            if released.keys > 0 {
+                self.interactive = true;
+            }
+            match class {
+                Class::Chaff(units) if !self.automatic_close(ts, len) => {
+                    self.on_chaff(ts, units, ks);
+                    self.remember(Sent { chaff: units == 1 && len == ks, ..other });
+                    return;
+                }
+                Class::KeyWithPing => {
+                    self.on_chaff(ts, 1, ks);
+                    bump(&mut self.candidates, ks);
+                    self.key(ts, end, 2);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let machine = since_same.is_some_and(|d| d < MACHINE_GAP);
+        // The client software echoing a key typed on the server's side: one
+        // client turnaround after it, plus the pty's few ms.
+        let server_echo = self.server_key.take().is_some_and(|(l, t)| {
+            l == len
+                && self.last == Some((Side::Server, t, l))
+                && self.auto_answer.is_some_and(|a| a.covers_echo(ms(ts - t)))
+        });
+        if server_echo {
+            self.server_keys += 1;
+        }
+        let auto = !bulk && !machine && (server_echo || self.automatic(ts, len));
+        let bulk = bulk || machine || auto;
+        // Packets of another size on the grid are chaff of a class not learnt yet.
+        let grid = self.trains.possible() && since_same.is_some_and(chaff::on_grid);
+        if small && !bulk && typing && !grid {
             bump(&mut self.candidates, len);
         }
         if len == ks && !bulk {
-            self.keystroke(ts);
+            self.key(ts, end, 1);
             return;
         }
-        // A short multi-byte answer to a query-sized server segment (a terminal
-        // query is a few bytes: ESC [ c, ESC [ 6 n), nothing awaiting an echo.
+        // A short multi-byte answer to a query-sized server segment that the
+        // program sent by itself (a terminal query is a few bytes: ESC [ c,
+        // ESC [ 6 n), nothing awaiting an echo.
         if self.interactive
             && len > ks
             && len <= ks + 48
-            && self.pending.is_empty()
+            && !self.answered_key
+            && !self.sent.iter().any(|s| s.echo_units > 0)
             && let Some((Side::Server, t0, qlen)) = self.last
             && qlen > ks
             && qlen <= ks + 16
             && ts - t0 <= ECHO_BOUND
         {
-            self.terminal.add(ms(ts - t0));
-            if self.run_start == Some((Side::Server, t0)) {
-                self.terminal_clean.add(ms(ts - t0));
+            let d = ms(ts - t0);
+            // Nothing went before it that a relay's Nagle timer could hold it behind.
+            let clean = self.run_start == Some((Side::Server, t0)) || self.server_gap > NAGLE_HOLD;
+            self.terminal.add(d);
+            if clean {
+                self.terminal_clean.add(d);
             }
+            if self.terminal_log.len() < MAX_ECHO_LOG {
+                self.terminal_log.push((d as f32, clean));
+            }
+        }
+        self.remember(Sent { auto, ..other });
+    }
+
+    /// The client's CHANNEL_CLOSE answering the server's close (a segment
+    /// larger than a PONG) inside a train: automatic, not chaff.
+    fn automatic_close(&mut self, ts: Ts, len: u32) -> bool {
+        let ks = self.ks_size();
+        matches!(self.last, Some((Side::Server, _, l)) if l > 2 * ks) && self.automatic(ts, len)
+    }
+
+    /// A train ended: its last PING was answered by the last PONG-sized packet since.
+    fn end_train(&mut self) {
+        if let (Some(ping), Some(pong)) = std::mem::take(&mut self.train_end)
+            && (0..=ECHO_BOUND).contains(&(pong - ping))
+        {
+            self.ping_clean.add(ms(pong - ping));
         }
     }
 
-    fn on_server(&mut self, ts: Ts, len: u32) -> Option<f64> {
+    fn on_chaff(&mut self, ts: Ts, units: u32, ks: u32) {
+        self.train_end = (Some(ts), None);
+        self.chaff += u64::from(units);
+        for _ in 0..units {
+            bump(&mut self.grid_counts, ks);
+        }
+        if self.chaff_sent.len() == MAX_CHAFF_SENT {
+            self.chaff_sent.pop_front();
+        }
+        self.chaff_sent.push_back(ts);
+    }
+
+    fn on_server(&mut self, ts: Ts, len: u32, ack: Option<u32>) -> Option<f64> {
+        self.server_gap = self.last_server.map_or(Ts::MAX, |p| ts - p);
+        self.last_server = Some(ts);
         if len >= BULK_SEGMENT {
             self.last_bulk = Some(ts);
         }
         let ks = self.ks_size();
         // Several PINGs are in flight at once when the round trip exceeds the
         // grid: every PONG-sized answer is a candidate for each of them.
-        if len == ks {
+        // PONGs, or several joined by a relay.
+        if self.train_end.0.is_some() && len.is_multiple_of(ks) && len <= 4 * ks {
+            self.train_end.1 = Some(ts);
+        }
+        if len == ks && !self.chaff_sent.is_empty() {
             while self.chaff_sent.front().is_some_and(|&c| ts - c > ECHO_BOUND) {
                 self.chaff_sent.pop_front();
             }
@@ -315,20 +518,21 @@ impl Interactive {
                 }
             }
         }
-        let mut echo = None;
-        while let Some(k) = self.pending.pop_front() {
-            if (0..=ECHO_BOUND).contains(&(ts - k)) {
-                let d = ms(ts - k);
-                self.echo.add(d);
-                if self.echo_log.len() < MAX_ECHO_LOG {
-                    self.echo_log.push(d as f32);
-                }
-                echo = Some(d);
-                if !self.echo_all_pending {
-                    break;
-                }
-            }
+        let echo = match ack {
+            Some(ack) if !self.echo_all_pending => self.answer(ts, len, ack),
+            _ => self.answer_in_order(ts),
+        };
+        if let Some(d) = echo {
+            self.record_echo(d);
         }
+        // A small packet that answered neither a key nor, at the server's own
+        // pace, whatever the client sent last: typed on the server's side.
+        let by_itself = match self.last {
+            Some((Side::Client, t, _)) => self.server_auto.is_some_and(|a| a.covers(ms(ts - t), true)),
+            _ => false,
+        };
+        self.server_key =
+            (len <= 128 && !self.echo_like && !by_itself && self.interactive_start()).then_some((len, ts));
         // A one-character echo: larger answers (a command's output) may end
         // with the channel's EOF/CLOSE, which the client software answers.
         // Until the size class is learnt keys are not paired: a server segment of
@@ -337,10 +541,110 @@ impl Interactive {
         echo
     }
 
+    /// The causal answer: the client segments `ack` covers that no earlier
+    /// server segment answered are what this one answers, the newest last.
+    /// They are keystrokes with their echoes when the newest is a keystroke
+    /// and the answer holds exactly one echo (of one-key units) for each key
+    /// covered, in order (a relay that held echoes back sends several at
+    /// once). Otherwise which key it answers is unknown: a key had no echo of
+    /// its own (an editor command), or a later key reached a relay before
+    /// this answer passed it. No sample then. Returns the last delay.
+    fn answer(&mut self, ts: Ts, len: u32, ack: u32) -> Option<f64> {
+        let ks = self.ks_size();
+        // Smaller than one character's echo: the carrying session's own
+        // traffic (a window adjust of the outer hop of `ssh -J`), no answer.
+        if len < ks {
+            (self.answered_key, self.echo_like) = (false, false);
+            return None;
+        }
+        let covered = self.sent.iter().take_while(|s| seq::le(s.end, ack)).count();
+        let (mut keys, mut n, mut units) = ([0 as Ts; MAX_JOINED], 0, 0u32);
+        let mut newest = None;
+        for _ in 0..covered {
+            let Some(s) = self.sent.pop_front() else { break };
+            if s.echo_units > 0 {
+                if n < MAX_JOINED {
+                    keys[n] = s.ts;
+                }
+                n += 1;
+                units += u32::from(s.echo_units);
+            }
+            newest = Some(s);
+        }
+        self.answered_key = newest.is_some_and(|s| s.echo_units > 0);
+        // A same-sized answer to a client packet that was not automatic may be
+        // an echo of a key sent before its size class was learnt.
+        self.echo_like = self.answered_key || newest.is_some_and(|s| !s.auto && s.len == len);
+        let s = newest?;
+        // A PING answered exactly: its PONG, or a key's echo that left on the grid.
+        if s.chaff && s.end == ack && len == ks && self.chaff_lags.len() < MAX_PONG_LAGS {
+            self.chaff_lags.push(ms(ts - s.ts) as f32);
+        }
+        if s.echo_units == 0 || len != units * ks || n > MAX_JOINED {
+            return None;
+        }
+        let mut last = None;
+        for &k in &keys[..n] {
+            if (0..=ECHO_BOUND).contains(&(ts - k)) {
+                self.echoed += 1;
+                if let Some(earlier) = last.replace(ms(ts - k)) {
+                    self.record_echo(earlier);
+                }
+            }
+        }
+        last
+    }
+
+    fn record_echo(&mut self, d: f64) {
+        self.echo.add(d);
+        if self.echo_log.len() < MAX_ECHO_LOG {
+            self.echo_log.push(d as f32);
+        }
+    }
+
+    /// Without TCP positions: the oldest keystroke pending (every one, for
+    /// VNC's framebuffer updates, each a sample) within the bound. Returns the last delay.
+    fn answer_in_order(&mut self, ts: Ts) -> Option<f64> {
+        let mut echo = None;
+        self.answered_key = self.sent.iter().any(|s| s.echo_units > 0);
+        self.echo_like = self.answered_key;
+        while let Some(s) = self.sent.pop_front() {
+            if s.echo_units == 0 || !(0..=ECHO_BOUND).contains(&(ts - s.ts)) {
+                continue;
+            }
+            self.echoed += 1;
+            if let Some(earlier) = echo.replace(ms(ts - s.ts)) {
+                self.record_echo(earlier);
+            }
+            if !self.echo_all_pending {
+                break;
+            }
+        }
+        echo
+    }
+
     /// Chaff PING → PONG delays: the lags within the densest 1 ms window.
     /// Wrong pairings fall at multiples of the (randomly fuzzed) grid and
-    /// smear out; the true delay is the same for every pair.
+    /// smear out; the true delay is the same for every pair. Behind a relay
+    /// that re-times the train to its own round trip (a port forwarder's
+    /// Nagle timer) a wrong pairing can be as dense: where the last PING of
+    /// each train (no other in flight after it) says otherwise, those
+    /// pairings are the figure. Only where chaff was seen: PONG-sized answers
+    /// are ordinary echoes otherwise.
     pub fn ping_rtt(&self) -> Option<Quantiles> {
+        if !self.obfuscated() {
+            return None;
+        }
+        let clean = self.ping_clean.quantiles();
+        let dense = self.densest_pong_lag();
+        match (dense, clean) {
+            (Some(d), Some(c)) if (d.p50 - c.p50).abs() > 2.0_f64.max(0.1 * c.p50) => Some(c),
+            (None, c) => c,
+            (d, _) => d,
+        }
+    }
+
+    fn densest_pong_lag(&self) -> Option<Quantiles> {
         if self.pong_lags.len() < 3 {
             return None;
         }
@@ -361,6 +665,38 @@ impl Interactive {
         sum.quantiles()
     }
 
+    /// Keystrokes including an estimate of those hidden in chaff trains
+    /// (OpenSSH 10 sends them at the size and on the grid of chaff): sshd
+    /// answers a PING at once, while a key's echo passes through the pty and
+    /// the shell first, a fraction of a millisecond later. Where the path
+    /// keeps that difference apart (the echo delay of the keys seen, minus
+    /// the PONG delay, at least four times the PONG delays' own spread), the
+    /// in-train answers nearer the echo delay are counted as keys; else
+    /// `None` (a jittery path, a relay that re-times packets).
+    pub fn keystroke_estimate(&self) -> Option<u64> {
+        let seen = self.keystroke_count();
+        if !self.obfuscated() {
+            return Some(seen);
+        }
+        let echo = self.echo.quantiles()?;
+        if echo.samples < 2 || self.chaff_lags.len() < 10 {
+            return None;
+        }
+        let mut lags: Vec<f64> = self.chaff_lags.iter().map(|&x| x as f64).collect();
+        lags.sort_by(f64::total_cmp);
+        let pong = lags[lags.len() / 2];
+        let mut dev: Vec<f64> = lags.iter().map(|x| (x - pong).abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        let spread = dev[dev.len() / 2].max(0.005);
+        let apart = echo.p50 - pong;
+        if apart < 4.0 * spread {
+            return None;
+        }
+        let cut = pong + apart / 2.0;
+        let hidden = lags.iter().filter(|&&x| x > cut && x < echo.p50 + apart).count() as u64;
+        Some(seen + hidden)
+    }
+
     /// Robust floor of a side's authentication turnarounds. Answers no
     /// faster than `transport_floor` are grouped into latency levels; a
     /// session tunnelled through another (`ssh -J` seen on the outer hop)
@@ -376,14 +712,29 @@ impl Interactive {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        let levels = levels(&v);
+        let levels = levels(&v, 3);
         // Answers that need a person (a password prompt) are spread out and form no level.
         let level = if deepest { levels.last() } else { levels.first() };
         Some((level?.floor, sum))
     }
 
-    /// Echo-delay levels: the robust floor of each window of echoes, in order.
-    pub fn echo_levels(&self) -> Vec<f64> {
+    /// The typist's terminal answering by itself: the lowest level of at
+    /// least two replies that agree, from clean replies (the query was the
+    /// first segment of the server's run), else, when `unclean` allows, from
+    /// all. A single reply may have been a person's key (an arrow pressed
+    /// after a prompt), so it makes no level.
+    pub fn terminal_level(&self, unclean: bool) -> Option<AnswerLevel> {
+        let pick = |clean_only: bool| {
+            let mut v: Vec<f64> =
+                self.terminal_log.iter().filter(|(_, c)| *c || !clean_only).map(|&(d, _)| d as f64).collect();
+            v.sort_by(f64::total_cmp);
+            levels(&v, MIN_TERMINAL_REPLIES).first().copied()
+        };
+        pick(true).or_else(|| if unclean { pick(false) } else { None })
+    }
+
+    /// Echo-delay windows: the robust floor of each window of echoes, in order.
+    pub fn echo_windows(&self) -> Vec<f64> {
         self.echo_log
             .chunks(LEVEL_WINDOW)
             .filter(|c| c.len() >= 3)
@@ -396,284 +747,7 @@ impl Interactive {
     }
 }
 
-/// How fast the client software answers a server packet by itself, ms after it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct AutoAnswer {
-    /// The span of its fastest level of authentication answers, with
-    /// tolerance (empty when the answers form no level).
-    span: [f32; 2],
-    /// Before the first keystroke: the answer time (that level's slowest, else
-    /// the median answer) plus a person's reaction time.
-    reach: f32,
-}
-
-impl AutoAnswer {
-    fn from_turnarounds(answers: &[f64]) -> Option<AutoAnswer> {
-        if answers.len() < 3 {
-            return None;
-        }
-        let mut v = answers.to_vec();
-        v.sort_by(f64::total_cmp);
-        let level = levels(&v).first().copied();
-        let span = level.map_or([f32::INFINITY, f32::NEG_INFINITY], |l| {
-            [(l.min * 0.8 - AUTO_SLACK_MS) as f32, (l.max * 1.2 + AUTO_SLACK_MS) as f32]
-        });
-        let usual = level.map_or(v[v.len() / 2], |l| l.max);
-        Some(AutoAnswer { span, reach: (usual + REACTION_MS) as f32 })
-    }
-
-    /// Is an answer `d` ms after the server's packet the software's? Once the
-    /// person has typed, only within the span; before, anything up to `reach`.
-    fn covers(&self, d: f64, typed: bool) -> bool {
-        let d = d as f32;
-        if typed { (self.span[0]..=self.span[1]).contains(&d) } else { d <= self.reach }
-    }
-}
-
-/// A latency level of answers: values no more than 15 % + 2 ms apart, at least 3 of them.
-#[derive(Debug, Clone, Copy)]
-struct AnswerLevel {
-    /// Robust floor (20th percentile).
-    floor: f64,
-    min: f64,
-    max: f64,
-}
-
-/// The latency levels of sorted answers, lowest first.
-fn levels(sorted: &[f64]) -> Vec<AnswerLevel> {
-    let mut levels = Vec::new();
-    let mut start = 0;
-    for i in 1..=sorted.len() {
-        if i == sorted.len() || sorted[i] > sorted[i - 1] * 1.15 + 2.0 {
-            let run = &sorted[start..i];
-            if run.len() >= 3 {
-                levels.push(AnswerLevel { floor: low_percentile(run), min: run[0], max: run[run.len() - 1] });
-            }
-            start = i;
-        }
-    }
-    levels
-}
-
-/// The count of size class `size` in a per-size table (0 when absent).
-fn count_of<N: Copy + Default>(table: &[(u32, N)], size: u32) -> N {
-    table.iter().find(|(s, _)| *s == size).map_or(N::default(), |e| e.1)
-}
-
-/// Count one more of `size` in a small bounded table of size classes.
-fn bump<N: From<u8> + std::ops::AddAssign>(table: &mut Vec<(u32, N)>, size: u32) {
-    let full = table.len() >= 16;
-    match table.iter_mut().find(|(s, _)| *s == size) {
-        Some(e) => e.1 += N::from(1),
-        None if !full => table.push((size, N::from(1))),
-        None => {}
-    }
-}
-
-/// 20th percentile (nearest rank) of sorted values: robust to one fast outlier.
-pub fn low_percentile(sorted: &[f64]) -> f64 {
-    let i = ((0.2 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    const MS: Ts = 1_000_000;
-
-    #[test]
-    fn automatic_answers_are_not_keystrokes() {
-        let mut a = Interactive::new(Some(36));
-        // Authentication: the client answers 40 ms after each server message.
-        let mut t = 0;
-        for _ in 0..6 {
-            a.on_data(t, Side::Server, 100);
-            t += 40 * MS;
-            a.on_data(t, Side::Client, 120);
-            t += 10 * MS;
-        }
-        // A command's end: server EOF/CLOSE, the client's EOF/CLOSE 40 ms later.
-        a.on_data(t, Side::Server, 36);
-        a.on_data(t + 40 * MS, Side::Client, 36);
-        a.on_data(t + 40 * MS + 10_000, Side::Client, 36);
-        assert_eq!(a.keystroke_count(), 0);
-        // A person typing 300 ms later counts.
-        a.on_data(t + 340 * MS, Side::Client, 36);
-        assert_eq!(a.keystroke_count(), 1);
-    }
-
-    /// Authentication at the server's edge: the client answers `rtt` ms
-    /// after each server message (its round trip), give or take `jitter`.
-    fn authenticate(a: &mut Interactive, rtt: Ts, jitter: &[Ts]) -> Ts {
-        let mut t = 0;
-        for j in jitter {
-            a.on_data(t, Side::Server, 100);
-            t += (rtt + j) * MS;
-            a.on_data(t, Side::Client, 120);
-            t += MS;
-        }
-        t
-    }
-
-    #[test]
-    fn a_late_channel_eof_before_any_typing_is_not_a_keystroke() {
-        // `ssh host cmd` with stdin closed, over a jittery path (or from a
-        // stalled client host): the channel EOF answers the exec request's
-        // reply 31 ms late, far outside the client's usual 20 ms answer.
-        let mut a = Interactive::new(Some(36));
-        let t = authenticate(&mut a, 20, &[0, 1, 0, 1, 0, 1, 0, 1]);
-        a.on_data(t, Side::Server, 72); // exec accepted
-        a.on_data(t + 51 * MS, Side::Client, 36); // channel EOF
-        a.on_data(t + 250 * MS, Side::Server, 96); // the command's output
-        assert_eq!(a.keystroke_count(), 0);
-        // A person reacting to what the server showed takes longer: typed.
-        a.on_data(t + 600 * MS, Side::Client, 36);
-        assert_eq!(a.keystroke_count(), 1);
-    }
-
-    #[test]
-    fn a_far_typists_keys_after_their_echoes_all_count() {
-        // At the server's edge the typist is 150 ms away: the client software
-        // answers 150 ms after a server message, and keys typed 120-180 ms
-        // apart follow their echoes (sent at once by the server's pty) by the same.
-        let mut a = Interactive::new(Some(36));
-        let mut t = authenticate(&mut a, 150, &[0, 1, 0, 1, 0, 1, 0, 1]) + 2000 * MS;
-        for gap in [160, 150, 140, 170, 155, 145, 180, 150, 120, 165] {
-            a.on_data(t, Side::Client, 36);
-            a.on_data(t + MS / 2, Side::Server, 36);
-            t += gap * MS;
-        }
-        assert_eq!(a.keystroke_count(), 10);
-        // A command's output that ends with the channel's EOF/CLOSE, even when
-        // it pairs with the pending Enter: the client's CLOSE answers it.
-        a.on_data(t, Side::Client, 36);
-        a.on_data(t + MS / 2, Side::Server, 228);
-        a.on_data(t + 151 * MS, Side::Client, 36);
-        assert_eq!(a.keystroke_count(), 11);
-    }
-
-    #[test]
-    fn machine_speed_characters_are_not_keystrokes() {
-        let mut a = Interactive::new(Some(36));
-        for i in 0..5 {
-            a.on_data(i * 20 * MS, Side::Server, 100);
-            a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
-        }
-        // A script writes 20 characters 2 ms apart, after a first one.
-        let t0 = 1000 * MS;
-        for i in 0..21 {
-            a.on_data(t0 + i * 2 * MS, Side::Client, 36);
-        }
-        assert_eq!(a.keystroke_count(), 1);
-        assert_eq!(a.chaff_count(), 0);
-    }
-
-    #[test]
-    fn keystrokes_pair_with_echoes() {
-        let mut a = Interactive::new(Some(36));
-        let mut t = 0;
-        for _ in 0..10 {
-            t += 200 * MS;
-            a.on_data(t, Side::Client, 36);
-            a.on_data(t + 30 * MS, Side::Server, 36);
-            a.on_data(t + 60 * MS, Side::Client, 0);
-        }
-        assert_eq!(a.keystrokes, 10);
-        let q = a.echo.quantiles().unwrap();
-        assert_eq!((q.min, q.max, q.samples), (30.0, 30.0, 10));
-    }
-
-    #[test]
-    fn bulk_download_window_adjusts_are_not_keystrokes() {
-        let mut a = Interactive::new(Some(36));
-        for i in 0..1000 {
-            a.on_data(i * MS, Side::Server, 32768);
-            if i % 10 == 0 {
-                a.on_data(i * MS, Side::Client, 36);
-            }
-        }
-        assert_eq!(a.keystrokes, 0);
-    }
-
-    #[test]
-    fn chaff_on_a_20ms_grid_is_counted_apart_and_pongs_time_the_peer() {
-        let mut a = Interactive::new(Some(36));
-        a.on_data(0, Side::Client, 36);
-        a.on_data(30 * MS, Side::Server, 36); // the key's echo, 30 ms round trip
-        for i in 1..=50 {
-            a.on_data(i * 20 * MS, Side::Client, 36);
-            a.on_data(i * 20 * MS + 30 * MS, Side::Server, 36); // PONG
-        }
-        assert_eq!((a.keystroke_count(), a.chaff), (1, 50));
-        assert!(a.obfuscated());
-        assert_eq!(a.echo.count(), 1);
-        let q = a.ping_rtt().unwrap();
-        assert_eq!((q.min, q.max), (30.0, 30.0));
-        assert!(q.samples >= 49, "{q:?}");
-    }
-
-    #[test]
-    fn learns_the_size_class_without_kexinit() {
-        let mut a = Interactive::new(None);
-        // Authentication: automatic answers within 10 ms.
-        for i in 0..5 {
-            a.on_data(i * 20 * MS, Side::Server, 100);
-            a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
-        }
-        // Typing, human gaps (irregular).
-        let mut t = 200 * MS;
-        for i in 0..20 {
-            t += (150 + 37 * (i % 5)) * MS;
-            a.on_data(t, Side::Client, 52);
-            a.on_data(t + 5 * MS, Side::Server, 52);
-        }
-        assert!(a.keystroke_count() >= 18, "{}", a.keystroke_count());
-    }
-
-    #[test]
-    fn the_size_class_follows_the_negotiated_size_and_what_is_typed() {
-        let auth = |a: &mut Interactive| {
-            for i in 0..5 {
-                a.on_data(i * 20 * MS, Side::Server, 100);
-                a.on_data(i * 20 * MS + 10 * MS, Side::Client, 140);
-            }
-        };
-        let typing = |a: &mut Interactive, size: u32, keys: i64| {
-            let mut t = 200 * MS;
-            for i in 0..keys {
-                t += (150 + 37 * (i % 5)) * MS;
-                a.on_data(t, Side::Client, size);
-                a.on_data(t + 5 * MS, Side::Server, size);
-            }
-        };
-        // Negotiated once the session is under way: keys count from the first.
-        let mut a = Interactive::new(None);
-        auth(&mut a);
-        a.set_keystroke_size(Some(52));
-        assert_eq!(a.keystroke_size(), Some(52));
-        typing(&mut a, 52, 3);
-        assert_eq!((a.keystrokes, a.echo.count()), (3, 3));
-        // A session tunnelled inside this one wraps each key: its size, once
-        // it dominates, wins over the negotiated one.
-        let mut b = Interactive::new(Some(36));
-        auth(&mut b);
-        typing(&mut b, 84, 20);
-        assert_eq!(b.keystroke_count(), 20);
-        assert!(b.keystrokes >= 15, "{}", b.keystrokes);
-    }
-
-    #[test]
-    fn auth_turnarounds_have_a_robust_floor() {
-        let mut a = Interactive::new(Some(36));
-        let mut t = 0;
-        for d in [150, 151, 153, 152, 400] {
-            a.on_data(t, Side::Server, 100);
-            t += d * MS;
-            a.on_data(t, Side::Client, 100);
-            t += 31 * MS;
-        }
-        let (floor, sum) = a.app_floor(Side::Client, Some(30.0), false).unwrap();
-        assert_eq!(floor, 150.0);
-        assert_eq!(sum.count(), 5);
-    }
-}
+pub(crate) mod sim;
+#[cfg(test)]
+mod tests;

@@ -26,6 +26,27 @@ pub struct SshInfo {
     pub keystroke_size: Option<u32>,
 }
 
+impl SshInfo {
+    /// Whether both ends can send keystroke-timing chaff: the client must be
+    /// OpenSSH ≥ 9.5 and the server must answer `ping@openssh.com` (OpenSSH
+    /// ≥ 9.5). `Some(false)` as soon as one banner rules it out, `Some(true)`
+    /// when both allow it, `None` while a banner is missing.
+    pub fn chaff_capable(&self) -> Option<bool> {
+        let able = |id: &Option<String>| id.as_deref().map(|id| openssh_version(id).is_some_and(|v| v >= (9, 5)));
+        match (able(&self.client_version), able(&self.server_version)) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The client is OpenSSH 9.5–9.9, which sends a key typed inside a chaff
+    /// train in one segment with a PING (10.0 sends them apart).
+    pub fn key_with_ping(&self) -> bool {
+        self.client_version.as_deref().and_then(openssh_version).is_some_and(|v| ((9, 5)..(10, 0)).contains(&v))
+    }
+}
+
 /// OpenSSH version (major, minor) from an identification string.
 pub fn openssh_version(id: &str) -> Option<(u32, u32)> {
     let v = id.split("OpenSSH_").nth(1)?;
@@ -44,5 +65,24 @@ mod tests {
         assert_eq!(openssh_version("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"), Some((9, 2)));
         assert_eq!(openssh_version("SSH-2.0-OpenSSH_10.0"), Some((10, 0)));
         assert_eq!(openssh_version("SSH-1.99-Cisco-1.25"), None);
+    }
+
+    #[test]
+    fn chaff_needs_both_ends_at_openssh_9_5() {
+        let info = |c: Option<&str>, s: Option<&str>| SshInfo {
+            client_version: c.map(String::from),
+            server_version: s.map(String::from),
+            ..SshInfo::default()
+        };
+        let new = Some("SSH-2.0-OpenSSH_10.0");
+        let old = Some("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3");
+        let putty = Some("SSH-2.0-PuTTY_Release_0.78");
+        assert_eq!(info(new, new).chaff_capable(), Some(true));
+        assert_eq!(info(new, old).chaff_capable(), Some(false));
+        assert_eq!(info(putty, new).chaff_capable(), Some(false));
+        assert_eq!(info(None, new).chaff_capable(), None);
+        assert_eq!(info(None, old).chaff_capable(), Some(false));
+        assert!(info(Some("SSH-2.0-OpenSSH_9.7"), new).key_with_ping());
+        assert!(!info(new, new).key_with_ping());
     }
 }

@@ -32,6 +32,8 @@ struct Dir {
     segments: u32,
     version_done: bool,
     unreadable: bool,
+    /// The first data segment was readable and not a version line: joined mid-stream.
+    midstream: bool,
     newkeys: bool,
     buf: Vec<u8>,
     kexinit: Option<Box<KexInit>>,
@@ -71,6 +73,7 @@ impl SshStream {
                 // Joined mid-stream: already encrypted.
                 d.newkeys = true;
                 d.unreadable = true;
+                d.midstream = true;
             } else if d.buf.len() + payload.len() > MAX_CLEAR {
                 d.unreadable = true;
             } else {
@@ -84,6 +87,19 @@ impl SshStream {
             d.buf = Vec::new();
         }
         Some(SshEvent { from, len, encrypted, clear })
+    }
+
+    /// Was the connection seen from its start? `Some(true)` once a version
+    /// line was read, `Some(false)` when a side's first data was readable and
+    /// not one (joined mid-stream), `None` while nothing tells (headers only).
+    pub fn start_seen(&self) -> Option<bool> {
+        if self.dirs.iter().any(|d| d.version_done) {
+            Some(true)
+        } else if self.dirs.iter().any(|d| d.midstream) {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     /// Read what the buffered clear text holds: the identification line,
