@@ -93,6 +93,10 @@ struct Common {
     /// Idle timeout of UDP and other sessions, seconds.
     #[arg(long)]
     udp_idle: Option<f64>,
+    /// Idle timeout of established interactive sessions (SSH, RDP, VNC,
+    /// OpenVPN over TCP), seconds (default 14400: four hours).
+    #[arg(long)]
+    interactive_idle: Option<f64>,
     /// Most sessions with their own Prometheus series at once.
     #[arg(long)]
     max_exported_sessions: Option<usize>,
@@ -187,6 +191,9 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     if let Some(t) = c.udp_idle {
         cfg.sessions.udp_idle_s = t;
     }
+    if let Some(t) = c.interactive_idle {
+        cfg.sessions.interactive_idle_s = t;
+    }
     if let Some(m) = c.max_exported_sessions {
         cfg.metrics.max_exported_sessions = m;
     }
@@ -215,6 +222,7 @@ fn engine_config(cfg: &Config) -> EngineConfig {
     EngineConfig {
         tcp_idle: (cfg.sessions.tcp_idle_s * NS_PER_SEC as f64) as i64,
         udp_idle: (cfg.sessions.udp_idle_s * NS_PER_SEC as f64) as i64,
+        long_idle: (cfg.sessions.interactive_idle_s * NS_PER_SEC as f64) as i64,
         max_sessions: cfg.sessions.max_sessions,
         judge: Judge {
             thresholds: cfg.relay,

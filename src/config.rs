@@ -54,11 +54,14 @@ pub struct SessionsConfig {
     pub max_sessions: usize,
     pub tcp_idle_s: f64,
     pub udp_idle_s: f64,
+    /// Idle limit of established interactive sessions (SSH, RDP, VNC,
+    /// OpenVPN over TCP): hours, so a shell left open is one session.
+    pub interactive_idle_s: f64,
 }
 
 impl Default for SessionsConfig {
     fn default() -> Self {
-        SessionsConfig { max_sessions: 1_000_000, tcp_idle_s: 300.0, udp_idle_s: 60.0 }
+        SessionsConfig { max_sessions: 1_000_000, tcp_idle_s: 300.0, udp_idle_s: 60.0, interactive_idle_s: 14_400.0 }
     }
 }
 
@@ -116,6 +119,8 @@ impl Config {
             || self.sessions.tcp_idle_s <= 0.0
             || self.sessions.udp_idle_s.is_nan()
             || self.sessions.udp_idle_s <= 0.0
+            || self.sessions.interactive_idle_s.is_nan()
+            || self.sessions.interactive_idle_s <= 0.0
         {
             anyhow::bail!("idle timeouts must be positive");
         }

@@ -6,7 +6,7 @@ use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
 use crate::config::Policy;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
-use crate::flow::{App, AppStream, EndReason, FlowKey, FlowTable, Lane, Session, Side};
+use crate::flow::{App, AppStream, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session, Side};
 use crate::output::{Metrics, SessionRecord};
 use crate::proto::{Proto, handshake};
 use crate::time::{NS_PER_SEC, Ts};
@@ -18,10 +18,20 @@ const PUBLISH_EVERY: Ts = NS_PER_SEC;
 /// How often (packet time) idle sessions are looked for.
 const EXPIRY_TICK: Ts = 10_000_000;
 
+/// How far a capture file may start before the packet clock and still
+/// continue its timeline (the out-of-order tolerance between files: a
+/// capture merged from several interfaces, a rotation mid-burst).
+pub const TIMELINE_SLACK: Ts = 2 * NS_PER_SEC;
+
 /// Limits and timeouts of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// Idle limit of TCP connections not (yet) established, and of
+    /// established ones of other protocols.
     pub tcp_idle: Ts,
+    /// Idle limit of established remote-access sessions (SSH, RDP, VNC,
+    /// OpenVPN over TCP): see [`Lane::LongIdle`].
+    pub long_idle: Ts,
     pub udp_idle: Ts,
     /// How long a closed TCP connection lingers to absorb its last packets.
     pub close_linger: Ts,
@@ -41,6 +51,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             tcp_idle: 300 * NS_PER_SEC,
+            long_idle: 4 * 3600 * NS_PER_SEC,
             udp_idle: 60 * NS_PER_SEC,
             close_linger: 5 * NS_PER_SEC,
             max_sessions: 1_000_000,
@@ -201,12 +212,15 @@ impl Engine {
                 samples = rtt.on_segment(&seg);
             }
             if t.flags.fin() {
-                s.fin[i] = true;
+                s.stage |= FIN_FROM[i];
+            }
+            if t.payload_len > 0 {
+                s.stage |= DATA_FROM[i];
             }
             if s.closed.is_none() {
                 if t.flags.rst() {
                     close = Some(EndReason::Rst);
-                } else if s.fin == [true, true] {
+                } else if s.stage & (FIN_FROM[0] | FIN_FROM[1]) == FIN_FROM[0] | FIN_FROM[1] {
                     close = Some(EndReason::Fin);
                 }
             }
@@ -262,6 +276,9 @@ impl Engine {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
             self.table.set_lane(id, Lane::Closing);
+        } else if tcp.is_some_and(|t| t.payload_len > 0) && self.table.get(id).wants_long_idle() {
+            self.table.get_mut(id).stage |= LONG_IDLE;
+            self.table.set_lane(id, Lane::LongIdle);
         }
     }
 
@@ -276,15 +293,40 @@ impl Engine {
             return;
         }
         self.next_expiry = ts.saturating_add(EXPIRY_TICK);
-        for (lane, timeout) in
-            [(Lane::Tcp, self.cfg.tcp_idle), (Lane::Other, self.cfg.udp_idle), (Lane::Closing, self.cfg.close_linger)]
-        {
+        for (lane, timeout) in [
+            (Lane::Tcp, self.cfg.tcp_idle),
+            (Lane::Other, self.cfg.udp_idle),
+            (Lane::Closing, self.cfg.close_linger),
+            (Lane::LongIdle, self.cfg.long_idle),
+        ] {
             let cutoff = ts.saturating_sub(timeout);
             while let Some((k, s)) = self.table.pop_idle(lane, cutoff) {
                 let reason = s.closed.unwrap_or(EndReason::Idle);
                 self.emit(&k, s, reason, out);
             }
         }
+    }
+
+    /// A capture file begins with a packet at `ts`. It continues the
+    /// timeline (sessions join across the files) when it starts at or after
+    /// the packet clock, within [`TIMELINE_SLACK`], and before the longest
+    /// idle limit has run out. Otherwise it starts a new timeline: every open
+    /// session is written first (`end_of_input`) and the clock starts again,
+    /// so a file replayed after others gives the records it gives alone.
+    /// Returns whether a new timeline began.
+    pub fn start_file(&mut self, ts: Ts, out: &mut dyn RecordSink) -> bool {
+        if self.now == Ts::MIN {
+            return false;
+        }
+        let c = &self.cfg;
+        let longest = c.tcp_idle.max(c.udp_idle).max(c.long_idle).max(c.close_linger);
+        if ts >= self.now.saturating_sub(TIMELINE_SLACK) && ts.saturating_sub(self.now) <= longest {
+            return false;
+        }
+        self.finish_all(EndReason::EndOfInput, out);
+        self.now = Ts::MIN;
+        self.next_expiry = Ts::MIN;
+        true
     }
 
     /// End every open session (end of a replay, or shutdown).

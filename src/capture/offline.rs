@@ -1,7 +1,11 @@
-//! Replay of capture files, several in a row, in the order given.
+//! Replay of capture files, several in a row, in the order given (a
+//! directory's files in the order of their first packets). Files that
+//! continue each other in time form one timeline; see
+//! [`Engine::start_file`].
 
 use crate::decode::LinkType;
 use crate::engine::{Engine, RecordSink};
+use crate::time::Ts;
 use pcap::{Capture, Offline};
 use std::ffi::{CStr, c_char};
 use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
@@ -16,26 +20,41 @@ pub struct ReplayError {
     pub cause: String,
 }
 
-/// Expand directories (their .pcap/.pcapng/.cap files, sorted by name).
+/// Expand directories: their capture files (`.pcap`, `.pcapng`, `.cap`,
+/// `.dmp`, and the numbered files of a `tcpdump -C` rotation, `.pcap1`…),
+/// in the order of their first packets (then by name): a rotated series
+/// comes in time order whatever its names.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             let rd = std::fs::read_dir(p).map_err(|e| err(p, e.to_string()))?;
-            let mut files: Vec<PathBuf> = rd
+            let mut files: Vec<(Ts, PathBuf)> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(f.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng" | "cap" | "dmp"))
-                })
+                .filter(|f| f.is_file() && is_capture_name(f))
+                .map(|f| (first_ts(&f).unwrap_or(Ts::MAX), f))
                 .collect();
             files.sort();
-            out.extend(files);
+            out.extend(files.into_iter().map(|(_, f)| f));
         } else {
             out.push(p.clone());
         }
     }
     Ok(out)
+}
+
+/// A capture file's name: `.pcap`, `.pcapng`, `.cap` or `.dmp`, maybe
+/// followed by a rotation number.
+fn is_capture_name(f: &Path) -> bool {
+    let ext = f.extension().and_then(|x| x.to_str()).unwrap_or("");
+    matches!(ext.trim_end_matches(|c: char| c.is_ascii_digit()), "pcap" | "pcapng" | "cap" | "dmp")
+}
+
+/// The timestamp of a file's first packet, if it has one and can be read.
+fn first_ts(path: &Path) -> Option<Ts> {
+    let mut cap = open(path).ok()?;
+    let pkt = cap.next_packet().ok()?;
+    Some(super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true))
 }
 
 /// Total size of the files, for progress.
@@ -54,9 +73,17 @@ pub fn replay_file(
     let dl = cap.get_datalink().0;
     let link = LinkType::from_pcap(dl);
     let mut pending: u64 = 0;
+    let mut first = true;
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
+                if first {
+                    first = false;
+                    let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
+                    if engine.start_file(ts, out) {
+                        tracing::info!(file = %path.display(), "file does not continue the previous one in time: new timeline, open sessions written");
+                    }
+                }
                 super::feed(engine, link, &pkt, out);
                 pending += 16 + pkt.header.caplen as u64;
                 if pending >= 1 << 20 {

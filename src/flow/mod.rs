@@ -6,5 +6,5 @@ mod session;
 mod table;
 
 pub use key::{FlowKey, Side};
-pub use session::{App, AppStream, EndReason, ExportState, Session};
+pub use session::{App, AppStream, DATA_FROM, EndReason, ExportState, FIN_FROM, LONG_IDLE, Session};
 pub use table::{FlowTable, Lane};

@@ -43,6 +43,13 @@ impl EndReason {
     }
 }
 
+/// [`Session::stage`]: payload seen from the client, from the server.
+pub const DATA_FROM: [u8; 2] = [1, 2];
+/// [`Session::stage`]: on the long-idle lane.
+pub const LONG_IDLE: u8 = 4;
+/// [`Session::stage`]: FIN seen from the client, from the server.
+pub const FIN_FROM: [u8; 2] = [8, 16];
+
 /// One session. Laid out in declaration order (`repr(C)`): what every
 /// packet reads or writes comes first, so it shares the cache lines right
 /// after the table slot's key; what only records and metrics read follows.
@@ -53,7 +60,10 @@ pub struct Session {
     pub client_is_lo: bool,
     /// IP protocol number (6 TCP, 17 UDP, 50 ESP…).
     pub transport: u8,
-    pub fin: [bool; 2],
+    /// Bits: [`DATA_FROM`] each side (TCP payload seen; both once the
+    /// session is established beyond its handshake), [`FIN_FROM`] each side,
+    /// and [`LONG_IDLE`]. One byte: the per-packet header fills its line.
+    pub stage: u8,
     /// Set once the connection closed (FIN both ways, or RST): the record is
     /// written after a short linger that absorbs the last ACKs.
     pub closed: Option<EndReason>,
@@ -148,7 +158,7 @@ impl Default for Session {
         Session {
             client_is_lo: false,
             transport: 0,
-            fin: [false; 2],
+            stage: 0,
             closed: None,
             counted: false,
             ttl: [None; 2],
@@ -210,6 +220,14 @@ impl Session {
 
     pub fn proto(&self) -> Proto {
         self.classifier.proto(self.by_port)
+    }
+
+    /// Whether the session belongs on the long-idle lane: an open TCP
+    /// connection of a remote-access protocol, established (payload both ways).
+    pub fn wants_long_idle(&self) -> bool {
+        self.stage & (DATA_FROM[0] | DATA_FROM[1] | LONG_IDLE) == DATA_FROM[0] | DATA_FROM[1]
+            && self.closed.is_none()
+            && self.proto().is_remote_access()
     }
 }
 

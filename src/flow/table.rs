@@ -25,6 +25,10 @@ pub enum Lane {
     Other = 1,
     /// Closed connections lingering for their last packets.
     Closing = 2,
+    /// Established remote-access sessions: a long idle limit (a shell left
+    /// open for hours is one session), and evicted only when no other lane
+    /// has a session left.
+    LongIdle = 3,
 }
 
 /// A table slot, aligned to a cache line: the key and the times every
@@ -55,7 +59,7 @@ pub struct FlowTable<S> {
     hasher: ahash::RandomState,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
-    lanes: [List; 3],
+    lanes: [List; 4],
     max: usize,
 }
 
@@ -67,7 +71,7 @@ impl<S: Default> FlowTable<S> {
             hasher: ahash::RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            lanes: [List { head: NIL, tail: NIL }; 3],
+            lanes: [List { head: NIL, tail: NIL }; 4],
             max,
         }
     }
@@ -150,15 +154,16 @@ impl<S: Default> FlowTable<S> {
         (key, value)
     }
 
-    /// Remove the least recently active session of all lanes.
+    /// Remove the least recently active session of the short-lived lanes,
+    /// or, when they are empty, of [`Lane::LongIdle`].
     pub fn evict_lru(&mut self) -> Option<(FlowKey, S)> {
-        let pick = self
-            .lanes
+        let short = self.lanes[..Lane::LongIdle as usize]
             .iter()
             .map(|l| l.tail)
             .filter(|&t| t != NIL)
-            .min_by_key(|&t| self.slots[t as usize].last_seen)?;
-        Some(self.remove(pick))
+            .min_by_key(|&t| self.slots[t as usize].last_seen);
+        let pick = short.unwrap_or(self.lanes[Lane::LongIdle as usize].tail);
+        (pick != NIL).then(|| self.remove(pick))
     }
 
     /// Remove one session of `lane` idle since before `cutoff`, if any.
@@ -268,6 +273,19 @@ mod tests {
         assert_eq!(t.evict_lru().map(|x| x.1), Some(2));
         assert_eq!(t.evict_lru().map(|x| x.1), Some(0));
         assert_eq!(t.evict_lru().map(|x| x.1), None);
+    }
+
+    #[test]
+    fn long_idle_sessions_are_evicted_only_when_no_other_is_left() {
+        let mut t: FlowTable<u16> = FlowTable::new(4);
+        let a = t.insert(key(0), 0, Lane::Tcp, 0);
+        t.set_lane(a, Lane::LongIdle);
+        t.insert(key(1), 1, Lane::Tcp, 5 * S);
+        t.insert(key(2), 2, Lane::Other, 6 * S);
+        t.insert(key(3), 3, Lane::Closing, 7 * S);
+        // The long-idle session is the least recently active, yet goes last.
+        let order: Vec<u16> = std::iter::from_fn(|| t.evict_lru().map(|x| x.1)).collect();
+        assert_eq!(order, [1, 2, 3, 0]);
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl Proto {
         })
     }
 
+    /// A protocol a person works through for hours (shells, desktops, TCP
+    /// VPNs): its established sessions keep the long idle limit.
+    pub fn is_remote_access(self) -> bool {
+        matches!(self, Proto::Ssh | Proto::Rdp | Proto::Vnc | Proto::Openvpn)
+    }
+
     /// Is `port` a well-known server port of a protocol echoloc watches?
     pub fn is_server_port(transport: u8, port: u16) -> bool {
         Proto::from_port(transport, port).is_some() || (port < 1024 && port != 0)

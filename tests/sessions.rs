@@ -1,0 +1,174 @@
+//! What a session is: one record per real connection, however long it idles
+//! (the long idle limit of established interactive sessions), however many
+//! files it spans (timelines), however many tuples it uses (Multipath TCP),
+//! with a uid anyone can recompute.
+
+mod common;
+mod support;
+
+use common::conv::{Conversation, Dir};
+use common::pcap::{Capture, Packet, at};
+use common::typing::Plan;
+use common::{pretty, replay_with_ok, sessions, write_capture};
+use serde_json::Value;
+
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// An SSH session of 4 lines of typing, each after `pause_ms` of silence.
+fn idle_ssh(pause_ms: f64) -> common::typing::Session {
+    Plan { pause_ms, ..Plan::default() }.build()
+}
+
+fn ssh_records(recs: &[Value]) -> Vec<&Value> {
+    sessions(recs, "198.51.100.7:50022", "203.0.113.5:22")
+}
+
+/// A shell silent for three hours between lines is one record, from its
+/// handshake to its FIN, with its SSH metadata and every key; the short TCP
+/// idle limit (300 s) does not apply to it, and its own limit is configurable.
+#[test]
+fn an_ssh_session_idle_for_hours_is_one_record() {
+    let s = idle_ssh(3.0 * HOUR_MS);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_capture(dir.path(), "idle3h.pcap", &Capture::default(), &s.packets);
+
+    let recs = replay_with_ok(&[], &[&path]);
+    let ssh = ssh_records(&recs);
+    assert_eq!(ssh.len(), 1, "{}", pretty(&recs));
+    let r = ssh[0];
+    assert_eq!(r["end_reason"], "fin", "{r}");
+    assert_eq!(r["ssh"]["client_version"], s.client_version, "{r}");
+    assert!(r["ssh"]["server_version"].as_str().is_some_and(|v| v.contains("OpenSSH")), "{r}");
+    assert_eq!(r["keystrokes"], s.typed, "{r}");
+    // Even with a TCP idle limit of one second.
+    let recs = replay_with_ok(&["--tcp-idle", "1"], &[&path]);
+    assert_eq!(ssh_records(&recs).len(), 1, "{}", pretty(&recs));
+
+    // A two-hour limit ends it at each silence: the authentication, then
+    // one record per line of typing, the last closed by its FIN.
+    let recs = replay_with_ok(&["--interactive-idle", "7200"], &[&path]);
+    let ssh = ssh_records(&recs);
+    let reasons: Vec<&str> = ssh.iter().map(|r| r["end_reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["idle", "idle", "idle", "idle", "fin"], "{}", pretty(&recs));
+    // Two hours after its last packet, not five minutes.
+    let end = ssh[0]["end"].as_str().unwrap();
+    assert!(ssh[1]["start"].as_str().unwrap() > end, "{}", pretty(&recs));
+}
+
+/// Flows that never got past the handshake keep the short idle limit, even
+/// on the SSH port: a lone SYN, and a handshake with no data, each silent
+/// for half an hour, end after 300 s (two records each), while a shell idle
+/// as long stays one.
+#[test]
+fn half_open_and_handshake_only_flows_keep_the_short_limit() {
+    let mut packets: Vec<Packet> = Vec::new();
+    let server: std::net::SocketAddr = "203.0.113.5:22".parse().unwrap();
+    // A SYN never answered, then another half an hour later.
+    let mut syn = Conversation::new("198.51.100.9:40001".parse().unwrap(), server, 1_000_000, 50_000);
+    syn.syn(at(10.0));
+    syn.resend_syn(at(10.0 + 0.5 * HOUR_MS));
+    packets.extend(syn.packets());
+    // A handshake, silence, then one keep-alive ACK each way.
+    let mut hs = Conversation::new("198.51.100.9:40002".parse().unwrap(), server, 1_000_000, 50_000);
+    let t = hs.handshake(at(20.0));
+    hs.ack(Dir::C2S, t + (0.5 * HOUR_MS * 1e6) as u64);
+    hs.ack(Dir::S2C, t + (0.5 * HOUR_MS * 1e6) as u64 + 1_000_000);
+    packets.extend(hs.packets());
+    // The shell keeps the capture going for two and a half hours.
+    packets.extend(idle_ssh(0.5 * HOUR_MS).packets);
+    packets.sort_by_key(|p| p.ts);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_capture(dir.path(), "halfopen.pcap", &Capture::default(), &packets);
+    let recs = replay_with_ok(&[], &[&path]);
+    for client in ["198.51.100.9:40001", "198.51.100.9:40002"] {
+        let found = sessions(&recs, client, "203.0.113.5:22");
+        let reasons: Vec<&str> = found.iter().map(|r| r["end_reason"].as_str().unwrap()).collect();
+        assert_eq!(reasons.len(), 2, "{client}: {}", pretty(&recs));
+        assert_eq!(reasons[0], "idle", "{client}: {}", pretty(&recs));
+    }
+    assert_eq!(ssh_records(&recs).len(), 1, "{}", pretty(&recs));
+}
+
+/// When the table is full, established interactive sessions are evicted
+/// last: a flood of 50 SYNs through a 3-session table evicts SYNs only,
+/// and the idle shell's one record stays whole.
+#[test]
+fn established_interactive_sessions_are_evicted_last() {
+    let mut packets = idle_ssh(60_000.0).packets;
+    let first_key = packets.iter().map(|p| p.ts).nth(40).unwrap();
+    let server: std::net::SocketAddr = "192.0.2.80:5001".parse().unwrap();
+    for i in 0..50u16 {
+        let mut c = Conversation::new(format!("192.0.2.9:{}", 30000 + i).parse().unwrap(), server, 1_000_000, 50_000);
+        c.syn(first_key + u64::from(i) * 1_000_000);
+        packets.extend(c.packets());
+    }
+    packets.sort_by_key(|p| p.ts);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_capture(dir.path(), "flood.pcap", &Capture::default(), &packets);
+    let recs = replay_with_ok(&["--max-sessions", "3"], &[&path]);
+    let ssh = ssh_records(&recs);
+    assert_eq!(ssh.len(), 1, "{}", pretty(&recs));
+    assert_eq!(ssh[0]["end_reason"], "fin", "{}", ssh[0]);
+    let evicted = recs.iter().filter(|r| r["end_reason"] == "evicted").count();
+    assert_eq!(evicted, 48, "{}", pretty(&recs));
+}
+
+/// Records without their order: sorted JSON lines.
+fn sorted(recs: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = recs.iter().map(|r| r.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// A directory of unrelated captures (the public ones, years apart and
+/// overlapping) gives exactly the records of each file replayed alone, uids
+/// included: a file that starts before the packet clock starts a new
+/// timeline, and one that starts after every idle limit ran out too.
+#[test]
+fn a_directory_of_unrelated_captures_gives_each_files_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public");
+    let dir = tempfile::tempdir().unwrap();
+    let mut alone = Vec::new();
+    for sub in std::fs::read_dir(&root).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            let copy = dir.path().join(f.file_name().unwrap());
+            std::fs::copy(&f, &copy).unwrap();
+            alone.extend(replay_with_ok(&[], &[&copy]));
+        }
+    }
+    assert!(alone.len() >= 50, "{}", alone.len());
+    let together = replay_with_ok(&[], &[dir.path()]);
+    assert_eq!(sorted(&together), sorted(&alone));
+}
+
+/// A rotated series (`tcpdump -C` names: cap.pcap, cap.pcap1 … cap.pcap10,
+/// whose name order is not their time order) read as a directory gives each
+/// spanning session once, exactly as the unsplit capture does.
+#[test]
+fn a_rotated_series_joins_sessions_across_files() {
+    let mut packets = idle_ssh(2_000.0).packets;
+    let mut other =
+        Conversation::new("192.0.2.9:41000".parse().unwrap(), "192.0.2.80:5001".parse().unwrap(), 1_000_000, 50_000);
+    let t = other.handshake(packets[5].ts);
+    for i in 0..40u64 {
+        other.data(Dir::C2S, t + i * 300_000_000, 100);
+        other.ack(Dir::S2C, t + i * 300_000_000 + 2_000_000);
+    }
+    other.close(t + 40 * 300_000_000);
+    packets.extend(other.packets());
+    packets.sort_by_key(|p| p.ts);
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = write_capture(whole_dir.path(), "whole.pcap", &Capture::default(), &packets);
+    let want = replay_with_ok(&[], &[&whole]);
+    assert_eq!(want.len(), 2, "{}", pretty(&want));
+
+    let dir = tempfile::tempdir().unwrap();
+    let chunk = packets.len().div_ceil(11);
+    for (i, part) in packets.chunks(chunk).enumerate() {
+        let name = if i == 0 { "cap.pcap".to_string() } else { format!("cap.pcap{i}") };
+        write_capture(dir.path(), &name, &Capture::default(), part);
+    }
+    let got = replay_with_ok(&[], &[dir.path()]);
+    assert_eq!(sorted(&got), sorted(&want), "{}", pretty(&got));
+}
