@@ -84,7 +84,8 @@ struct Common {
     /// Exporter web-config file (tls_server_config, basic_auth_users).
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
-    /// Most sessions in the table; when full the least recently active is evicted.
+    /// Most sessions in each captured interface's table; when full the least
+    /// recently active is evicted (established interactive sessions last).
     #[arg(long)]
     max_sessions: Option<usize>,
     /// Idle timeout of TCP sessions, seconds.

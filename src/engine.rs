@@ -69,6 +69,10 @@ pub struct Counters {
     pub opened: [u64; Proto::ALL.len()],
     pub ended: [[u64; EndReason::ALL.len()]; Proto::ALL.len()],
     pub evicted: u64,
+    /// Sessions in this engine's table when the counters were last flushed
+    /// (a level, not a total: each engine adds its change to the gauge, so
+    /// `echoloc_sessions_active` is the sum over every captured interface).
+    pub active: u64,
 }
 
 /// Where finished session records go.
@@ -364,7 +368,7 @@ impl Engine {
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }
-        let rec = SessionRecord::new(key, &s, reason, &self.cfg.judge);
+        let rec = SessionRecord::new(&s, reason, &self.cfg.judge);
         for alert in &rec.alerts {
             tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
                 typist_rtt_ms = ?rec.typist_rtt_ms, client_hidden_ms = ?rec.client_hidden_ms, server_hidden_ms = ?rec.server_hidden_ms,
@@ -391,7 +395,8 @@ impl Engine {
     /// Push counters accumulated since the last flush to Prometheus.
     pub fn flush_metrics(&mut self) {
         if let Some(m) = &self.metrics {
-            m.add_counters(&self.counters, &self.flushed, self.table.len());
+            self.counters.active = self.table.len() as u64;
+            m.add_counters(&self.counters, &self.flushed);
             self.flushed = self.counters.clone();
         }
     }

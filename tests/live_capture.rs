@@ -266,6 +266,10 @@ fn capture_options_reach_the_interface() {
 
 /// Several `--interface`s at once: each is captured (its own libpcap
 /// counters), and the records hold the sessions of the traffic on each.
+/// `--max-sessions` bounds each interface's table, and
+/// `echoloc_sessions_active` is the sum of the tables: with a bound of 20,
+/// the 25 sessions of Zeek's ssh.pcap leave 20 on one interface, the lab
+/// capture's one session is on the other, and the gauge says 21.
 #[test]
 fn two_interfaces_at_once() {
     if !require_root("two_interfaces_at_once") {
@@ -281,7 +285,7 @@ fn two_interfaces_at_once() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("live.jsonl");
-    let mut child = start_live(&ns, &out, &["-i", "cap1", "--listen", "127.0.0.1:9620"]);
+    let mut child = start_live(&ns, &out, &["-i", "cap1", "--listen", "127.0.0.1:9620", "--max-sessions", "20"]);
     for (inj, file) in ["inj0", "inj1"].into_iter().zip(&files) {
         tcpreplay_fast(&ns, inj, file);
     }
@@ -294,6 +298,10 @@ fn two_interfaces_at_once() {
             "{metrics}"
         );
     }
+    let per_file: Vec<usize> = files.iter().map(|f| common::replay_ok(&[f]).len()).collect();
+    assert_eq!(per_file, [1, 25]);
+    let active = metrics.lines().find_map(|l| l.strip_prefix("echoloc_sessions_active ")).map(str::trim);
+    assert_eq!(active, Some("21"), "{metrics}");
     let key = |r: &Value| (r["client"].to_string(), r["server"].to_string(), r["proto"].to_string());
     let mut want: Vec<_> = files.iter().flat_map(|f| common::replay_ok(&[f])).map(|r| key(&r)).collect();
     let mut got: Vec<_> = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap()).iter().map(key).collect();

@@ -172,3 +172,25 @@ fn a_rotated_series_joins_sessions_across_files() {
     let got = replay_with_ok(&[], &[dir.path()]);
     assert_eq!(sorted(&got), sorted(&want), "{}", pretty(&got));
 }
+
+/// The uid is FNV-1a of the documented canonical form (README, "What a
+/// session is"): these were computed from the records' own fields by an
+/// independent implementation (Python), and stay the same on every machine
+/// and version.
+#[test]
+fn uids_are_pinned() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let (zeek, lab) = (root.join("public/zeek/ssh.pcap"), root.join("lab/direct-tr5-rs15/server-edge.pcap"));
+    let recs = replay_with_ok(&[], &[&zeek, &lab]);
+    let uid = |client: &str, server: &str, start: &str| {
+        let r = sessions(&recs, client, server).into_iter().find(|r| r["start"] == start);
+        r.map(|r| r["uid"].as_str().unwrap().to_string())
+    };
+    for (client, server, start, want) in [
+        ("192.168.1.79:51880", "131.159.21.1:22", "2011-12-16T21:35:33.493287000Z", "Cn4jRE3L6Cj5"),
+        ("10.0.0.18:40184", "128.2.6.88:41644", "2014-08-31T20:16:36.337184000Z", "CgLjoYwPllJL"),
+        ("203.0.113.10:56594", "203.0.113.20:22", "2026-11-25T11:51:06.709137761Z", "Cp0RGHhTRT4K"),
+    ] {
+        assert_eq!(uid(client, server, start).as_deref(), Some(want), "{client} {start}: {}", pretty(&recs));
+    }
+}

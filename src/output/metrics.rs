@@ -72,7 +72,10 @@ impl Metrics {
                 "Sessions evicted because the session table was full (--max-sessions).",
             )?,
             sessions_active: {
-                let g = IntGauge::new("echoloc_sessions_active", "Sessions currently in the session table.")?;
+                let g = IntGauge::new(
+                    "echoloc_sessions_active",
+                    "Sessions currently in the session tables (one table per captured interface).",
+                )?;
                 registry.register(Box::new(g.clone()))?;
                 g
             },
@@ -121,7 +124,7 @@ impl Metrics {
     }
 
     /// Add what the engine counted since `before`.
-    pub fn add_counters(&self, now: &Counters, before: &Counters, active: usize) {
+    pub fn add_counters(&self, now: &Counters, before: &Counters) {
         self.packets.inc_by(now.packets - before.packets);
         self.bytes.inc_by(now.bytes - before.bytes);
         for r in DropReason::ALL {
@@ -143,7 +146,7 @@ impl Metrics {
             }
         }
         self.sessions_evicted.inc_by(now.evicted - before.evicted);
-        self.sessions_active.set(active as i64);
+        self.sessions_active.add(now.active as i64 - before.active as i64);
     }
 
     /// The text exposition of every metric.

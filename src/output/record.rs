@@ -5,11 +5,10 @@ use crate::analysis::Quantiles;
 use crate::analysis::assess::{AppRtt, Assessment, assess};
 use crate::analysis::relay::{Relay, Transport, ttl_hops};
 use crate::engine::Judge;
-use crate::flow::{EndReason, FlowKey, Session};
+use crate::flow::{EndReason, Session};
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
 use serde::Serialize;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -116,7 +115,7 @@ pub struct PolicyHit {
 }
 
 impl SessionRecord {
-    pub fn new(key: &FlowKey, s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
+    pub fn new(s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
         let rtt = s.rtt();
         let legs = leg_quantiles(s);
         let leg = |i: usize| rtt.and_then(|r| legs[i].map(|q| leg_rtt(q, r.handshake[i])));
@@ -133,7 +132,7 @@ impl SessionRecord {
             alerts.push("rtt_over_policy".to_string());
         }
         SessionRecord {
-            uid: uid(key, s.start),
+            uid: uid(s.transport, s.client, s.server, s.start),
             proto: s.proto().as_str(),
             transport: match s.transport {
                 6 => "tcp",
@@ -257,13 +256,17 @@ fn addr(a: SocketAddr, transport: u8) -> String {
     out
 }
 
-/// A stable session id: "C" and base62 of a fixed-key hash of the
-/// connection and its start time (the same capture gives the same ids).
-pub fn uid(key: &FlowKey, start: Ts) -> String {
-    let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
-    key.hash(&mut h);
-    start.hash(&mut h);
-    let mut n = h.finish();
+/// A session id anyone can recompute: `C` and 11 base62 digits (least
+/// significant first, digits `0-9A-Za-z`) of the 64-bit FNV-1a hash of the
+/// session's canonical form, the ASCII text
+/// `"<ip proto> <client ip> <client port> <server ip> <server port> <start ns>"`:
+/// the IP protocol number (6, 17, 50), addresses as Rust and RFC 5952 write
+/// them (IPv6 compressed, lower case, no brackets), ports 0 for ESP, and the
+/// first packet's time in nanoseconds since the Unix epoch. A session over
+/// several tuples (Multipath TCP) takes its first tuple's.
+pub fn uid(transport: u8, client: SocketAddr, server: SocketAddr, start: Ts) -> String {
+    let canonical = format!("{transport} {} {} {} {} {start}", client.ip(), client.port(), server.ip(), server.port());
+    let mut n = fnv1a64(canonical.as_bytes());
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut out = String::with_capacity(12);
     out.push('C');
@@ -274,9 +277,26 @@ pub fn uid(key: &FlowKey, start: Ts) -> String {
     out
 }
 
+/// FNV-1a, 64 bits (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uids_follow_their_documented_form() {
+        // FNV-1a test vectors (the reference implementation's).
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // Pinned: the same session has this uid on every machine and version.
+        assert_eq!(uid(6, a("192.0.2.1:40000"), a("192.0.2.2:22"), 1_767_225_600_000_000_000), "CaieoBTTkw45");
+        assert_eq!(uid(6, a("[2001:db8::1]:50022"), a("[2001:db8::2]:22"), 1), "Cw8HSSFr8fZ2");
+    }
 
     #[test]
     fn addresses_are_written_as_std_writes_them() {

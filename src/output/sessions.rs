@@ -122,8 +122,12 @@ impl SessionExport {
                 if let Some((_, old)) = self.entries.remove(key) {
                     self.remove_series(&old.labels);
                 }
-                let labels =
-                    [uid(key, s.start), s.proto().as_str().to_string(), s.client.to_string(), s.server.to_string()];
+                let labels = [
+                    uid(s.transport, s.client, s.server, s.start),
+                    s.proto().as_str().to_string(),
+                    s.client.to_string(),
+                    s.server.to_string(),
+                ];
                 self.entries.insert(*key, Entry { labels, ended: None });
                 self.exported.set(self.entries.len() as i64);
                 s.export = ExportState::Exported;
