@@ -13,6 +13,7 @@ PACKAGES=(
   openssh-sftp-server dropbear-bin putty-tools  # lab/messy.py: sftp/scp, dropbear + dbclient, plink
   rsync vim tmux less util-linux                # lab/messy.py: what the scripted people run
   iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
+  mptcpize                                      # lab/mptcp.py: mptcpize run ssh/sshd (Multipath TCP)
   curl openssl                                  # tests: TLS and basic auth of /metrics
   bsdutils                                      # tests: script(1) gives replay a terminal (progress bar)
   prometheus                                    # tests: a real Prometheus server, promtool
