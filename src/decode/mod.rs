@@ -5,11 +5,13 @@
 //! only a header that is itself cut short is malformed.
 
 mod link;
+mod mptcp;
 mod reason;
 mod tcp;
 
 pub use link::LinkType;
 
+pub use mptcp::{Dss, DssMap, Mptcp};
 pub use reason::DropReason;
 pub use tcp::{TcpFlags, TcpOptions};
 
@@ -56,6 +58,15 @@ pub struct Tcp<'a> {
     pub options: TcpOptions,
     pub payload_len: u32,
     pub payload: &'a [u8],
+    /// The options area as captured (read again only for Multipath TCP).
+    pub options_area: &'a [u8],
+}
+
+impl Tcp<'_> {
+    /// The segment's Multipath TCP option, if any (see [`Mptcp::find`]).
+    pub fn mptcp(&self) -> Option<Mptcp> {
+        Mptcp::find(self.options_area)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +160,7 @@ pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) 
                 options: TcpOptions::parse(t.options()),
                 payload_len,
                 payload: &net.payload[hl..],
+                options_area: &net.payload[20..hl],
             })
         }
         17 => {

@@ -1,7 +1,5 @@
 //! TCP flags and options (MSS, window scale, SACK, timestamps).
 
-use etherparse::{TcpOptionElement, TcpOptionsIterator};
-
 /// TCP flag bits as on the wire (FIN = 0x01 … CWR = 0x80).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags(pub u8);
@@ -60,25 +58,24 @@ impl TcpOptions {
         Self::parse_any(bytes)
     }
 
+    /// Every option, read by kind and length: an unknown kind is skipped,
+    /// a length that runs past the area (or below 2) ends parsing.
     #[inline(never)]
     fn parse_any(bytes: &[u8]) -> TcpOptions {
         let mut o = TcpOptions::default();
-        for el in TcpOptionsIterator::from_slice(bytes) {
-            match el {
-                Ok(TcpOptionElement::MaximumSegmentSize(m)) => o.mss = Some(m),
-                Ok(TcpOptionElement::WindowScale(w)) => o.window_scale = Some(w),
-                Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => o.sack_permitted = true,
-                Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
-                    o.sack[0] = first;
-                    o.sack_len = 1;
-                    for b in rest.into_iter().flatten() {
-                        o.sack[o.sack_len as usize] = b;
+        for (kind, body) in options(bytes) {
+            match (kind, body.len()) {
+                (2, 2) => o.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                (3, 1) => o.window_scale = Some(body[0]),
+                (4, 0) => o.sack_permitted = true,
+                (5, n) if n % 8 == 0 => {
+                    for b in body.chunks_exact(8).take(4) {
+                        o.sack[o.sack_len as usize] = (be32(&b[..4]), be32(&b[4..]));
                         o.sack_len += 1;
                     }
                 }
-                Ok(TcpOptionElement::Timestamp(val, ecr)) => o.timestamps = Some((val, ecr)),
-                Ok(TcpOptionElement::Noop) => {}
-                Err(_) => break,
+                (8, 8) => o.timestamps = Some((be32(&body[..4]), be32(&body[4..]))),
+                _ => {} // other kinds (Multipath TCP: `Tcp::mptcp`) and odd lengths: skipped
             }
         }
         o
@@ -87,4 +84,32 @@ impl TcpOptions {
     pub fn sack_blocks(&self) -> &[(u32, u32)] {
         &self.sack[..self.sack_len as usize]
     }
+}
+
+pub(super) fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The options of an options area as (kind, body): NOPs skipped; ends at
+/// END or at a length that runs past the area (or is below 2).
+pub(super) fn options(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        loop {
+            let (&kind, tail) = rest.split_first()?;
+            match kind {
+                0 => return None,
+                1 => rest = tail,
+                _ => {
+                    let len = usize::from(*tail.first()?);
+                    if len < 2 || len > rest.len() {
+                        return None;
+                    }
+                    let (opt, next) = rest.split_at(len);
+                    rest = next;
+                    return Some((kind, &opt[2..]));
+                }
+            }
+        }
+    })
 }
