@@ -6,7 +6,6 @@ use echoloc::config::{self, Config, WebConfig};
 use echoloc::engine::{Engine, EngineConfig, Judge};
 use echoloc::flow::EndReason;
 use echoloc::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
-use echoloc::time::NS_PER_SEC;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -220,18 +219,12 @@ fn init_logs(cfg: &Config) {
 }
 
 fn engine_config(cfg: &Config) -> EngineConfig {
-    EngineConfig {
-        tcp_idle: (cfg.sessions.tcp_idle_s * NS_PER_SEC as f64) as i64,
-        udp_idle: (cfg.sessions.udp_idle_s * NS_PER_SEC as f64) as i64,
-        long_idle: (cfg.sessions.interactive_idle_s * NS_PER_SEC as f64) as i64,
-        max_sessions: cfg.sessions.max_sessions,
-        judge: Judge {
-            thresholds: cfg.relay,
-            // Validated when the config was loaded.
-            policy: cfg.policy_table().unwrap_or_default(),
-        },
-        ..EngineConfig::default()
-    }
+    let judge = Judge {
+        thresholds: cfg.relay,
+        // Validated when the config was loaded.
+        policy: cfg.policy_table().unwrap_or_default(),
+    };
+    EngineConfig::new(&cfg.sessions, judge)
 }
 
 /// Where records go: JSON Lines or a table, to stdout or a file.

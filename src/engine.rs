@@ -4,12 +4,14 @@
 use crate::analysis::interactive::Pos;
 use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
-use crate::config::Policy;
+use crate::config::{Policy, SessionsConfig};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
+use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
 use crate::flow::{App, AppStream, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session, Side};
 use crate::output::{Metrics, SessionRecord};
 use crate::proto::{Proto, handshake};
 use crate::time::{NS_PER_SEC, Ts};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How often (packet time) a session's own series are refreshed.
@@ -47,16 +49,25 @@ pub struct Judge {
     pub policy: Policy,
 }
 
+impl EngineConfig {
+    /// The limits a config's `[sessions]` section sets (seconds there,
+    /// packet-time nanoseconds here).
+    pub fn new(sessions: &SessionsConfig, judge: Judge) -> EngineConfig {
+        let ns = |secs: f64| (secs * NS_PER_SEC as f64) as Ts;
+        EngineConfig {
+            tcp_idle: ns(sessions.tcp_idle_s),
+            long_idle: ns(sessions.interactive_idle_s),
+            udp_idle: ns(sessions.udp_idle_s),
+            close_linger: 5 * NS_PER_SEC,
+            max_sessions: sessions.max_sessions,
+            judge,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            tcp_idle: 300 * NS_PER_SEC,
-            long_idle: 4 * 3600 * NS_PER_SEC,
-            udp_idle: 60 * NS_PER_SEC,
-            close_linger: 5 * NS_PER_SEC,
-            max_sessions: 1_000_000,
-            judge: Judge::default(),
-        }
+        EngineConfig::new(&SessionsConfig::default(), Judge::default())
     }
 }
 
@@ -89,6 +100,10 @@ impl<F: FnMut(SessionRecord)> RecordSink for F {
 pub struct Engine {
     cfg: EngineConfig,
     table: FlowTable<Session>,
+    /// Multipath TCP tokens of the open connections' keys, to find the
+    /// connection an MP_JOIN names. At most two per session in the table:
+    /// an entry goes when its session ends.
+    tokens: HashMap<u32, TokenOwner>,
     /// Packet clock: the latest timestamp seen (tolerates small reordering).
     now: Ts,
     next_expiry: Ts,
@@ -101,6 +116,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig, metrics: Option<Arc<Metrics>>) -> Engine {
         Engine {
             table: FlowTable::new(cfg.max_sessions),
+            tokens: HashMap::new(),
             cfg,
             now: i64::MIN,
             next_expiry: i64::MIN,
@@ -183,7 +199,14 @@ impl Engine {
                 let client_is_lo = client_is_lo(p, src_is_lo);
                 let s = Session::new(&key, client_is_lo, p.ts);
                 let lane = if tcp.is_some() { Lane::Tcp } else { Lane::Other };
-                self.table.insert(key, s, lane, p.ts)
+                let id = self.table.insert(key, s, lane, p.ts);
+                if let Some(t) = tcp
+                    && t.flags.syn()
+                    && !t.flags.ack()
+                {
+                    self.open_mptcp(id, t);
+                }
+                id
             }
         };
         self.table.touch(id, p.ts);
@@ -198,6 +221,8 @@ impl Engine {
         s.classifier.feed(ip_proto, server_port, from, payload);
         let mut samples = [None, None];
         let mut close = None;
+        // A Multipath TCP subflow's option: read only for those.
+        let mut opt = None;
         if let Some(t) = tcp {
             if let Some(rtt) = s.rtt_mut() {
                 let seg = Segment {
@@ -215,6 +240,17 @@ impl Engine {
                 };
                 samples = rtt.on_segment(&seg);
             }
+            let start = s.start;
+            if s.multipath().is_some() {
+                opt = t.mptcp();
+            }
+            if let Some(m) = s.multipath_mut()
+                && m.on_segment(p.ts, from, t, opt)
+            {
+                for (token, side) in m.tokens() {
+                    self.tokens.insert(token, TokenOwner { key, start, side });
+                }
+            }
             if t.flags.fin() {
                 s.stage |= FIN_FROM[i];
             }
@@ -231,11 +267,16 @@ impl Engine {
         }
         let proto = s.proto();
         let mut echo = None;
-        if let Some(t) = tcp
-            && t.payload_len > 0
-        {
-            echo = interactive(s, proto, p.ts, from, t);
+        if s.multipath().is_none() {
+            if let Some(t) = tcp
+                && t.payload_len > 0
+            {
+                echo = interactive(s, proto, p.ts, from, (t.seq, t.flags.ack().then_some(t.ack)), t);
+            }
+        } else if let Some(t) = tcp {
+            echo = self.multipath_segment(id, p.ts, from, t, opt);
         }
+        let s = self.table.get_mut(id);
         // The payload first: most packets carry no handshake message, and
         // then the session's app state is not read at all.
         if let Some(msg) = handshake::message(proto, ip_proto, payload)
@@ -271,7 +312,10 @@ impl Engine {
             }
             // Per-session series follow new figures at most once a second of
             // packet time (and once more when the session ends).
-            if (samples.iter().any(Option::is_some) || echo.is_some()) && p.ts - s.published >= PUBLISH_EVERY {
+            if (samples.iter().any(Option::is_some) || echo.is_some())
+                && p.ts - s.published >= PUBLISH_EVERY
+                && s.multipath().is_none_or(|m| m.parent().is_none())
+            {
                 s.published = p.ts;
                 m.sessions.publish(&key, s, &self.cfg.judge);
             }
@@ -279,7 +323,10 @@ impl Engine {
         if let Some(reason) = close {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
-            self.table.set_lane(id, Lane::Closing);
+            // A first subflow whose joins still run waits for them.
+            if s.multipath().is_none_or(|m| m.live_joins == 0) {
+                self.table.set_lane(id, Lane::Closing);
+            }
         } else if tcp.is_some_and(|t| t.payload_len > 0) && self.table.get(id).wants_long_idle() {
             self.table.get_mut(id).stage |= LONG_IDLE;
             self.table.set_lane(id, Lane::LongIdle);
@@ -338,12 +385,14 @@ impl Engine {
         // Sorted as small tuples, each session then taken out in turn: the
         // sessions themselves (over half a kilobyte each) are not moved about.
         // Ties go to the lower slot, so the order is the same on every run.
+        // Join subflows whose connection is open go first, into its record.
         let t = &self.table;
         let mut order: Vec<_> = t
             .ids()
             .map(|id| {
                 let s = t.get(id);
-                (s.start, s.client, s.server, id)
+                let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some());
+                (!folds, s.start, s.client, s.server, id)
             })
             .collect();
         order.sort_unstable();
@@ -362,9 +411,27 @@ impl Engine {
     }
 
     fn emit(&mut self, key: &FlowKey, s: Session, reason: EndReason, out: &mut dyn RecordSink) {
+        let mut s = s;
+        if let Some(m) = s.multipath() {
+            match m.role {
+                Role::First => {
+                    for (token, _) in m.tokens() {
+                        if self.tokens.get(&token).is_some_and(|o| o.key == *key && o.start == s.start) {
+                            self.tokens.remove(&token);
+                        }
+                    }
+                }
+                Role::Join(Some(p)) => {
+                    if self.fold(&p, &s, reason) {
+                        return;
+                    }
+                    s.counted = false; // its connection's record is written: a record of its own
+                }
+                Role::Join(None) => {}
+            }
+        }
         let proto = s.proto();
         self.counters.ended[proto.index()][reason as usize] += 1;
-        let mut s = s;
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }
@@ -392,6 +459,102 @@ impl Engine {
         out.record(rec);
     }
 
+    /// A new TCP connection's SYN: a Multipath TCP first subflow (MP_CAPABLE),
+    /// or a subflow joining an open connection (MP_JOIN naming its token).
+    fn open_mptcp(&mut self, id: u32, t: &crate::decode::Tcp<'_>) {
+        let role = match t.mptcp() {
+            Some(decode::Mptcp::Capable { .. }) => Role::First,
+            Some(decode::Mptcp::Join { token }) => {
+                let found = self.tokens.get(&token).and_then(|o| {
+                    let pid = self.table.find(&o.key)?;
+                    let ps = self.table.get(pid);
+                    (ps.start == o.start).then_some((pid, *o, ps.client, ps.server))
+                });
+                let parent = found.map(|(pid, o, client, server)| {
+                    if let Some(m) = self.table.get_mut(pid).multipath_mut() {
+                        m.live_joins += 1;
+                    }
+                    // The SYN goes to the token's owner.
+                    Parent { key: o.key, start: o.start, client, server, same_sides: o.side == Side::Server }
+                });
+                Role::Join(parent)
+            }
+            _ => return,
+        };
+        let s = self.table.get_mut(id);
+        // A subflow of a known connection is not a session of its own.
+        s.counted |= matches!(role, Role::Join(Some(_)));
+        s.set_multipath(Mptcp::new(role));
+    }
+
+    /// A segment of a Multipath TCP subflow: a join keeps its connection
+    /// alive, and data goes to the connection's stream at its place in the
+    /// data sequence. Returns a new echo delay (ms), if one was paired.
+    #[inline(never)]
+    fn multipath_segment(
+        &mut self,
+        id: u32,
+        ts: Ts,
+        from: Side,
+        t: &crate::decode::Tcp<'_>,
+        opt: Option<decode::Mptcp>,
+    ) -> Option<f32> {
+        let m = self.table.get(id).multipath()?;
+        let parent = m.parent().copied().and_then(|par| Some((par, self.parent_id(&par)?)));
+        let plain = (t.seq, t.flags.ack().then_some(t.ack));
+        let feed = match m.role {
+            _ if t.payload_len == 0 => None,
+            Role::Join(None) => Some((id, from, plain)),
+            Role::First => m.data_position(from, t, opt).or((!m.mapped).then_some(plain)).map(|pos| (id, from, pos)),
+            Role::Join(Some(_)) => {
+                let (par, pid) = parent?;
+                let side = if par.same_sides { from } else { from.other() };
+                m.data_position(from, t, opt).map(|pos| (pid, side, pos))
+            }
+        };
+        if let Some((_, pid)) = parent {
+            self.table.touch(pid, ts);
+            let ps = self.table.get_mut(pid);
+            ps.last = ps.last.max(ts);
+        }
+        let (target, side, pos) = feed?;
+        let s = self.table.get_mut(target);
+        let proto = s.proto();
+        interactive(s, proto, ts, side, pos, t)
+    }
+
+    /// The table slot of a join subflow's connection, if it is still open.
+    fn parent_id(&self, p: &Parent) -> Option<u32> {
+        let pid = self.table.find(&p.key)?;
+        let ps = self.table.get(pid);
+        (ps.start == p.start && ps.multipath().is_some_and(|m| m.role == Role::First)).then_some(pid)
+    }
+
+    /// Fold an ended join subflow into its connection: its figures go to the
+    /// connection's list of subflows, its packets and bytes to its totals.
+    /// False if the connection is no longer open.
+    fn fold(&mut self, p: &Parent, s: &Session, reason: EndReason) -> bool {
+        let Some(pid) = self.parent_id(p) else {
+            return false;
+        };
+        let sub = Subflow::of(s, reason, p.same_sides);
+        let ps = self.table.get_mut(pid);
+        for i in 0..2 {
+            ps.packets[i] += sub.packets[sub.side(i)];
+            ps.bytes[i] += sub.bytes[sub.side(i)];
+        }
+        ps.last = ps.last.max(sub.last);
+        let closed = ps.closed.is_some();
+        let Some(m) = ps.multipath_mut() else {
+            return false;
+        };
+        m.add_subflow(sub);
+        if closed && m.live_joins == 0 {
+            self.table.set_lane(pid, Lane::Closing);
+        }
+        true
+    }
+
     /// Push counters accumulated since the last flush to Prometheus.
     pub fn flush_metrics(&mut self) {
         if let Some(m) = &self.metrics {
@@ -416,13 +579,26 @@ fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>]) {
     }
 }
 
+/// Who holds a Multipath TCP token: a connection's first subflow.
+#[derive(Debug, Clone, Copy)]
+struct TokenOwner {
+    key: FlowKey,
+    start: Ts,
+    side: Side,
+}
+
 /// Feed a data segment of an interactive protocol to its dissector and the
 /// keystroke analysis; returns a new echo delay (ms), if one was paired.
+/// `(seq, ack)`: where the segment starts in its byte stream and what it
+/// acknowledges of the other's (TCP's numbers, or a Multipath TCP
+/// connection's data sequence).
+#[inline(always)]
 fn interactive(
     s: &mut Session,
     proto: Proto,
     ts: crate::time::Ts,
     from: Side,
+    (seq, ack): (u32, Option<u32>),
     t: &crate::decode::Tcp<'_>,
 ) -> Option<f32> {
     let syn_seen = s.rtt().is_some_and(|r| r.syn_seen());
@@ -434,7 +610,7 @@ fn interactive(
     };
     let echo = match &mut app.stream {
         AppStream::Ssh(stream) => {
-            let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
+            let ev = stream.on_segment(from, seq, t.payload_len, t.payload)?;
             // What the clear text tells is looked at only when some was read.
             if ev.clear {
                 if app.inter.keystroke_size().is_none() {
@@ -450,16 +626,15 @@ fn interactive(
             if stream.start_seen().unwrap_or(syn_seen) {
                 app.inter.set_start_seen();
             }
-            let ack = t.flags.ack().then_some(t.ack);
-            let pos = Pos { end: t.seq.wrapping_add(t.payload_len), ack };
+            let pos = Pos { end: seq.wrapping_add(t.payload_len), ack };
             app.inter.on_data(ts, from, ev.len, Some(pos))
         }
         AppStream::Vnc(stream) => {
-            let ev = stream.on_segment(from, t.seq, t.payload_len, t.payload)?;
+            let ev = stream.on_segment(from, seq, t.payload_len, t.payload)?;
             match from {
                 Side::Client => {
                     for _ in 0..ev.key_downs {
-                        app.inter.keystroke(ts, t.seq.wrapping_add(t.payload_len));
+                        app.inter.keystroke(ts, seq.wrapping_add(t.payload_len));
                     }
                     None
                 }
@@ -495,34 +670,4 @@ fn client_is_lo(p: &Packet<'_>, src_is_lo: bool) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use etherparse::PacketBuilder;
-
-    /// A bare SYN (or RST) from client port `cport` to 192.0.2.2:22.
-    fn segment(cport: u16, rst: bool) -> Vec<u8> {
-        let b =
-            PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).tcp(cport, 22, 1, 64240);
-        let b = if rst { b.rst() } else { b.syn() };
-        let mut f = Vec::new();
-        b.write(&mut f, &[]).unwrap();
-        f
-    }
-
-    #[test]
-    fn open_sessions_end_in_order_of_start_not_of_table_slot() {
-        const S: Ts = NS_PER_SEC;
-        let mut e = Engine::new(EngineConfig::default(), None);
-        let mut ended: Vec<String> = Vec::new();
-        let mut out = |r: SessionRecord| ended.push(r.client.clone());
-        e.frame(LinkType::Ethernet, S, &segment(1001, false), &mut out);
-        e.frame(LinkType::Ethernet, 2 * S, &segment(1002, false), &mut out);
-        e.frame(LinkType::Ethernet, 3 * S, &segment(1001, true), &mut out);
-        // The reset session's slot is freed once its linger is over, and the
-        // next session takes it: it starts last but holds the lowest slot.
-        e.frame(LinkType::Ethernet, 20 * S, &segment(1003, false), &mut out);
-        e.frame(LinkType::Ethernet, 10 * S + 20 * S, &segment(1004, false), &mut out);
-        e.finish_all(EndReason::EndOfInput, &mut out);
-        assert_eq!(ended, ["192.0.2.1:1001", "192.0.2.1:1002", "192.0.2.1:1003", "192.0.2.1:1004"]);
-    }
-}
+mod tests;

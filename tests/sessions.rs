@@ -194,3 +194,95 @@ fn uids_are_pinned() {
         assert_eq!(uid(client, server, start).as_deref(), Some(want), "{client} {start}: {}", pretty(&recs));
     }
 }
+
+/// The lab's Multipath TCP session (lab/mptcp.py: OpenSSH over two paths
+/// between namespaces, MP_PRIO moving the typing to the join subflow and
+/// back) and its truth.
+fn mptcp_lab() -> (std::path::PathBuf, Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/mptcp/ssh-two-subflows");
+    let truth = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    (dir.join("ssh-mptcp.pcap"), truth)
+}
+
+/// Copy the records of a classic pcap file (Ethernet, IPv4) whose source or
+/// destination address starts with `prefix`: one path of the capture.
+fn one_path(src: &std::path::Path, dst: &std::path::Path, prefix: [u8; 3]) {
+    let file = std::fs::read(src).unwrap();
+    let recs = common::pcap::pcap_records(&file).unwrap();
+    let mut out = file[..24].to_vec();
+    for (at, len) in recs.data {
+        let ip = &file[at + 14..at + len];
+        if ip[12..15] == prefix || ip[16..19] == prefix {
+            out.extend_from_slice(&file[at - 16..at + len]);
+        }
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+/// One record per Multipath TCP connection, under its first subflow's tuple
+/// and uid, listing both subflows with their own packets and round trips;
+/// every key is counted whichever subflow carried it (the connection's data
+/// sequence), the SSH metadata is kept, and the second path is no relay.
+#[test]
+fn a_multipath_tcp_connection_is_one_record_listing_its_subflows() {
+    let (pcap, truth) = mptcp_lab();
+    let recs = replay_with_ok(&[], &[&pcap]);
+    assert_eq!(recs.len(), 1, "{}", pretty(&recs));
+    let r = &recs[0];
+    let subs = truth["subflows"].as_array().unwrap();
+    assert_eq!((&r["client"], &r["server"]), (&subs[0]["client"], &subs[0]["server"]), "{r}");
+    assert_eq!(r["uid"], "Ck9g3h9c7Y5H", "first subflow's canonical form (computed in Python)");
+    assert_eq!(r["keystrokes"], truth["typed_keys"], "{r}");
+    assert_eq!(r["keystrokes"], 21);
+    assert!(r["ssh"]["client_version"].as_str().is_some_and(|v| v.contains("OpenSSH")), "{r}");
+    assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+    for leg in ["client_relay", "server_relay"] {
+        assert_eq!(r[leg]["suspected"], false, "{r}");
+    }
+    let m = &r["mptcp"];
+    assert_eq!((&m["role"], &m["parent_uid"]), (&Value::from("connection"), &Value::Null), "{m}");
+    let got = m["subflows"].as_array().unwrap();
+    assert_eq!(got.len(), subs.len(), "{m}");
+    let mut total = 0;
+    for (g, want) in got.iter().zip(subs) {
+        assert_eq!((&g["client"], &g["server"]), (&want["client"], &want["server"]), "{m}");
+        let packets = g["packets"]["client"].as_u64().unwrap() + g["packets"]["server"].as_u64().unwrap();
+        assert_eq!(packets, want["packets"].as_u64().unwrap(), "{g}");
+        assert!(g["client_rtt_ms"]["handshake"].as_f64().is_some(), "each path's own handshake: {g}");
+        total += packets;
+    }
+    assert_eq!(r["packets"]["client"].as_u64().unwrap() + r["packets"]["server"].as_u64().unwrap(), total);
+    assert!(r["end"].as_str() >= got[1]["end"].as_str(), "{r}");
+}
+
+/// A sensor that sees one path only: the first subflow is the connection
+/// with the keys it carried; the join subflow alone is a join of no known
+/// connection, with its keys and no relay or typist verdict.
+#[test]
+fn each_path_alone_tells_what_it_carried() {
+    let (pcap, truth) = mptcp_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (dir.path().join("path1.pcap"), dir.path().join("path2.pcap"));
+    one_path(&pcap, &p1, [192, 0, 2]);
+    one_path(&pcap, &p2, [198, 51, 100]);
+    let keys = &truth["keys_per_subflow"];
+
+    let recs = replay_with_ok(&[], &[&p1]);
+    assert_eq!(recs.len(), 1, "{}", pretty(&recs));
+    let r = &recs[0];
+    assert_eq!(r["keystrokes"], keys["1"], "{r}");
+    assert_eq!(r["mptcp"]["role"], "connection");
+    assert_eq!(r["mptcp"]["subflows"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+
+    let recs = replay_with_ok(&[], &[&p2]);
+    assert_eq!(recs.len(), 1, "{}", pretty(&recs));
+    let r = &recs[0];
+    assert_eq!(r["client"], truth["subflows"][1]["client"]);
+    assert_eq!(r["keystrokes"], keys["2"], "{r}");
+    assert_eq!((&r["mptcp"]["role"], &r["mptcp"]["parent_uid"]), (&Value::from("join"), &Value::Null), "{r}");
+    for field in ["client_relay", "server_relay", "typist_rtt_ms", "max_distance_km"] {
+        assert_eq!(r[field], Value::Null, "{field}: {r}");
+    }
+    assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+}

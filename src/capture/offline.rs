@@ -54,7 +54,7 @@ fn is_capture_name(f: &Path) -> bool {
 fn first_ts(path: &Path) -> Option<Ts> {
     let mut cap = open(path).ok()?;
     let pkt = cap.next_packet().ok()?;
-    Some(super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true))
+    Some(super::packet_ts(&pkt))
 }
 
 /// Total size of the files, for progress.
@@ -79,8 +79,7 @@ pub fn replay_file(
             Ok(pkt) => {
                 if first {
                     first = false;
-                    let ts = super::ts_ns(pkt.header.ts.tv_sec, pkt.header.ts.tv_usec, true);
-                    if engine.start_file(ts, out) {
+                    if engine.start_file(super::packet_ts(&pkt), out) {
                         tracing::info!(file = %path.display(), "file does not continue the previous one in time: new timeline, open sessions written");
                     }
                 }

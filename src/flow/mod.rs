@@ -2,6 +2,7 @@
 //! expiry and a hard bound on the number of sessions.
 
 mod key;
+pub mod mptcp;
 mod session;
 mod table;
 

@@ -1,5 +1,6 @@
 //! Per-session state: counters, protocol detection and timing analysis.
 
+use super::mptcp::Mptcp;
 use super::{FlowKey, Side};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
@@ -49,6 +50,8 @@ pub const DATA_FROM: [u8; 2] = [1, 2];
 pub const LONG_IDLE: u8 = 4;
 /// [`Session::stage`]: FIN seen from the client, from the server.
 pub const FIN_FROM: [u8; 2] = [8, 16];
+/// [`Session::stage`]: a Multipath TCP subflow (its state is in `mptcp`).
+const MULTIPATH: u8 = 32;
 
 /// One session. Laid out in declaration order (`repr(C)`): what every
 /// packet reads or writes comes first, so it shares the cache lines right
@@ -101,6 +104,10 @@ pub struct Session {
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
+    /// Multipath TCP subflow state, for subflows that negotiated it: read
+    /// through [`Session::multipath`], which looks at `stage` first (this
+    /// field is on a line other packets never read).
+    mptcp: Option<Box<Mptcp>>,
 }
 
 /// An interactive protocol's dissector and its keystroke/echo analysis, in
@@ -177,6 +184,7 @@ impl Default for Session {
             server: unspecified,
             export: ExportState::Pending,
             early: [None; 4],
+            mptcp: None,
         }
     }
 }
@@ -220,6 +228,22 @@ impl Session {
 
     pub fn proto(&self) -> Proto {
         self.classifier.proto(self.by_port)
+    }
+
+    /// Multipath TCP state, for a subflow that negotiated it.
+    #[inline]
+    pub fn multipath(&self) -> Option<&Mptcp> {
+        if self.stage & MULTIPATH == 0 { None } else { self.mptcp.as_deref() }
+    }
+
+    #[inline]
+    pub fn multipath_mut(&mut self) -> Option<&mut Mptcp> {
+        if self.stage & MULTIPATH == 0 { None } else { self.mptcp.as_deref_mut() }
+    }
+
+    pub fn set_multipath(&mut self, m: Mptcp) {
+        self.stage |= MULTIPATH;
+        self.mptcp = Some(Box::new(m));
     }
 
     /// Whether the session belongs on the long-idle lane: an open TCP

@@ -84,6 +84,9 @@ impl<S: Default> FlowTable<S> {
         self.index.is_empty()
     }
 
+    /// In line: every packet looks its session up, and a call (the
+    /// compiler's choice once there are several callers) costs it.
+    #[inline(always)]
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
         let slots = &self.slots;
         self.index.find(hash(&self.hasher, key), |&id| slots[id as usize].key == *key).copied()

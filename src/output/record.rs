@@ -5,6 +5,7 @@ use crate::analysis::Quantiles;
 use crate::analysis::assess::{AppRtt, Assessment, assess};
 use crate::analysis::relay::{Relay, Transport, ttl_hops};
 use crate::engine::Judge;
+use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
@@ -90,8 +91,87 @@ pub struct SessionRecord {
     pub alerts: Vec<String>,
     /// What the clear-text start of an SSH session told (null for other protocols).
     pub ssh: Option<SshInfo>,
+    /// Multipath TCP: the connection's subflows (null for a TCP connection without it).
+    pub mptcp: Option<MptcpRecord>,
     #[serde(skip)]
     pub start_ts: Ts,
+}
+
+/// A Multipath TCP connection, or a join subflow recorded alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct MptcpRecord {
+    /// "connection": the record is the connection, under its first subflow's
+    /// tuple; totals (packets, bytes, end) cover every subflow, round trips
+    /// and TTLs are the first subflow's, and `subflows` lists each one.
+    /// "join": a join subflow recorded alone, because its connection's record
+    /// was written before it ended (`parent_uid`) or its connection was never
+    /// seen (`parent_uid` null); it gives no relay or typist verdict.
+    pub role: &'static str,
+    pub parent_uid: Option<String>,
+    /// The first subflow, then the join subflows in the order they ended.
+    pub subflows: Vec<SubflowRecord>,
+    /// Join subflows beyond the 16 listed.
+    pub subflows_dropped: u32,
+}
+
+/// One subflow of a Multipath TCP connection; client is its SYN sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubflowRecord {
+    pub client: String,
+    pub server: String,
+    pub start: String,
+    pub end: String,
+    pub end_reason: &'static str,
+    pub packets: PerSide<u64>,
+    pub bytes: PerSide<u64>,
+    pub client_rtt_ms: Option<LegRtt>,
+    pub server_rtt_ms: Option<LegRtt>,
+    pub retransmissions: PerSide<u64>,
+    pub ttl: PerSide<Option<u8>>,
+}
+
+impl SubflowRecord {
+    fn of(s: &Subflow) -> SubflowRecord {
+        let leg = |i: usize| s.legs[i].map(|q| leg_rtt(q, s.handshake[i]));
+        SubflowRecord {
+            client: addr(s.client, 6),
+            server: addr(s.server, 6),
+            start: rfc3339(s.start),
+            end: rfc3339(s.last),
+            end_reason: s.end.as_str(),
+            packets: PerSide { client: s.packets[0], server: s.packets[1] },
+            bytes: PerSide { client: s.bytes[0], server: s.bytes[1] },
+            client_rtt_ms: leg(0),
+            server_rtt_ms: leg(1),
+            retransmissions: PerSide { client: s.retransmissions[0], server: s.retransmissions[1] },
+            ttl: PerSide { client: s.ttl[0], server: s.ttl[1] },
+        }
+    }
+}
+
+fn mptcp_record(s: &Session, reason: EndReason) -> Option<MptcpRecord> {
+    let m = s.multipath()?;
+    Some(match &m.role {
+        Role::First => {
+            // The first subflow's own figures: the totals less the joins'.
+            let mut first = Subflow::of(s, reason, true);
+            for sub in &m.subflows {
+                for i in 0..2 {
+                    first.packets[i] -= sub.packets[sub.side(i)].min(first.packets[i]);
+                    first.bytes[i] -= sub.bytes[sub.side(i)].min(first.bytes[i]);
+                }
+            }
+            first.last = if m.own_last == Ts::MIN { s.last } else { m.own_last };
+            let subflows = std::iter::once(&first).chain(&m.subflows).map(SubflowRecord::of).collect();
+            MptcpRecord { role: "connection", parent_uid: None, subflows, subflows_dropped: m.subflows_dropped }
+        }
+        Role::Join(p) => MptcpRecord {
+            role: "join",
+            parent_uid: p.map(|p| uid(6, p.client, p.server, p.start)),
+            subflows: Vec::new(),
+            subflows_dropped: 0,
+        },
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -177,6 +257,7 @@ impl SessionRecord {
             policy: limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
             alerts,
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
+            mptcp: mptcp_record(s, reason),
             start_ts: s.start,
         }
     }
@@ -199,6 +280,27 @@ pub fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> 
         let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
         legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))
     });
+    let mut legs = legs;
+    match s.multipath().map(|m| (&m.role, &m.subflows)) {
+        // Keystrokes and echoes travel on every subflow: hidden latency is
+        // measured against the slowest path, so a slower subflow is not a relay.
+        Some((Role::First, subs)) => {
+            for sub in subs {
+                for (i, leg) in legs.iter_mut().enumerate() {
+                    let j = sub.side(i);
+                    if let Some(q) = &sub.legs[j] {
+                        let t = Transport::of(q, sub.handshake[j].is_some(), sub.clean[j]);
+                        if leg.is_none_or(|l| t.floor > l.floor) {
+                            *leg = Some(t);
+                        }
+                    }
+                }
+            }
+        }
+        // A join subflow alone carries none of its connection's exchange.
+        Some((Role::Join(_), _)) => return Assessment::default(),
+        None => {}
+    }
     assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 

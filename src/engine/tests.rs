@@ -1,0 +1,162 @@
+//! The engine's own tests: session order, Multipath TCP subflows.
+
+use super::*;
+use etherparse::PacketBuilder;
+
+/// A bare SYN (or RST) from client port `cport` to 192.0.2.2:22.
+fn segment(cport: u16, rst: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).tcp(cport, 22, 1, 64240);
+    let b = if rst { b.rst() } else { b.syn() };
+    let mut f = Vec::new();
+    b.write(&mut f, &[]).unwrap();
+    f
+}
+
+#[test]
+fn open_sessions_end_in_order_of_start_not_of_table_slot() {
+    const S: Ts = NS_PER_SEC;
+    let mut e = Engine::new(EngineConfig::default(), None);
+    let mut ended: Vec<String> = Vec::new();
+    let mut out = |r: SessionRecord| ended.push(r.client.clone());
+    e.frame(LinkType::Ethernet, S, &segment(1001, false), &mut out);
+    e.frame(LinkType::Ethernet, 2 * S, &segment(1002, false), &mut out);
+    e.frame(LinkType::Ethernet, 3 * S, &segment(1001, true), &mut out);
+    // The reset session's slot is freed once its linger is over, and the
+    // next session takes it: it starts last but holds the lowest slot.
+    e.frame(LinkType::Ethernet, 20 * S, &segment(1003, false), &mut out);
+    e.frame(LinkType::Ethernet, 10 * S + 20 * S, &segment(1004, false), &mut out);
+    e.finish_all(EndReason::EndOfInput, &mut out);
+    assert_eq!(ended, ["192.0.2.1:1001", "192.0.2.1:1002", "192.0.2.1:1003", "192.0.2.1:1004"]);
+}
+
+mod mptcp {
+    use super::*;
+    use crate::flow::mptcp::token;
+
+    const S: Ts = NS_PER_SEC;
+    const KEY_C: u64 = 0x0001_0203_0405_0607;
+    const KEY_S: u64 = 0xf2e5_1856_bb89_b88f;
+    const FIRST: ([u8; 4], u16) = ([192, 0, 2, 10], 35572);
+    const JOIN: ([u8; 4], u16) = ([198, 51, 100, 10], 46635);
+
+    /// A segment of subflow `sub` → its server (`to_client` reverses it),
+    /// with TCP flags (`D`: ten bytes of data) and one Multipath TCP option body.
+    fn seg(sub: ([u8; 4], u16), to_client: bool, flags: &str, seq: u32, mp: &[u8]) -> Vec<u8> {
+        let server = [sub.0[0], sub.0[1], sub.0[2], 20];
+        let (src, dst, sp, dp) = if to_client { (server, sub.0, 22, sub.1) } else { (sub.0, server, sub.1, 22) };
+        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240);
+        for f in flags.chars() {
+            b = match f {
+                'S' => b.syn(),
+                'A' => b.ack(1),
+                'F' => b.fin(),
+                'R' => b.rst(),
+                _ => b,
+            };
+        }
+        let mut opt = vec![30, mp.len() as u8 + 2];
+        opt.extend_from_slice(mp);
+        while opt.len() % 4 != 0 {
+            opt.push(1);
+        }
+        let b = b.options_raw(&opt).unwrap();
+        let mut f = Vec::new();
+        let data: &[u8] = if flags.contains('D') { b"0123456789" } else { b"" };
+        b.write(&mut f, data).unwrap();
+        f
+    }
+
+    fn capable(keys: &[u64]) -> Vec<u8> {
+        let mut o = vec![0x01, 0x01];
+        for k in keys {
+            o.extend_from_slice(&k.to_be_bytes());
+        }
+        o
+    }
+
+    /// The first subflow's handshake (keys exchanged), then a join SYN
+    /// naming the server's token and its handshake, at `t0` seconds.
+    fn open(e: &mut Engine, t0: Ts, out: &mut dyn RecordSink) {
+        let tok = token(KEY_S).to_be_bytes();
+        let join = [&[0x10, 0x00][..], &tok, &[1, 2, 3, 4]].concat();
+        for (i, f) in [
+            seg(FIRST, false, "S", 100, &capable(&[])),
+            seg(FIRST, true, "SA", 500, &capable(&[KEY_S])),
+            seg(FIRST, false, "A", 101, &capable(&[KEY_C, KEY_S])),
+            seg(JOIN, false, "S", 900, &join),
+            seg(JOIN, true, "SA", 700, &[0x10, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ]
+        .iter()
+        .enumerate()
+        {
+            e.frame(LinkType::Ethernet, t0 + i as Ts * S / 100, f, out);
+        }
+    }
+
+    #[test]
+    fn a_connection_waits_for_its_join_subflows_and_lists_them() {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut recs: Vec<SessionRecord> = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        open(&mut e, S, &mut out);
+        // The first subflow is reset; the join runs on for a minute.
+        e.frame(LinkType::Ethernet, 2 * S, &seg(FIRST, false, "R", 101, &[0x20, 0x00]), &mut out);
+        e.frame(LinkType::Ethernet, 60 * S, &seg(JOIN, false, "AF", 901, &[0x20, 0x00]), &mut out);
+        e.frame(LinkType::Ethernet, 61 * S, &seg(JOIN, true, "AF", 701, &[0x20, 0x00]), &mut out);
+        e.advance(70 * S, &mut out);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        let r = &recs[0];
+        assert_eq!((r.client.as_str(), r.end_reason), ("192.0.2.10:35572", "rst"));
+        assert_eq!(r.end, crate::time::rfc3339(61 * S), "the connection ends with its last subflow");
+        assert_eq!(r.packets.client, 3 + 2, "{r:?}");
+        let m = r.mptcp.as_ref().unwrap();
+        assert_eq!(m.role, "connection");
+        let subs: Vec<_> = m.subflows.iter().map(|s| (s.client.as_str(), s.end_reason, s.packets.client)).collect();
+        assert_eq!(subs, [("192.0.2.10:35572", "rst", 3), ("198.51.100.10:46635", "fin", 2)]);
+        assert_eq!(e.table.len(), 0);
+        assert!(e.tokens.is_empty(), "tokens go with their connection");
+        assert_eq!(e.counters.opened.iter().sum::<u64>(), 1, "a subflow is no session of its own");
+    }
+
+    #[test]
+    fn a_join_that_outlives_its_connections_record_names_it() {
+        // Two slots: a third connection evicts the first subflow (no data
+        // yet: evicted before established sessions) while its join, which
+        // carries the data, is open; the join is then written alone, naming it.
+        let cfg = EngineConfig { max_sessions: 2, ..EngineConfig::default() };
+        let mut e = Engine::new(cfg, None);
+        let mut recs: Vec<SessionRecord> = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        open(&mut e, S, &mut out);
+        e.frame(LinkType::Ethernet, 3 * S, &seg(JOIN, false, "AD", 901, &[0x20, 0x00]), &mut out);
+        e.frame(LinkType::Ethernet, 3 * S + 1000, &seg(JOIN, true, "AD", 701, &[0x20, 0x00]), &mut out);
+        e.frame(LinkType::Ethernet, 4 * S, &segment(1001, false), &mut out);
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        let got: Vec<_> =
+            recs.iter().map(|r| (r.client.as_str(), r.mptcp.as_ref().map(|m| (m.role, m.subflows.len())))).collect();
+        assert_eq!(
+            got,
+            [
+                ("192.0.2.10:35572", Some(("connection", 1))),
+                ("198.51.100.10:46635", Some(("join", 0))),
+                ("192.0.2.1:1001", None)
+            ]
+        );
+        assert_eq!(recs[1].mptcp.as_ref().unwrap().parent_uid.as_deref(), Some(recs[0].uid.as_str()));
+        assert_eq!(recs[1].client_relay, None, "a subflow alone gives no verdict");
+        assert_eq!(e.counters.opened.iter().sum::<u64>(), 3);
+        assert!(e.tokens.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_token_makes_a_join_of_no_known_connection() {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut recs: Vec<SessionRecord> = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        let join = [0x10, 0x00, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4];
+        e.frame(LinkType::Ethernet, S, &seg(JOIN, false, "S", 900, &join), &mut out);
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        let m = recs[0].mptcp.as_ref().unwrap();
+        assert_eq!((m.role, m.parent_uid.as_deref()), ("join", None));
+    }
+}
