@@ -3,9 +3,10 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use echoloc::capture::{live, offline};
 use echoloc::config::{self, Config, WebConfig};
-use echoloc::engine::{Engine, EngineConfig, Judge};
+use echoloc::engine::{Engine, EngineConfig};
 use echoloc::flow::EndReason;
 use echoloc::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
+use echoloc::verdict::Judge;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,15 +2,15 @@
 //! time. Replay and live capture are two thin front ends over it.
 
 use crate::analysis::interactive::Pos;
-use crate::analysis::relay::Thresholds;
 use crate::analysis::{RttSample, SampleKind, Segment};
-use crate::config::{Policy, SessionsConfig};
+use crate::config::SessionsConfig;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
 use crate::flow::{App, AppStream, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session, Side};
 use crate::output::{Metrics, SessionRecord};
 use crate::proto::{Proto, handshake};
 use crate::time::{NS_PER_SEC, Ts};
+use crate::verdict::Judge;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -40,13 +40,6 @@ pub struct EngineConfig {
     pub max_sessions: usize,
     /// Relay thresholds and the typist round-trip policy.
     pub judge: Judge,
-}
-
-/// What turns measurements into verdicts and alerts.
-#[derive(Debug, Clone, Default)]
-pub struct Judge {
-    pub thresholds: Thresholds,
-    pub policy: Policy,
 }
 
 impl EngineConfig {
@@ -435,15 +428,16 @@ impl Engine {
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }
-        let rec = SessionRecord::new(&s, reason, &self.cfg.judge);
-        for alert in &rec.alerts {
+        let verdict = self.cfg.judge.verdict(&s);
+        let rec = SessionRecord::new(&s, reason, &verdict);
+        for alert in &verdict.alerts {
             tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
                 typist_rtt_ms = ?rec.typist_rtt_ms, client_hidden_ms = ?rec.client_hidden_ms, server_hidden_ms = ?rec.server_hidden_ms,
                 "session alert");
         }
         if let Some(m) = &self.metrics {
-            for alert in &rec.alerts {
-                m.alerts.with_label_values(&[alert.as_str()]).inc();
+            for alert in &verdict.alerts {
+                m.alerts.with_label_values(&[alert]).inc();
             }
             for (i, leg) in ["client", "server"].into_iter().enumerate() {
                 if let Some(app) = rec.app_rtt(i) {
@@ -452,7 +446,7 @@ impl Engine {
             }
             observe(m, proto, &s.early);
             if s.export == crate::flow::ExportState::Exported || s.app.is_some() {
-                m.sessions.publish(key, &mut s, &self.cfg.judge);
+                m.sessions.publish_verdict(key, &mut s, &verdict);
             }
             m.sessions.end(key, &s);
         }

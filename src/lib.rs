@@ -12,3 +12,4 @@ pub mod flow;
 pub mod output;
 pub mod proto;
 pub mod time;
+pub mod verdict;

@@ -2,13 +2,13 @@
 //! Fields are added, never renamed. `null` means "could not be measured".
 
 use crate::analysis::Quantiles;
-use crate::analysis::assess::{AppRtt, Assessment, assess};
-use crate::analysis::relay::{Relay, Transport, ttl_hops};
-use crate::engine::Judge;
+use crate::analysis::assess::AppRtt;
+use crate::analysis::relay::{Relay, ttl_hops};
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
+use crate::verdict::Verdict;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -195,22 +195,12 @@ pub struct PolicyHit {
 }
 
 impl SessionRecord {
-    pub fn new(s: &Session, reason: EndReason, judge: &Judge) -> SessionRecord {
+    /// The record of session `s`, rendering its verdict `v` (see [`crate::verdict`]).
+    pub fn new(s: &Session, reason: EndReason, v: &Verdict) -> SessionRecord {
         let rtt = s.rtt();
-        let legs = leg_quantiles(s);
-        let leg = |i: usize| rtt.and_then(|r| legs[i].map(|q| leg_rtt(q, r.handshake[i])));
-        let a = assessment(s, &legs, judge);
+        let leg = |i: usize| rtt.and_then(|r| v.legs[i].map(|q| leg_rtt(q, r.handshake[i])));
+        let a = &v.assessment;
         let inter = s.interactive();
-        let limit = judge.policy.limit_for(s.client.ip());
-        let mut alerts = Vec::new();
-        if a.relay.iter().flatten().any(|r| r.suspected) {
-            alerts.push("relay_suspected".to_string());
-        }
-        if let (Some(l), Some(t)) = (limit, a.typist_rtt_ms)
-            && l.exceeded_by(t)
-        {
-            alerts.push("rtt_over_policy".to_string());
-        }
         SessionRecord {
             uid: uid(s.transport, s.client, s.server, s.start),
             proto: s.proto().as_str(),
@@ -254,8 +244,8 @@ impl SessionRecord {
             typist_rtt_ms: a.typist_rtt_ms.map(|v| round(v, 4)),
             typist_rtt_samples: a.typist_rtt_samples,
             max_distance_km: a.max_distance_km.map(|v| round(v, 1)),
-            policy: limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
-            alerts,
+            policy: v.limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
+            alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
             mptcp: mptcp_record(s, reason),
             start_ts: s.start,
@@ -266,42 +256,6 @@ impl SessionRecord {
     pub fn app_rtt(&self, i: usize) -> Option<&AppRtt> {
         if i == 0 { self.client_app_rtt_ms.as_ref() } else { self.server_app_rtt_ms.as_ref() }
     }
-}
-
-/// Transport round-trip quantiles of each leg (one sort of each reservoir).
-pub fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
-    s.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
-}
-
-/// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
-pub fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
-    let rtt = s.rtt();
-    let legs = [0, 1].map(|i| {
-        let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
-        legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))
-    });
-    let mut legs = legs;
-    match s.multipath().map(|m| (&m.role, &m.subflows)) {
-        // Keystrokes and echoes travel on every subflow: hidden latency is
-        // measured against the slowest path, so a slower subflow is not a relay.
-        Some((Role::First, subs)) => {
-            for sub in subs {
-                for (i, leg) in legs.iter_mut().enumerate() {
-                    let j = sub.side(i);
-                    if let Some(q) = &sub.legs[j] {
-                        let t = Transport::of(q, sub.handshake[j].is_some(), sub.clean[j]);
-                        if leg.is_none_or(|l| t.floor > l.floor) {
-                            *leg = Some(t);
-                        }
-                    }
-                }
-            }
-        }
-        // A join subflow alone carries none of its connection's exchange.
-        Some((Role::Join(_), _)) => return Assessment::default(),
-        None => {}
-    }
-    assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds)
 }
 
 fn round_app(a: AppRtt) -> AppRtt {

@@ -3,9 +3,9 @@
 //! because of the cap are counted.
 
 use crate::analysis::relay::max_distance_km;
-use crate::engine::Judge;
 use crate::flow::{ExportState, FlowKey, Session};
-use crate::output::record::{assessment, leg_quantiles, uid};
+use crate::output::record::uid;
+use crate::verdict::{Judge, Verdict};
 use dashmap::DashMap;
 use prometheus::{GaugeVec, IntCounter, IntGauge, Opts, Registry};
 use std::time::{Duration, Instant};
@@ -106,10 +106,25 @@ impl SessionExport {
         })
     }
 
-    /// Publish a session's current figures (creating its series if there is room).
+    /// Publish a session's current figures (creating its series if there is
+    /// room), judging it only if its series are exported.
     pub fn publish(&self, key: &FlowKey, s: &mut Session, judge: &Judge) {
+        if self.admit(key, s) {
+            self.render(key, s, &judge.verdict(s));
+        }
+    }
+
+    /// The same, with the session's verdict already worked out.
+    pub fn publish_verdict(&self, key: &FlowKey, s: &mut Session, v: &Verdict) {
+        if self.admit(key, s) {
+            self.render(key, s, v);
+        }
+    }
+
+    /// Whether a session's series are exported, creating them if there is room.
+    fn admit(&self, key: &FlowKey, s: &mut Session) -> bool {
         match s.export {
-            ExportState::Skipped => return,
+            ExportState::Skipped => false,
             ExportState::Pending => {
                 if self.entries.len() >= self.max {
                     self.sweep();
@@ -117,7 +132,7 @@ impl SessionExport {
                 if self.entries.len() >= self.max {
                     s.export = ExportState::Skipped;
                     self.skipped.inc();
-                    return;
+                    return false;
                 }
                 if let Some((_, old)) = self.entries.remove(key) {
                     self.remove_series(&old.labels);
@@ -131,9 +146,14 @@ impl SessionExport {
                 self.entries.insert(*key, Entry { labels, ended: None });
                 self.exported.set(self.entries.len() as i64);
                 s.export = ExportState::Exported;
+                true
             }
-            ExportState::Exported => {}
+            ExportState::Exported => true,
         }
+    }
+
+    /// Set a session's series from its figures and verdict.
+    fn render(&self, key: &FlowKey, s: &Session, v: &Verdict) {
         let Some(mut e) = self.entries.get_mut(key) else { return };
         // The protocol can be learnt after the first publish: relabel.
         let proto = s.proto().as_str();
@@ -141,7 +161,7 @@ impl SessionExport {
             self.remove_series(&e.labels);
             e.labels[1] = proto.to_string();
         }
-        let legs = leg_quantiles(s);
+        let legs = v.legs;
         for (i, leg) in ["client", "server"].into_iter().enumerate() {
             if let Some(q) = legs[i] {
                 for (stat, v) in [("min", q.min), ("p50", q.p50), ("p90", q.p90), ("max", q.max)] {
@@ -152,13 +172,13 @@ impl SessionExport {
         }
         let l = &e.labels;
         let base = [l[0].as_str(), l[1].as_str(), l[2].as_str(), l[3].as_str()];
-        let a = assessment(s, &legs, judge);
+        let a = &v.assessment;
         if let Some(t) = a.typist_rtt_ms {
             self.typist.with_label_values(&base).set(t / 1e3);
             self.distance.with_label_values(&base).set(max_distance_km(t));
-            if let Some(l) = judge.policy.limit_for(s.client.ip()) {
-                self.over_policy.with_label_values(&base).set(if l.exceeded_by(t) { 1.0 } else { 0.0 });
-            }
+        }
+        if let Some(over) = v.over_policy {
+            self.over_policy.with_label_values(&base).set(if over { 1.0 } else { 0.0 });
         }
         for (i, leg) in ["client", "server"].into_iter().enumerate() {
             let with_leg = [base[0], base[1], base[2], base[3], leg];

@@ -1,0 +1,106 @@
+//! The verdict on a session, worked out in one place and once per session
+//! state: the transport figures of each leg, the assessment (application
+//! turnarounds, hidden latency, relays, the typist's round trip), the policy
+//! rule that applies and the alerts. The JSON record, the per-session gauges
+//! and the logs render a [`Verdict`]; none of them judges.
+
+use crate::analysis::Quantiles;
+use crate::analysis::assess::{Assessment, assess};
+use crate::analysis::relay::{Thresholds, Transport};
+use crate::config::{Limit, Policy};
+use crate::flow::Session;
+use crate::flow::mptcp::Role;
+
+/// What turns measurements into verdicts and alerts.
+#[derive(Debug, Clone, Default)]
+pub struct Judge {
+    pub thresholds: Thresholds,
+    pub policy: Policy,
+}
+
+/// An alert a session raises.
+pub const RELAY_SUSPECTED: &str = "relay_suspected";
+pub const RTT_OVER_POLICY: &str = "rtt_over_policy";
+
+/// The verdict on one session as it stands.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Transport round-trip quantiles of each leg (client, server).
+    pub legs: [Option<Quantiles>; 2],
+    pub assessment: Assessment,
+    /// The policy rule that applies to the client, if any.
+    pub limit: Option<Limit>,
+    /// Whether the typist's round trip exceeds that rule: null without a
+    /// rule or without a typist figure.
+    pub over_policy: Option<bool>,
+    /// [`RELAY_SUSPECTED`], [`RTT_OVER_POLICY`], in that order.
+    pub alerts: Vec<&'static str>,
+}
+
+impl Judge {
+    /// Judge session `s` as it stands.
+    pub fn verdict(&self, s: &Session) -> Verdict {
+        let legs = leg_quantiles(s);
+        let assessment = assessment(s, &legs, self);
+        let limit = self.policy.limit_for(s.client.ip());
+        let over_policy = limit.zip(assessment.typist_rtt_ms).map(|(l, t)| l.exceeded_by(t));
+        let mut alerts = Vec::new();
+        if assessment.relay.iter().flatten().any(|r| r.suspected) {
+            alerts.push(RELAY_SUSPECTED);
+        }
+        if over_policy == Some(true) {
+            alerts.push(RTT_OVER_POLICY);
+        }
+        Verdict { legs, assessment, limit, over_policy, alerts }
+    }
+}
+
+/// Transport round-trip quantiles of each leg (one sort of each reservoir).
+fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
+    s.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
+}
+
+/// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
+fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
+    let rtt = s.rtt();
+    let legs = [0, 1].map(|i| {
+        let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
+        legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))
+    });
+    let subflows = match s.multipath().map(|m| (&m.role, &m.subflows)) {
+        Some((Role::First, subs)) => subs.as_slice(),
+        // A join subflow alone carries none of its connection's exchange.
+        Some((Role::Join(_), _)) => return Assessment::default(),
+        None => &[],
+    };
+    let mut a = assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds);
+    // Keystrokes, echoes and replies travel on every subflow of a Multipath
+    // TCP connection: a side is suspected of a relay only if it still is
+    // against the slowest path, so a slower subflow is no relay. The typist's
+    // round trip stays the first subflow's: as near as its nearest path.
+    let mut slowest = legs;
+    for sub in subflows {
+        for (i, leg) in slowest.iter_mut().enumerate() {
+            let j = sub.side(i);
+            if let Some(q) = &sub.legs[j] {
+                let t = Transport::of(q, sub.handshake[j].is_some(), sub.clean[j]);
+                if leg.is_none_or(|l| t.floor > l.floor) {
+                    *leg = Some(t);
+                }
+            }
+        }
+    }
+    if slowest != legs && a.relay.iter().flatten().any(|r| r.suspected) {
+        let judged = assess(slowest, s.interactive(), s.turns.as_deref(), &judge.thresholds);
+        for (i, slow) in slowest.iter().enumerate() {
+            let still = judged.relay[i].as_ref().is_some_and(|r| r.suspected);
+            if let Some(r) = a.relay[i].as_mut().filter(|r| r.suspected && !still) {
+                r.suspected = false;
+                r.hops_est = 0;
+                r.evidence.push(format!("a slower subflow: transport {:.1} ms", slow.map_or(0.0, |l| l.floor)));
+                a.hidden_ms[i] = judged.hidden_ms[i];
+            }
+        }
+    }
+    a
+}
