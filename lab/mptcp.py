@@ -6,20 +6,31 @@ mergecap and tshark), one lab at a time on the machine:
 
     flock /tmp/echoloc-lab.lock python3 lab/mptcp.py                 # -> pcaps/mptcp/ssh-two-subflows/
     flock /tmp/echoloc-lab.lock python3 lab/mptcp.py --out /tmp/mptcp --keep-work
+    flock /tmp/echoloc-lab.lock python3 lab/mptcp.py --path2-delay-ms 20   # -> pcaps/mptcp/ssh-slow-join/
 
-Client namespace C and server namespace S are joined by two veth pairs (two paths, no delay):
+Client namespace C and server namespace S are joined by two veth pairs (two paths, no delay by default):
 
     C eth0 192.0.2.10    ---- path 1 ----  S eth0 192.0.2.20     (first subflow, MP_CAPABLE)
     C eth1 198.51.100.10 ---- path 2 ----  S eth1 198.51.100.20  (second subflow, MP_JOIN)
 
+With --path2-delay-ms D (> 0) path 2 instead runs through a bridge namespace B (no IP addresses) where
+run-lab.py's userspace delaying bridge (`run-lab.py _bridge`, started by runlab.start_bridge) holds every frame
+D ms in each direction, so the join subflow's round trip at S is ~2*D while path 1 stays direct:
+
+    C eth1 198.51.100.10 <-veth-> B b0 ... bridge, D ms each way ... B b1 <-veth-> S eth1 198.51.100.20
+
 S's in-kernel path manager announces 198.51.100.20 (endpoint `signal`, ADD_ADDR); C accepts it
 (`limits set subflows 2 add_addr_accepted 2`) and opens the second subflow to it (MP_JOIN SYN client -> server).
 `mptcpize run sshd` / `mptcpize run ssh` make OpenSSH's TCP sockets MPTCP ones. A scripted typist (lab/messy_typist.py)
-types three commands; before the second, C marks path 1 as backup (`ip mptcp endpoint change ... backup`, an
-MP_PRIO on subflow 1) so both ends' schedulers move to subflow 2; before the third, path 1 is made non-backup again
-(MP_PRIO B=0) and traffic returns to subflow 1. tcpdump captures S's two interfaces (nanosecond, Ethernet); mergecap
-joins them into ssh-mptcp.pcap. truth.json holds the keys, the subflows and the MPTCP facts decoded by this script's
-own option parser (and checked against tshark): see lab/README.md "MPTCP lab".
+types three commands (`echo hello`, `ls /`, `exit`; with --path2-delay-ms D > 0 the second is the longer
+`echo slow path second command ok`, so 33 keys take the slow join path); before the second, C marks path 1 as backup
+(`ip mptcp endpoint change ... backup`, an MP_PRIO on subflow 1) so both ends' schedulers move to subflow 2; before
+the third, path 1 is made non-backup again (MP_PRIO B=0) and traffic returns to subflow 1. tcpdump captures S's two interfaces (nanosecond, Ethernet); mergecap
+joins them into ssh-mptcp.pcap. With --path2-delay-ms D > 0, tcpdump also captures C's two interfaces in the same
+run (the client's edge of the same session) into client-edge.pcap, where the join's SYN -> SYN/ACK and each key on
+path 2 -> its echo take ~2*D. truth.json holds the keys, the subflows and the MPTCP facts decoded by this script's
+own option parser (and checked against tshark), `captures` (file and vantage of each pcap) and, with D > 0,
+`client_edge`: see lab/README.md "MPTCP lab".
 """
 
 import argparse
@@ -48,7 +59,10 @@ LabError = runlab.LabError
 log = runlab.log
 SCHEMA = "echoloc-mptcp-truth/1"
 DEFAULT_OUT = HERE.parent / "pcaps" / "mptcp" / "ssh-two-subflows"
-PCAP_NAME = "ssh-mptcp.pcap"
+SLOW_JOIN_OUT = HERE.parent / "pcaps" / "mptcp" / "ssh-slow-join"  # default --out when --path2-delay-ms 20
+BRIDGE_IFS = ("b0", "b1")  # B's veth ends towards C eth1 and S eth1 when path 2 is delayed
+PCAP_NAME = "ssh-mptcp.pcap"  # server edge (S eth0 + eth1): the capture every consumer reads
+CLIENT_PCAP_NAME = "client-edge.pcap"  # client edge (C eth0 + eth1), same session; only when path 2 is delayed
 PROMPT = "server$ "
 KEY_PAYLOAD = 36  # chacha20-poly1305: one keystroke (CHANNEL_DATA, 1 byte) is 36 bytes of TCP payload
 PATHS = [
@@ -62,6 +76,19 @@ COMMANDS = [
     ("ls /", "backup", 2),
     ("exit", "nobackup", 1),
 ]
+# With --path2-delay-ms D > 0, command 2 (typed while path 1 is backup, so its keys and echoes take the slow join
+# subflow) is longer: 32 characters + Enter = 33 keys on path 2, enough echoes for a sensor to form a persistent
+# echo level there (two agreeing windows of 5 need >= 10). Its output is one short fixed line. D = 0 keeps COMMANDS.
+SLOW_JOIN_COMMAND2 = "echo slow path second command ok"
+
+
+def commands_for(delay):
+    """The (command, path manager action before it, intended subflow) list of a run with path-2 delay `delay`."""
+    if not delay:
+        return COMMANDS
+    return [COMMANDS[0], (SLOW_JOIN_COMMAND2,) + COMMANDS[1][1:], COMMANDS[2]]
+
+
 SHELL_RC = "PS1='{prompt}'\nunset HISTFILE PROMPT_COMMAND\nexport HOME={home}\n"
 MPTCP_SUBTYPES = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR", 4: "REMOVE_ADDR", 5: "MP_PRIO",
                   6: "MP_FAIL", 7: "MP_FASTCLOSE", 8: "MP_TCPRST"}
@@ -196,6 +223,22 @@ def token_of(key_hex):
 
 def flag_names(flags):
     return "".join(c for c, bit in zip("UAPRSF", (32, 16, 8, 4, 2, 1)) if flags & bit) or "-"
+
+
+def handshake_rtts(a):
+    """Per subflow, SYN -> SYN/ACK and SYN/ACK -> third ACK at the capture point, in ms. At S the first is S's
+    own turnaround and the second the path's round trip; at C it is the other way round (SYN -> SYN/ACK is the
+    round trip C<->S of that subflow's path, SYN/ACK -> third ACK C's turnaround)."""
+    out = {}
+    for sf in a["subflows"]:
+        segs = [s for s in a["segments"] if s["subflow"] == sf["index"]]
+        syn = next(s for s in segs if s["syn"] and not s["ackf"] and s["dir"] == "c2s")
+        synack = next(s for s in segs if s["syn"] and s["ackf"] and s["dir"] == "s2c")
+        ack = next(s for s in segs if not s["syn"] and s["dir"] == "c2s" and s["ts_ns"] >= synack["ts_ns"])
+        out[sf["index"]] = {"syn_frame": syn["frame"], "synack_frame": synack["frame"], "ack_frame": ack["frame"],
+                            "syn_to_synack_ms": round((synack["ts_ns"] - syn["ts_ns"]) / 1e6, 3),
+                            "synack_to_ack_ms": round((ack["ts_ns"] - synack["ts_ns"]) / 1e6, 3)}
+    return out
 
 
 def analyze(pcap):
@@ -360,18 +403,31 @@ class Run:
         self.rng = random.Random(args.seed)
         self.person = None
         self.events = []
+        d = args.path2_delay_ms
+        self.delay = int(d) if d == int(d) else d  # path 2's one-way delay in ms; 0 = direct veth (no bridge)
+        self.commands = commands_for(self.delay)  # command 2 is longer when path 2 is delayed
+        self.bridge = None
+        self.bridge_stats = None
+        self.pings = {}
 
     def ip(self, role, *a):
         return self.lab.run("ip", *a, ns=role)
 
     def build(self):
         lab = self.lab
-        for role in ("C", "S"):
+        for role in ("C", "S") + (("B",) if self.delay else ()):
             lab.add_ns(role)
         for p in PATHS:
-            lab.veth("C", p["ifname"], "S", p["ifname"])
+            if p["path"] == 2 and self.delay:  # C eth1 <-veth-> B b0 ... bridge ... B b1 <-veth-> S eth1
+                lab.veth("C", p["ifname"], "B", BRIDGE_IFS[0])
+                lab.veth("S", p["ifname"], "B", BRIDGE_IFS[1])
+            else:
+                lab.veth("C", p["ifname"], "S", p["ifname"])
             lab.addr("C", p["ifname"], p["client"] + "/24")
             lab.addr("S", p["ifname"], p["server"] + "/24")
+        if self.delay:  # run-lab.py's AF_PACKET bridge in B: D ms each way, no jitter
+            self.bridge = runlab.start_bridge(lab, 0, BRIDGE_IFS[0], BRIDGE_IFS[1], self.delay, 0.0,
+                                              self.args.seed, self.work)
         for role in ("C", "S"):
             lab.run("sysctl", "-q", "-w", "net.mptcp.enabled=1", ns=role)
             self.ip(role, "mptcp", "limits", "set", "subflows", "2", "add_addr_accepted", "2")
@@ -406,10 +462,15 @@ class Run:
 
     def begin_capture(self):
         for p in PATHS:  # resolve ARP on both paths before the capture starts
-            self.lab.ping("C", p["server"], count=2)
+            self.pings[p["path"]] = self.lab.ping("C", p["server"], count=5 if p["path"] == 2 and self.delay else 2)
         self.raw = [self.work / f"raw-path{p['path']}.pcap" for p in PATHS]
         self.dumps = [runlab.start_capture(self.lab, f"path{p['path']}", "S", p["ifname"], f)
                       for p, f in zip(PATHS, self.raw)]
+        self.raw_client = []
+        if self.delay:  # path 2 delayed: also capture at the client's edge (C eth0, C eth1), same session
+            self.raw_client = [self.work / f"raw-client-path{p['path']}.pcap" for p in PATHS]
+            self.dumps += [runlab.start_capture(self.lab, f"client-path{p['path']}", "C", p["ifname"], f)
+                           for p, f in zip(PATHS, self.raw_client)]
         time.sleep(0.3)
 
     def subflows_now(self):
@@ -431,7 +492,7 @@ class Run:
         self.ss_mptcp = self.lab.run("ss", "-MniH", ns="C").strip()
         log(f"two subflows: {self.ss_subflows}")
         p.pump_for(0.5)
-        for i, (text, pm, want) in enumerate(COMMANDS):
+        for i, (text, pm, want) in enumerate(self.commands):
             if pm:
                 if not any(e.get("action") == "endpoint add" for e in self.events):
                     self.ip("C", "mptcp", "endpoint", "add", PATHS[0]["client"], "dev", PATHS[0]["ifname"],
@@ -457,12 +518,27 @@ class Run:
         time.sleep(1.0)
         for d in self.dumps:
             self.lab.stop(d, signal.SIGINT)
+        if self.bridge:  # the bridge writes its statistics (frames, lateness) when it stops
+            proc, stats = self.bridge
+            self.lab.stop(proc)
+            try:
+                self.bridge_stats = json.loads(Path(stats).read_text())
+            except (OSError, ValueError):
+                self.bridge_stats = None
         self.out.mkdir(parents=True, exist_ok=True)
         pcap = self.out / PCAP_NAME
         subprocess.run(["mergecap", "-F", "nsecpcap", "-w", pcap] + [str(r) for r in self.raw], check=True)
         a = analyze(pcap)
         keys = self.match_keys(a["segments"])
         truth = self.make_truth(pcap, a, keys)
+        if self.raw_client:
+            cpcap = self.out / CLIENT_PCAP_NAME
+            subprocess.run(["mergecap", "-F", "nsecpcap", "-w", cpcap] + [str(r) for r in self.raw_client],
+                           check=True)
+            truth["client_edge"] = self.client_edge_truth(analyze(cpcap), a, keys)
+            truth["captures"].append({"file": CLIENT_PCAP_NAME, "vantage": "client C eth0+eth1",
+                                      "interfaces": {f"path{q['path']}": f"C {q['ifname']}" for q in PATHS},
+                                      "frames": len(read_pcap(cpcap))})
         truth["check"] = check(truth, pcap)
         (self.out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
         return truth
@@ -487,6 +563,92 @@ class Run:
                               "after_last_key": s["ts_ns"] > last} for s in cands if s["frame"] not in used]
         return out
 
+    def client_edge_truth(self, ca, a, keys):
+        """The same session at C's edge: its subflows (same client ports as at S), SYN -> SYN/ACK per subflow
+        (the path's round trip seen from C), each key's segment leaving C and the first server->client data
+        segment after it (the echo) arriving at C, and the same at S for the server's turnaround."""
+        d = self.delay
+        segs = ca["segments"]
+        idx = {sf["client"]: sf["index"] for sf in a["subflows"]}  # server-side subflow index by client ip:port
+        hs = handshake_rtts(ca)
+        subflows = []
+        for sf in ca["subflows"]:
+            path = next(p["path"] for p in PATHS if sf["client"].startswith(p["client"] + ":"))
+            subflows.append({"index": sf["index"], "index_at_server": idx.get(sf["client"]), "kind": sf["kind"],
+                             "path": path, "client": sf["client"], "server": sf["server"],
+                             "capture_interface": f"C {PATHS[path - 1]['ifname']}", "syn_frame": sf["syn_frame"],
+                             "syn_ns": sf["syn_ns"], "handshake": hs[sf["index"]],
+                             "expected_rtt_ms": {1: 0.0, 2: 2 * d}[path],
+                             "handshake_rtt_ms": hs[sf["index"]]["syn_to_synack_ms"],
+                             "packets": sum(1 for s in segs if s["subflow"] == sf["index"])})
+        c2s = [s for s in segs if s["dir"] == "c2s" and s["payload"] == KEY_PAYLOAD]
+        s2c = [s for s in segs if s["dir"] == "s2c" and s["payload"]]
+        srv_s2c = [s for s in a["segments"] if s["dir"] == "s2c" and s["payload"]]
+        used, used_echo, used_srv = set(), set(), set()
+        out = []
+        for i, k in enumerate(keys):
+            hit = next((s for s in c2s if s["frame"] not in used and k["t_ns"] <= s["ts_ns"] <= k["t_ns"] + 2e8),
+                       None)
+            if hit is None:
+                raise LabError(f"client edge: no 36-byte segment for key {i + 1} {k['key']!r}")
+            used.add(hit["frame"])
+            echo = next((s for s in s2c if s["frame"] not in used_echo and s["ts_ns"] > hit["ts_ns"]), None)
+            srv_echo = next((s for s in srv_s2c if s["frame"] not in used_srv and s["ts_ns"] > k["seen_at_server_ns"]),
+                            None)
+            row = {"key_index": i + 1, "key": k["key"], "command": k["command"], "subflow": hit["subflow"],
+                   "path": subflows[hit["subflow"] - 1]["path"], "subflow_at_server": k["subflow"],
+                   "frame": hit["frame"], "left_client_ns": hit["ts_ns"],
+                   "typed_to_wire_ms": round((hit["ts_ns"] - k["t_ns"]) / 1e6, 3),
+                   "client_to_server_ms": round((k["seen_at_server_ns"] - hit["ts_ns"]) / 1e6, 3)}
+            if echo:
+                used_echo.add(echo["frame"])
+                row.update(echo_frame=echo["frame"], echo_subflow=echo["subflow"], echo_payload=echo["payload"],
+                           echo_at_client_ns=echo["ts_ns"],
+                           key_to_echo_ms=round((echo["ts_ns"] - hit["ts_ns"]) / 1e6, 3))
+            if srv_echo:
+                used_srv.add(srv_echo["frame"])
+                row.update(server_echo_frame=srv_echo["frame"],
+                           server_turnaround_ms=round((srv_echo["ts_ns"] - k["seen_at_server_ns"]) / 1e6, 3))
+            out.append(row)
+
+        def stats(v):
+            v = sorted(v)
+            return {"n": len(v), "min": v[0], "median": v[len(v) // 2], "max": v[-1]} if v else {"n": 0}
+
+        per_path = {f"path{q['path']}": {
+            "key_to_echo_ms": stats([r["key_to_echo_ms"] for r in out if r["path"] == q["path"]
+                                     and "key_to_echo_ms" in r]),
+            "client_to_server_ms": stats([r["client_to_server_ms"] for r in out if r["path"] == q["path"]]),
+            "server_turnaround_ms": stats([r["server_turnaround_ms"] for r in out if r["path"] == q["path"]
+                                           and "server_turnaround_ms" in r])} for q in PATHS}
+        key_frames = {}
+        for sf in subflows:
+            key_frames[str(sf["index"])] = [r["frame"] for r in out if r["subflow"] == sf["index"]]
+        return {
+            "file": CLIENT_PCAP_NAME,
+            "vantage": "client C: tcpdump on eth0 (path 1) and eth1 (path 2), merged with mergecap; the same "
+                       "session as ssh-mptcp.pcap, same clock (one host)",
+            "linktype": "Ethernet", "timestamps": "nanosecond", "filter": None,
+            "frames": len(read_pcap(self.out / CLIENT_PCAP_NAME)),
+            "same_mptcp_connection": ca["facts"]["client_key"] == a["facts"]["client_key"]
+                                     and ca["facts"]["server_key"] == a["facts"]["server_key"],
+            "subflows": subflows,
+            "handshake_rtt_ms": {str(sf["index"]): sf["handshake_rtt_ms"] for sf in subflows},
+            "expected_rtt_ms": {str(sf["index"]): sf["expected_rtt_ms"] for sf in subflows},
+            "handshake_rtt_note": "at C: client's SYN sent -> server's SYN/ACK received, both on C's interface of "
+                                  "that subflow's path (the path's full round trip); synack_to_ack_ms is C's own "
+                                  "turnaround",
+            "keys_per_subflow": {k: len(v) for k, v in key_frames.items()},
+            "key_frames_per_subflow": key_frames,
+            "keys": out,
+            "keys_note": "per key: its 36-byte segment leaving C (frame in client-edge.pcap), client_to_server_ms "
+                         "= arrival at S (truth keys[].seen_at_server_ns) minus departure at C, and the echo: the "
+                         "first later server->client data segment at C (36 bytes for a printable key; more for "
+                         "Enter, whose reply carries the output and the prompt), key_to_echo_ms from the key "
+                         "leaving C to it arriving at C; server_turnaround_ms is the same at S",
+            "per_path": per_path,
+        }
+
     def make_truth(self, pcap, a, keys):
         subflows = []
         for sf in a["subflows"]:
@@ -498,7 +660,7 @@ class Run:
                              "c2s_36_byte_segments": sum(1 for s in c2s if s["payload"] == KEY_PAYLOAD),
                              "packets": sum(1 for s in a["segments"] if s["subflow"] == sf["index"])})
         p = self.person
-        return {
+        truth = {
             "schema": SCHEMA,
             "description": "one interactive OpenSSH session over Multipath TCP (v1, RFC 8684) with two subflows: "
                            "the first (MP_CAPABLE) on path 1, the second (MP_JOIN, to the address S announced "
@@ -507,6 +669,9 @@ class Run:
             "pcap": PCAP_NAME,
             "capture": {"vantage": "server S: tcpdump on eth0 (path 1) and eth1 (path 2), merged with mergecap",
                         "linktype": "Ethernet", "timestamps": "nanosecond", "filter": None},
+            "captures": [{"file": PCAP_NAME, "vantage": "server S eth0+eth1",
+                          "interfaces": {f"path{q['path']}": f"S {q['ifname']}" for q in PATHS},
+                          "frames": len(read_pcap(pcap))}],
             "session_start_ns": p.started_ns, "session_start": runlab.rfc3339_ns(p.started_ns),
             "session_start_note": "CLOCK_REALTIME when ssh was started on its pty; the first SYN is syn_ns of "
                                   "subflow 1",
@@ -516,7 +681,7 @@ class Run:
             "first_subflow": 1,
             "subflows": subflows,
             "commands": [{"index": i + 1, "text": c[0], "keys": len(c[0]) + 1, "path_manager_before": c[1],
-                          "intended_subflow": c[2]} for i, c in enumerate(COMMANDS)],
+                          "intended_subflow": c[2]} for i, c in enumerate(self.commands)],
             "path_manager_events": self.events,
             "keys": keys,
             "unmatched_c2s_36_byte_segments": self.unmatched_36,
@@ -540,6 +705,39 @@ class Run:
                 "seed": self.args.seed,
             },
         }
+        if self.delay:
+            self.add_delay_truth(truth, a)
+        return truth
+
+    def add_delay_truth(self, truth, a):
+        """--path2-delay-ms D > 0: the delay, expected and measured round trips at the capture point (S)."""
+        d = self.delay
+        expected = {1: 0.0, 2: 2 * d}
+        hs = handshake_rtts(a)
+        for sf in truth["subflows"]:
+            sf["expected_rtt_at_capture_ms"] = expected[sf["path"]]
+            sf["handshake_at_capture"] = hs[sf["index"]]
+            sf["handshake_rtt_at_capture_ms"] = hs[sf["index"]]["synack_to_ack_ms"]
+        truth["description"] += (f"; path 2 runs through a userspace delaying bridge ({d} ms one way, each "
+                                 f"direction), path 1 is direct, so at S the join subflow's round trip is "
+                                 f"~{2 * d} ms and the first subflow's ~0")
+        truth["path2_one_way_delay_ms"] = d
+        truth["expected_rtt_at_capture_ms"] = {str(sf["index"]): sf["expected_rtt_at_capture_ms"]
+                                               for sf in truth["subflows"]}
+        truth["handshake_rtt_at_capture_ms"] = {str(sf["index"]): sf["handshake_rtt_at_capture_ms"]
+                                                for sf in truth["subflows"]}
+        truth["handshake_rtt_note"] = ("SYN/ACK sent by S -> client's third ACK received by S, both on S's "
+                                       "interface of that subflow's path: the path's full round trip")
+        truth["paths"] = {
+            "path1": {"one_way_delay_ms": 0, "link": "C eth0 <-veth-> S eth0 (direct)"},
+            "path2": {"one_way_delay_ms": d,
+                      "link": f"C eth1 <-veth-> B {BRIDGE_IFS[0]} ... delaying bridge ... B {BRIDGE_IFS[1]} "
+                              "<-veth-> S eth1 (B has no IP addresses)",
+                      "bridge": f"lab/run-lab.py _bridge --a {BRIDGE_IFS[0]} --b {BRIDGE_IFS[1]} --delay-ms {d} "
+                                f"--jitter-ms 0 (AF_PACKET, userspace; kernel netem is unavailable)",
+                      "bridge_stats": self.bridge_stats},
+        }
+        truth["ping_before_capture"] = {f"path{k}": v for k, v in self.pings.items()}
 
     def close(self):
         if self.person:
@@ -570,27 +768,57 @@ def check(truth, pcap):
     verdict("MP_JOIN token is the server's", f["join"]["token_matches"] == "server", f["join"]["token_in_syn"])
     verdict("MP_JOIN HMACs", f["join"]["synack_truncated_hmac_ok"] and f["join"]["ack_hmac_ok"])
     verdict("ADD_ADDR HMAC", all(r.get("hmac_ok", True) for r in f["add_addr"]))
+    d = truth.get("path2_one_way_delay_ms", 0)
+    if d:  # delayed path 2: round trips at S as designed, and keys on subflow 2 really crossed the bridge
+        rtt = {sf["path"]: sf["handshake_rtt_at_capture_ms"] for sf in truth["subflows"]}
+        verdict(f"join handshake RTT at S ~ 2*{d} ms", 2 * d - 0.5 <= rtt[2] <= 2 * d + 5, rtt[2])
+        verdict("first subflow handshake RTT at S < 2 ms", rtt[1] < 2, rtt[1])
+        on2 = [k["typed_to_wire_ms"] for k in truth["keys"] if k["subflow"] == 2]
+        verdict(f"subflow-2 keys reach S >= {d} ms after typing", on2 and min(on2) >= d,
+                {"min_ms": min(on2) if on2 else None, "max_ms": max(on2) if on2 else None})
+    ce = truth.get("client_edge")
+    if ce:  # client edge (C eth0+eth1) of the same session
+        rtt = {sf["path"]: sf["handshake_rtt_ms"] for sf in ce["subflows"]}
+        verdict("client edge: same MPTCP connection (keys) as at S", ce["same_mptcp_connection"])
+        verdict("client edge: same subflows (client ports, order) as at S",
+                [(sf["client"], sf["server"], sf["kind"]) for sf in ce["subflows"]]
+                == [(sf["client"], sf["server"], sf["kind"]) for sf in truth["subflows"]]
+                and all(sf["index"] == sf["index_at_server"] for sf in ce["subflows"]))
+        verdict(f"client edge: join SYN -> SYN/ACK at C ~ 2*{d} ms", 2 * d - 0.5 <= rtt[2] <= 2 * d + 5, rtt[2])
+        verdict("client edge: first subflow SYN -> SYN/ACK at C < 2 ms", rtt[1] < 2, rtt[1])
+        wrong = [r["key_index"] for r in ce["keys"] if r["subflow"] != r["subflow_at_server"]]
+        verdict("client edge: every key leaves C on the subflow it reaches S on",
+                len(ce["keys"]) == truth["typed_keys"] and not wrong, {"keys_elsewhere": wrong})
+        e1 = [r.get("key_to_echo_ms") for r in ce["keys"] if r["path"] == 1]
+        e2 = [r.get("key_to_echo_ms") for r in ce["keys"] if r["path"] == 2]
+        verdict(f"client edge: path-2 key -> echo >= 2*{d} ms, path-1 key -> echo < {d} ms",
+                None not in e1 + e2 and e2 and min(e2) >= 2 * d and max(e1) < d,
+                {"path1": ce["per_path"]["path1"]["key_to_echo_ms"], "path2": ce["per_path"]["path2"]["key_to_echo_ms"]})
     if shutil.which("tshark"):
-        r = subprocess.run(["tshark", "-r", str(pcap), "-o", "mptcp.analyze_mptcp:TRUE", "-Y", "mptcp",
-                            "-T", "fields", "-E", "separator=|", "-e", "frame.number",
-                            "-e", "tcp.options.mptcp.version",
-                            "-e", "tcp.options.mptcp.sendkey", "-e", "tcp.options.mptcp.recvkey",
-                            "-e", "tcp.options.mptcp.recvtok", "-e", "mptcp.expected_token", "-e", "mptcp.stream",
-                            "-e", "tcp.options.mptcp.rawdataseqno"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        rows = [line.split("|") for line in r.stdout.splitlines()]
-        def col(i):  # tshark prints these integers in decimal (or 0x hex); several per frame comma-separated
-            return {int(v, 0) for x in rows if len(x) > i and x[i] for v in x[i].split(",")}
+        pcaps = [("", pcap)] + ([("client edge: ", Path(pcap).parent / ce["file"])] if ce else [])
+        for label, pc in pcaps:
+            r = subprocess.run(["tshark", "-r", str(pc), "-o", "mptcp.analyze_mptcp:TRUE", "-Y", "mptcp",
+                                "-T", "fields", "-E", "separator=|", "-e", "frame.number",
+                                "-e", "tcp.options.mptcp.version",
+                                "-e", "tcp.options.mptcp.sendkey", "-e", "tcp.options.mptcp.recvkey",
+                                "-e", "tcp.options.mptcp.recvtok", "-e", "mptcp.expected_token",
+                                "-e", "mptcp.stream", "-e", "tcp.options.mptcp.rawdataseqno"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            rows = [line.split("|") for line in r.stdout.splitlines()]
 
-        tv, tkeys, ttok, streams = col(1), col(2) | col(3), col(4), col(6)
-        verdict("tshark: version", tv == {1}, sorted(tv))
-        verdict("tshark: keys", tkeys == {int(f["client_key"], 16), int(f["server_key"], 16)},
-                [f"{k:016x}" for k in sorted(tkeys)])
-        verdict("tshark: join token", ttok == {int(f["server_token"], 16)}, [f"{t:08x}" for t in sorted(ttok)])
-        verdict("tshark: tokens it derives from the keys", col(5) == {int(f["client_token"], 16),
-                                                                     int(f["server_token"], 16)},
-                [f"{t:08x}" for t in sorted(col(5))])
-        verdict("tshark: one MPTCP connection", len(streams) == 1, sorted(streams))
+            def col(i):  # tshark prints these integers in decimal (or 0x hex); several per frame comma-separated
+                return {int(v, 0) for x in rows if len(x) > i and x[i] for v in x[i].split(",")}
+
+            tv, tkeys, ttok, streams = col(1), col(2) | col(3), col(4), col(6)
+            verdict(f"{label}tshark: version", tv == {1}, sorted(tv))
+            verdict(f"{label}tshark: keys", tkeys == {int(f["client_key"], 16), int(f["server_key"], 16)},
+                    [f"{k:016x}" for k in sorted(tkeys)])
+            verdict(f"{label}tshark: join token", ttok == {int(f["server_token"], 16)},
+                    [f"{t:08x}" for t in sorted(ttok)])
+            verdict(f"{label}tshark: tokens it derives from the keys", col(5) == {int(f["client_token"], 16),
+                                                                              int(f["server_token"], 16)},
+                    [f"{t:08x}" for t in sorted(col(5))])
+            verdict(f"{label}tshark: one MPTCP connection", len(streams) == 1, sorted(streams))
     else:
         res["tshark"] = {"ok": True, "detail": "tshark missing: not checked"}
     failed = [k for k, v in res.items() if not v["ok"]]
@@ -599,11 +827,20 @@ def check(truth, pcap):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})")
+    ap.add_argument("--out", help=f"output directory (default {DEFAULT_OUT}; with --path2-delay-ms 20 "
+                                  f"{SLOW_JOIN_OUT}, with another D {SLOW_JOIN_OUT}-dD)")
+    ap.add_argument("--path2-delay-ms", type=float, default=0.0, metavar="D",
+                    help="one-way delay of path 2 in ms, each direction, through run-lab.py's userspace delaying "
+                         "bridge in namespace B (default 0: path 2 is a direct veth pair, no bridge)")
     ap.add_argument("--seed", type=int, default=1, help="seed for the typing gaps (default 1)")
     ap.add_argument("--keep-work", action="store_true", help="keep the work directory (raw pcaps, configs, logs)")
     ap.add_argument("--analyze", metavar="PCAP", help="only decode the MPTCP facts of an existing pcap (JSON out)")
     args = ap.parse_args()
+    if args.path2_delay_ms < 0:
+        ap.error("--path2-delay-ms must be >= 0")
+    if args.out is None:
+        d = args.path2_delay_ms
+        args.out = str(DEFAULT_OUT if d == 0 else SLOW_JOIN_OUT if d == 20 else f"{SLOW_JOIN_OUT}-d{d:g}")
     if args.analyze:
         a = analyze(args.analyze)
         json.dump({"subflows": a["subflows"], "facts": a["facts"]}, sys.stdout, indent=1)

@@ -199,7 +199,11 @@ fn uids_are_pinned() {
 /// between namespaces, MP_PRIO moving the typing to the join subflow and
 /// back) and its truth.
 fn mptcp_lab() -> (std::path::PathBuf, Value) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/mptcp/ssh-two-subflows");
+    mptcp_set("ssh-two-subflows")
+}
+
+fn mptcp_set(name: &str) -> (std::path::PathBuf, Value) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/mptcp").join(name);
     let truth = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
     (dir.join("ssh-mptcp.pcap"), truth)
 }
@@ -285,4 +289,40 @@ fn each_path_alone_tells_what_it_carried() {
         assert_eq!(r[field], Value::Null, "{field}: {r}");
     }
     assert_eq!(r["alerts"], serde_json::json!([]), "{r}");
+}
+
+/// An SSH session over Multipath TCP whose join subflow's path is 20 ms
+/// longer each way (lab/mptcp.py --path2-delay-ms 20; the second command, 33
+/// keys, typed on the join), seen at the server and at the client: one record
+/// with every key, each path with its own round trip, the typist as near as
+/// the nearest path (not the slow one's 40 ms), and no relay. At the client
+/// edge the keys on the slow path echo 40 ms later than the first subflow's
+/// round trip: that is the path, not a relay.
+#[test]
+fn a_slower_second_path_is_no_relay_and_no_distance() {
+    let (pcap, truth) = mptcp_set("ssh-slow-join");
+    assert_eq!(truth["path2_one_way_delay_ms"], 20);
+    assert_eq!(truth["keys_per_subflow"]["2"], 33);
+    let client_edge = pcap.with_file_name("client-edge.pcap");
+    for (vantage, path, slow_leg) in [("server", &pcap, "client_rtt_ms"), ("client", &client_edge, "server_rtt_ms")] {
+        let recs = replay_with_ok(&[], &[path]);
+        assert_eq!(recs.len(), 1, "{vantage}: {}", pretty(&recs));
+        let r = &recs[0];
+        assert_eq!(r["keystrokes"], truth["typed_keys"], "{vantage}: {r}");
+        let subs = r["mptcp"]["subflows"].as_array().unwrap();
+        let floor = |i: usize| subs[i][slow_leg]["floor"].as_f64().unwrap();
+        assert!(floor(0) < 1.0 && (39.0..42.0).contains(&floor(1)), "{vantage}: each path its own round trip: {r}");
+        assert_eq!(r["alerts"], serde_json::json!([]), "{vantage}: {r}");
+        for leg in ["client_relay", "server_relay"] {
+            assert_eq!(r[leg]["suspected"], false, "{vantage}: {r}");
+        }
+        let typist = r["typist_rtt_ms"].as_f64().unwrap();
+        assert!(typist < 1.0, "{vantage}: the typist is as near as the nearest path: {r}");
+    }
+    // At the client edge the slow path's echoes are a level 40 ms above the
+    // first subflow's round trip: judged against the slowest path, no relay.
+    let r = &replay_with_ok(&[], &[&client_edge])[0];
+    assert!(r["echo_ms"]["p50"].as_f64().unwrap() > 39.0, "{r}");
+    let evidence = r["server_relay"]["evidence"].to_string();
+    assert!(evidence.contains("a slower subflow"), "{r}");
 }
