@@ -11,5 +11,6 @@ pub mod engine;
 pub mod flow;
 pub mod output;
 pub mod proto;
+pub mod side;
 pub mod time;
 pub mod verdict;

@@ -4,24 +4,14 @@
 use super::interactive::Interactive;
 use super::relay::{Level, Relay, Thresholds, Transport, echo_levels, level_shifts, max_distance_km, verdict};
 use super::stats::Quantiles;
-use super::turns::Turns;
-use crate::flow::Side;
+use super::turns::{AppRtt, Turns};
+use crate::side::Side;
 
 /// Answers needed before handshake turnarounds alone make a relay verdict.
 const MIN_VERDICT_SAMPLES: u64 = 3;
 
 /// Longest hold of a reply waiting for its obfuscation slot, ms (20 ms grid, fuzz included).
 const CHAFF_SLOT_MS: f64 = 25.0;
-
-/// Robust floor and spread of application turnarounds of one side, ms.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct AppRtt {
-    pub min: f64,
-    pub p50: f64,
-    pub samples: u64,
-    /// The robust floor used for hidden latency: 20th percentile.
-    pub floor: f64,
-}
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assessment {
@@ -226,7 +216,7 @@ mod tests {
 
     #[test]
     fn handshake_turnarounds_need_three_answers_for_a_verdict() {
-        use crate::proto::handshake::Msg;
+        use crate::analysis::turns::Msg;
         let t = Thresholds::default();
         let mut turns = Turns::default();
         turns.on_message(0, Side::Client, Msg::Request(1));

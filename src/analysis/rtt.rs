@@ -17,7 +17,7 @@
 use super::deque::InlineDeque;
 use super::seq;
 use super::stats::Summary;
-use crate::flow::Side;
+use crate::side::Side;
 use crate::time::{Ts, ms};
 
 /// Segments remembered per direction while awaiting their ACK.

@@ -3,11 +3,27 @@
 //! peer, past any relay. A request sent twice is ambiguous (Karn's rule for
 //! applications): its answer gives no sample.
 
-use super::assess::AppRtt;
 use super::stats::Summary;
-use crate::flow::Side;
-use crate::proto::handshake::Msg;
+use crate::side::Side;
 use crate::time::{Ts, ms};
+
+/// One handshake message, as far as pairing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    /// Asks for an answer; `id` pairs it with that answer.
+    Request(u64),
+    Answer(u64),
+}
+
+/// Robust floor and spread of application turnarounds of one side, ms.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct AppRtt {
+    pub min: f64,
+    pub p50: f64,
+    pub samples: u64,
+    /// The robust floor used for hidden latency: 20th percentile.
+    pub floor: f64,
+}
 
 const PENDING: usize = 4;
 

@@ -6,6 +6,6 @@ pub mod mptcp;
 mod session;
 mod table;
 
-pub use key::{FlowKey, Side};
+pub use key::FlowKey;
 pub use session::{App, AppStream, DATA_FROM, EndReason, ExportState, FIN_FROM, LONG_IDLE, Session};
 pub use table::{FlowTable, Lane};

@@ -6,9 +6,10 @@
 //! are followed in its data sequence (DSS mappings), whichever subflow
 //! carries them, so the SSH dissector and keystroke analysis see one stream.
 
-use super::{EndReason, FlowKey, Session, Side};
+use super::{EndReason, FlowKey, Session};
 use crate::analysis::Quantiles;
 use crate::decode::{DssMap, Mptcp as Opt, Tcp};
+use crate::side::Side;
 use crate::time::Ts;
 use std::net::SocketAddr;
 

@@ -1,13 +1,14 @@
 //! Per-session state: counters, protocol detection and timing analysis.
 
+use super::FlowKey;
 use super::mptcp::Mptcp;
-use super::{FlowKey, Side};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
 use crate::analysis::{RttSample, RttTracker};
 use crate::proto::ssh::SshStream;
 use crate::proto::vnc::VncStream;
 use crate::proto::{Classifier, Proto};
+use crate::side::Side;
 use crate::time::Ts;
 use std::net::SocketAddr;
 

@@ -5,8 +5,8 @@ use super::SessionExport;
 use crate::decode::DropReason;
 use crate::engine::Counters;
 use crate::flow::EndReason;
-use crate::flow::Side;
 use crate::proto::Proto;
+use crate::side::Side;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,

@@ -2,8 +2,8 @@
 //! Fields are added, never renamed. `null` means "could not be measured".
 
 use crate::analysis::Quantiles;
-use crate::analysis::assess::AppRtt;
 use crate::analysis::relay::{Relay, ttl_hops};
+use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::proto::ssh::SshInfo;

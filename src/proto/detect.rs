@@ -1,8 +1,9 @@
 //! Content signatures of the protocols echoloc watches.
 
 use super::Proto;
-use super::handshake::{Msg, ike_message, openvpn_hard_reset};
-use crate::flow::Side;
+use super::handshake::{ike_message, openvpn_hard_reset};
+use crate::analysis::turns::Msg;
+use crate::side::Side;
 
 /// Payload-bearing packets looked at per session before falling back to ports.
 const BUDGET: u8 = 8;

@@ -4,14 +4,7 @@
 //! reaches past any relay in between (a SOCKS proxy, a port forwarder).
 
 use super::Proto;
-
-/// One handshake message, as far as pairing goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Msg {
-    /// Asks for an answer; `id` pairs it with that answer.
-    Request(u64),
-    Answer(u64),
-}
+use crate::analysis::turns::Msg;
 
 /// The handshake message a payload starts with, if any; `transport` is the
 /// IP protocol (OpenVPN frames its packets over TCP, not over UDP).

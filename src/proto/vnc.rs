@@ -3,7 +3,7 @@
 //! the server's next framebuffer update is the echo.
 
 use crate::analysis::seq::{self, Continuity};
-use crate::flow::Side;
+use crate::side::Side;
 
 #[derive(Debug, Default)]
 pub struct VncStream {

@@ -41,7 +41,7 @@ pub use levels::{AnswerLevel, low_percentile};
 use super::deque::InlineDeque;
 use super::seq;
 use super::stats::{Quantiles, Summary};
-use crate::flow::Side;
+use crate::side::Side;
 use crate::time::{Ts, ms};
 use chaff::{Class, Released, Trains};
 use levels::{AutoAnswer, bump, count_of, levels};

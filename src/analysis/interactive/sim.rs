@@ -2,7 +2,7 @@
 //! carries its end and an acknowledgement of what its sender has received.
 
 use super::{Interactive, Pos};
-use crate::flow::Side;
+use crate::side::Side;
 use crate::time::Ts;
 
 const MS: Ts = 1_000_000;

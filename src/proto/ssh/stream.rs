@@ -4,7 +4,7 @@
 use super::kex::{KexInit, Negotiated, keystroke_size};
 use super::{SshInfo, openssh_version};
 use crate::analysis::seq;
-use crate::flow::Side;
+use crate::side::Side;
 
 /// Clear-text bytes kept per direction before giving up (KEXINITs are a few KB).
 const MAX_CLEAR: usize = 64 * 1024;
