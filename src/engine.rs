@@ -6,9 +6,11 @@ use crate::analysis::{RttSample, SampleKind, Segment};
 use crate::config::SessionsConfig;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
-use crate::flow::{App, AppStream, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
+use crate::flow::{
+    App, AppStream, Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session,
+};
 use crate::output::{Metrics, SessionRecord};
-use crate::proto::{Proto, handshake};
+use crate::proto::{Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
 use crate::verdict::Judge;
@@ -63,21 +65,6 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig::new(&SessionsConfig::default(), Judge::default())
     }
-}
-
-/// Totals of what the engine saw.
-#[derive(Debug, Clone, Default)]
-pub struct Counters {
-    pub packets: u64,
-    pub bytes: u64,
-    pub decode_errors: [u64; DropReason::ALL.len()],
-    pub opened: [u64; Proto::ALL.len()],
-    pub ended: [[u64; EndReason::ALL.len()]; Proto::ALL.len()],
-    pub evicted: u64,
-    /// Sessions in this engine's table when the counters were last flushed
-    /// (a level, not a total: each engine adds its change to the gauge, so
-    /// `echoloc_sessions_active` is the sum over every captured interface).
-    pub active: u64,
 }
 
 /// Where finished session records go.
@@ -273,7 +260,7 @@ impl Engine {
         let s = self.table.get_mut(id);
         // The payload first: most packets carry no handshake message, and
         // then the session's app state is not read at all.
-        if let Some(msg) = handshake::message(proto, ip_proto, payload)
+        if let Some(msg) = message(proto, ip_proto, payload)
             && s.app.is_none()
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);

@@ -1,11 +1,13 @@
 //! Flow table: one entry per connection, both directions joined, with idle
 //! expiry and a hard bound on the number of sessions.
 
+mod counters;
 mod key;
 pub mod mptcp;
 mod session;
 mod table;
 
+pub use counters::Counters;
 pub use key::FlowKey;
 pub use session::{App, AppStream, DATA_FROM, EndReason, ExportState, FIN_FROM, LONG_IDLE, Session};
 pub use table::{FlowTable, Lane};

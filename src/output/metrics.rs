@@ -3,8 +3,7 @@
 
 use super::SessionExport;
 use crate::decode::DropReason;
-use crate::engine::Counters;
-use crate::flow::EndReason;
+use crate::flow::{Counters, EndReason};
 use crate::proto::Proto;
 use crate::side::Side;
 use prometheus::{

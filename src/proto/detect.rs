@@ -1,7 +1,8 @@
-//! Content signatures of the protocols echoloc watches.
+//! Which protocol a session carries: each protocol's probe over the first
+//! payloads, OpenVPN's hard-reset pair, else the server port.
 
-use super::Proto;
-use super::handshake::{ike_message, openvpn_hard_reset};
+use super::openvpn::hard_reset;
+use super::{PROTOCOLS, Proto};
 use crate::analysis::turns::Msg;
 use crate::side::Side;
 
@@ -27,7 +28,7 @@ impl Classifier {
         self.found = detect_payload(transport, server_port, payload);
         if self.found.is_none() {
             // OpenVPN has no magic: a client hard reset answered by a server hard reset.
-            match (from, openvpn_hard_reset(transport, payload)) {
+            match (from, hard_reset(transport, payload)) {
                 (Side::Client, Some(Msg::Request(_))) => self.openvpn_reset = true,
                 (Side::Server, Some(Msg::Answer(_))) if self.openvpn_reset => self.found = Some(Proto::Openvpn),
                 _ => {}
@@ -47,83 +48,10 @@ impl Classifier {
     }
 }
 
-/// The protocol one payload proves, if any.
+/// The protocol one payload proves, if any: the first whose probe matches,
+/// in the order of [`PROTOCOLS`].
 pub fn detect_payload(transport: u8, server_port: u16, p: &[u8]) -> Option<Proto> {
-    match transport {
-        6 => detect_tcp(p),
-        17 => detect_udp(server_port, p),
-        _ => None,
-    }
-}
-
-fn detect_tcp(p: &[u8]) -> Option<Proto> {
-    if p.starts_with(b"SSH-") {
-        return Some(Proto::Ssh);
-    }
-    // SSH inside a thin tunnel framing (WebSocket, HTTP CONNECT-less proxies): the banner within the first bytes.
-    if p.len() > 8 && p[..p.len().min(16)].windows(8).any(|w| w == b"SSH-2.0-" || w == b"SSH-1.99") {
-        return Some(Proto::Ssh);
-    }
-    if p.starts_with(b"RFB 0") {
-        return Some(Proto::Vnc);
-    }
-    if x224_connection(p).is_some() {
-        return Some(Proto::Rdp);
-    }
-    if tls_hello(p).is_some() {
-        return Some(Proto::Tls);
-    }
-    None
-}
-
-/// A TPKT (version 3) packet carrying an X.224 connection request or
-/// confirm: its TPDU code, 0xE0 (request) or 0xD0 (confirm).
-pub(super) fn x224_connection(p: &[u8]) -> Option<u8> {
-    let code = p.get(5)? & 0xF0;
-    (p.len() >= 7 && p[0] == 3 && p[1] == 0 && matches!(code, 0xE0 | 0xD0)).then_some(code)
-}
-
-/// A TLS handshake record starting with a ClientHello (1) or ServerHello
-/// (2): that message type.
-pub(super) fn tls_hello(p: &[u8]) -> Option<u8> {
-    let kind = *p.get(5)?;
-    (p[0] == 0x16 && p[1] == 3 && p[2] <= 4 && matches!(kind, 1 | 2)).then_some(kind)
-}
-
-fn detect_udp(server_port: u16, p: &[u8]) -> Option<Proto> {
-    if is_wireguard(p) {
-        return Some(Proto::Wireguard);
-    }
-    if matches!(server_port, 500 | 4500) && is_ike(p) {
-        return Some(Proto::Ike);
-    }
-    None
-}
-
-/// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
-/// of that type (transport data: 16-byte header + a multiple of 16).
-pub(super) fn is_wireguard(p: &[u8]) -> bool {
-    if p.len() < 32 || p[1..4] != [0, 0, 0] {
-        return false;
-    }
-    match p[0] {
-        1 => p.len() == 148,
-        2 => p.len() == 92,
-        3 => p.len() == 64,
-        4 => (p.len() - 16).is_multiple_of(16),
-        _ => false,
-    }
-}
-
-/// IKE (v1 or v2) header, optionally behind the 4-byte non-ESP marker of port 4500.
-fn is_ike(p: &[u8]) -> bool {
-    let p = ike_message(p);
-    if p.len() < 28 {
-        return false;
-    }
-    let version = p[17];
-    let length = u32::from_be_bytes([p[24], p[25], p[26], p[27]]) as usize;
-    matches!(version, 0x10 | 0x20) && length == p.len()
+    PROTOCOLS.iter().find(|s| (s.probe)(transport, server_port, p)).map(|s| s.proto)
 }
 
 #[cfg(test)]

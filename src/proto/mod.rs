@@ -1,12 +1,25 @@
 //! Which application protocol a session carries: by content first, by port
 //! second (SSH on 2222 or 443 is still SSH).
 
+//!
+//! Each protocol is one module that owns its well-known ports, its content
+//! probe, its handshake messages (request → answer pairs) and, where it has
+//! one, its interactive dissector; it describes itself with a [`Spec`], and
+//! [`PROTOCOLS`] lists them. Adding a protocol: a module with its `SPEC`, a
+//! [`Proto`] variant, and one line in [`PROTOCOLS`].
+
 mod detect;
-pub mod handshake;
+mod ike;
+mod openvpn;
+mod rdp;
 pub mod ssh;
+mod tls;
 pub mod vnc;
+mod wireguard;
 
 pub use detect::{Classifier, detect_payload};
+
+use crate::analysis::turns::Msg;
 
 use serde::Serialize;
 
@@ -63,16 +76,10 @@ impl Proto {
 
     /// The protocol a well-known server port suggests, if any.
     pub fn from_port(transport: u8, port: u16) -> Option<Proto> {
-        Some(match (transport, port) {
-            (6, 22) => Proto::Ssh,
-            (6 | 17, 3389) => Proto::Rdp,
-            (6, 5900..=5910) => Proto::Vnc,
-            (17, 51820) => Proto::Wireguard,
-            (6 | 17, 1194) => Proto::Openvpn,
-            (17, 500 | 4500) => Proto::Ike,
-            (6, 443) => Proto::Tls,
-            _ => return None,
-        })
+        PROTOCOLS
+            .iter()
+            .find(|s| s.ports.iter().any(|&(t, lo, hi)| t == transport && (lo..=hi).contains(&port)))
+            .map(|s| s.proto)
     }
 
     /// The protocol of a session whose content proved nothing: the server
@@ -89,7 +96,12 @@ impl Proto {
     /// A protocol a person works through for hours (shells, desktops, TCP
     /// VPNs): its established sessions keep the long idle limit.
     pub fn is_remote_access(self) -> bool {
-        matches!(self, Proto::Ssh | Proto::Rdp | Proto::Vnc | Proto::Openvpn)
+        self.spec().is_some_and(|s| s.remote_access)
+    }
+
+    /// The module of a protocol echoloc dissects (none for the transports).
+    pub fn spec(self) -> Option<&'static Spec> {
+        BY_PROTO[self.index()]
     }
 
     /// Is `port` a well-known server port of a protocol echoloc watches?
@@ -97,3 +109,49 @@ impl Proto {
         Proto::from_port(transport, port).is_some() || (port < 1024 && port != 0)
     }
 }
+
+/// Reads the handshake message a payload starts with (IP protocol, payload).
+pub type MessageFn = fn(u8, &[u8]) -> Option<Msg>;
+
+/// What a protocol module tells the rest of echoloc.
+pub struct Spec {
+    pub proto: Proto,
+    /// Well-known server ports: (IP protocol, first port, last port).
+    pub ports: &'static [(u8, u16, u16)],
+    /// Whether one payload proves the protocol (IP protocol, the session's server port, payload).
+    pub probe: fn(u8, u16, &[u8]) -> bool,
+    /// The handshake message a payload starts with (IP protocol, payload), for
+    /// protocols whose clear handshake pairs a request with the real peer's answer.
+    pub message: Option<MessageFn>,
+    /// A protocol a person works through for hours (shells, desktops, TCP
+    /// VPNs): its established sessions keep the long idle limit.
+    pub remote_access: bool,
+}
+
+/// Every protocol echoloc dissects, in the order payloads are probed.
+pub const PROTOCOLS: [&Spec; 7] =
+    [&ssh::SPEC, &vnc::SPEC, &rdp::SPEC, &tls::SPEC, &wireguard::SPEC, &ike::SPEC, &openvpn::SPEC];
+
+/// [`PROTOCOLS`] by [`Proto::index`].
+const BY_PROTO: [Option<&Spec>; Proto::ALL.len()] = {
+    let mut by = [None; Proto::ALL.len()];
+    let mut i = 0;
+    while i < PROTOCOLS.len() {
+        by[PROTOCOLS[i].proto as usize] = Some(PROTOCOLS[i]);
+        i += 1;
+    }
+    by
+};
+
+/// The handshake message a payload of a `proto` session starts with, if
+/// any: the answer is computed by the real protocol peer, so request →
+/// answer is an application turnaround that reaches past any relay in
+/// between (a SOCKS proxy, a port forwarder). `transport` is the IP
+/// protocol (OpenVPN frames its packets over TCP, not over UDP).
+#[inline]
+pub fn message(proto: Proto, transport: u8, p: &[u8]) -> Option<Msg> {
+    proto.spec()?.message?(transport, p)
+}
+
+#[cfg(test)]
+mod tests;

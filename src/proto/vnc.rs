@@ -2,8 +2,17 @@
 //! keystroke times (only that a key went down is kept, never which key);
 //! the server's next framebuffer update is the echo.
 
+use super::{Proto, Spec};
 use crate::analysis::seq::{self, Continuity};
 use crate::side::Side;
+
+pub const SPEC: Spec = Spec {
+    proto: Proto::Vnc,
+    ports: &[(6, 5900, 5910)],
+    probe: |transport, _, p| transport == 6 && p.starts_with(b"RFB 0"),
+    message: None,
+    remote_access: true,
+};
 
 #[derive(Debug, Default)]
 pub struct VncStream {

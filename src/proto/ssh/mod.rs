@@ -8,7 +8,23 @@ mod stream;
 pub use kex::{KexInit, Negotiated, keystroke_size};
 pub use stream::{SshEvent, SshStream};
 
+use super::{Proto, Spec};
 use serde::Serialize;
+
+pub const SPEC: Spec = Spec {
+    proto: Proto::Ssh,
+    ports: &[(6, 22, 22)],
+    probe: |transport, _, p| transport == 6 && banner(p),
+    message: None,
+    remote_access: true,
+};
+
+/// An identification string: at the start, or within the first bytes of a
+/// thin tunnel framing (WebSocket, proxies).
+fn banner(p: &[u8]) -> bool {
+    p.starts_with(b"SSH-")
+        || (p.len() > 8 && p[..p.len().min(16)].windows(8).any(|w| w == b"SSH-2.0-" || w == b"SSH-1.99"))
+}
 
 /// What the clear-text start of an SSH connection told.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

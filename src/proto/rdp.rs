@@ -1,0 +1,23 @@
+//! RDP: TPKT + X.224; the connection request and its confirm are the
+//! handshake pair (the server's turnaround).
+
+use super::{Proto, Spec};
+use crate::analysis::turns::Msg;
+
+pub const SPEC: Spec = Spec {
+    proto: Proto::Rdp,
+    ports: &[(6, 3389, 3389), (17, 3389, 3389)],
+    probe: |transport, _, p| transport == 6 && x224_connection(p).is_some(),
+    message: Some(|_, p| match x224_connection(p)? {
+        0xE0 => Some(Msg::Request(0)),
+        _ => Some(Msg::Answer(0)),
+    }),
+    remote_access: true,
+};
+
+/// A TPKT (version 3) packet carrying an X.224 connection request or
+/// confirm: its TPDU code, 0xE0 (request) or 0xD0 (confirm).
+fn x224_connection(p: &[u8]) -> Option<u8> {
+    let code = p.get(5)? & 0xF0;
+    (p.len() >= 7 && p[0] == 3 && p[1] == 0 && matches!(code, 0xE0 | 0xD0)).then_some(code)
+}

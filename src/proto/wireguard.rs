@@ -1,0 +1,41 @@
+//! WireGuard: fixed message sizes prove it; the initiation (sender index)
+//! and the response naming it (receiver index) are the handshake pair.
+
+use super::{Proto, Spec};
+use crate::analysis::turns::Msg;
+
+pub const SPEC: Spec = Spec {
+    proto: Proto::Wireguard,
+    ports: &[(17, 51820, 51820)],
+    probe: |transport, _, p| transport == 17 && is_wireguard(p),
+    message: Some(|_, p| {
+        if !is_wireguard(p) {
+            return None;
+        }
+        match p[0] {
+            1 => Some(Msg::Request(le32(&p[4..8]))),
+            2 => Some(Msg::Answer(le32(&p[8..12]))),
+            _ => None,
+        }
+    }),
+    remote_access: false,
+};
+
+/// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
+/// of that type (transport data: 16-byte header + a multiple of 16).
+fn is_wireguard(p: &[u8]) -> bool {
+    if p.len() < 32 || p[1..4] != [0, 0, 0] {
+        return false;
+    }
+    match p[0] {
+        1 => p.len() == 148,
+        2 => p.len() == 92,
+        3 => p.len() == 64,
+        4 => (p.len() - 16).is_multiple_of(16),
+        _ => false,
+    }
+}
+
+fn le32(b: &[u8]) -> u64 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64
+}
