@@ -258,11 +258,9 @@ impl Engine {
             echo = self.multipath_segment(id, p.ts, from, t, opt);
         }
         let s = self.table.get_mut(id);
-        // The payload first: most packets carry no handshake message, and
-        // then the session's app state is not read at all.
-        if let Some(msg) = message(proto, ip_proto, payload)
-            && s.app.is_none()
-        {
+        // Handshake turnarounds beside any interactive analysis (only
+        // protocols with a clear handshake have messages).
+        if let Some(msg) = message(proto, ip_proto, payload) {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
         let settled = s.classifier.settled();

@@ -58,6 +58,10 @@ pub fn assess(
             && let Some(q) = sum.quantiles()
         {
             a.app_rtt[i] = Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor });
+        } else if let Some(app) = turns.and_then(|x| x.app_rtt(side)).filter(|x| x.samples >= MIN_VERDICT_SAMPLES) {
+            // An interactive protocol with a clear handshake (RDP's X.224): its
+            // answers are that side's turnaround when the session shows no other.
+            a.app_rtt[i] = Some(app);
         }
     }
     a.ping_rtt = inter.ping_rtt();
@@ -212,6 +216,34 @@ mod tests {
 
     fn steady() -> [Option<Transport>; 2] {
         [Some(Transport::steady(0.1)), Some(Transport::steady(0.1))]
+    }
+
+    #[test]
+    fn handshake_answers_stand_beside_keystrokes() {
+        // An interactive protocol with a clear handshake (RDP's X.224): keys
+        // and echoes, and three request → answer pairs 20 ms apart, give the
+        // server side's turnaround; one or two answers give none.
+        let mut s = Sim::new(Some(36));
+        for k in 0..5 {
+            s.key_echo(1000 * MS + k * 300 * MS, MS / 5);
+        }
+        let mut turns = Turns::default();
+        for k in 0..3 {
+            let at = k * 100 * MS;
+            turns.on_message(at, Side::Client, crate::analysis::turns::Msg::Request(k as u64));
+            turns.on_message(at + 20 * MS, Side::Server, crate::analysis::turns::Msg::Answer(k as u64));
+        }
+        let t = Thresholds::default();
+        let a = assess(steady(), Some(&s.a), Some(&turns), &t);
+        assert_eq!(a.app_rtt[1].map(|x| (x.floor, x.samples)), Some((20.0, 3)), "{a:?}");
+        assert!(a.relay[1].as_ref().is_some_and(|r| r.suspected), "20 ms behind a 0.1 ms path: {a:?}");
+        assert_eq!(assess(steady(), Some(&s.a), None, &t).app_rtt[1], None);
+        let mut two = Turns::default();
+        for k in 0..2 {
+            two.on_message(k * 100 * MS, Side::Client, crate::analysis::turns::Msg::Request(k as u64));
+            two.on_message(k * 100 * MS + 20 * MS, Side::Server, crate::analysis::turns::Msg::Answer(k as u64));
+        }
+        assert_eq!(assess(steady(), Some(&s.a), Some(&two), &t).app_rtt[1], None);
     }
 
     #[test]
