@@ -1,16 +1,13 @@
 //! The engine: decode → flow table → protocol → analysis, one packet at a
 //! time. Replay and live capture are two thin front ends over it.
 
-use crate::analysis::interactive::Pos;
 use crate::analysis::{RttSample, SampleKind, Segment};
 use crate::config::SessionsConfig;
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
-use crate::flow::{
-    App, AppStream, Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session,
-};
+use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
 use crate::output::{Metrics, SessionRecord};
-use crate::proto::{Proto, message};
+use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
 use crate::verdict::Judge;
@@ -568,10 +565,10 @@ struct TokenOwner {
 }
 
 /// Feed a data segment of an interactive protocol to its dissector and the
-/// keystroke analysis; returns a new echo delay (ms), if one was paired.
-/// `(seq, ack)`: where the segment starts in its byte stream and what it
-/// acknowledges of the other's (TCP's numbers, or a Multipath TCP
-/// connection's data sequence).
+/// keystroke analysis (made by its protocol module on its first data);
+/// returns a new echo delay (ms), if one was paired. `(seq, ack)`: where the
+/// segment starts in its byte stream and what it acknowledges of the other's
+/// (TCP's numbers, or a Multipath TCP connection's data sequence).
 #[inline(always)]
 fn interactive(
     s: &mut Session,
@@ -582,47 +579,12 @@ fn interactive(
     t: &crate::decode::Tcp<'_>,
 ) -> Option<f32> {
     let syn_seen = s.rtt().is_some_and(|r| r.syn_seen());
-    let app = match (proto, &mut s.app) {
-        (_, Some(app)) => app,
-        (Proto::Ssh, slot) => slot.insert(Box::new(App::ssh())),
-        (Proto::Vnc, slot) => slot.insert(Box::new(App::vnc())),
-        _ => return None,
+    let app = match &mut s.app {
+        Some(app) => app,
+        slot => slot.insert(Box::new((proto.spec()?.app?)())),
     };
-    let echo = match &mut app.stream {
-        AppStream::Ssh(stream) => {
-            let ev = stream.on_segment(from, seq, t.payload_len, t.payload)?;
-            // What the clear text tells is looked at only when some was read.
-            if ev.clear {
-                if app.inter.keystroke_size().is_none() {
-                    app.inter.set_keystroke_size(stream.info.keystroke_size);
-                }
-                app.inter.set_chaff_capability(stream.info.chaff_capable(), stream.info.key_with_ping());
-            }
-            if !ev.encrypted {
-                return None;
-            }
-            // The authentication exchange times each side only if the session was
-            // seen from its start: its version lines, or (headers only) its handshake.
-            if stream.start_seen().unwrap_or(syn_seen) {
-                app.inter.set_start_seen();
-            }
-            let pos = Pos { end: seq.wrapping_add(t.payload_len), ack };
-            app.inter.on_data(ts, from, ev.len, Some(pos))
-        }
-        AppStream::Vnc(stream) => {
-            let ev = stream.on_segment(from, seq, t.payload_len, t.payload)?;
-            match from {
-                Side::Client => {
-                    for _ in 0..ev.key_downs {
-                        app.inter.keystroke(ts, seq.wrapping_add(t.payload_len));
-                    }
-                    None
-                }
-                Side::Server => app.inter.on_data(ts, Side::Server, t.payload_len, None),
-            }
-        }
-    };
-    echo.map(|d| d as f32)
+    let d = Data { ts, from, seq, ack, len: t.payload_len, payload: t.payload, syn_seen };
+    app.on_data(&d).map(|e| e as f32)
 }
 
 /// Decide which end of a new session is the client.

@@ -5,8 +5,7 @@ use super::mptcp::Mptcp;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
 use crate::analysis::{RttSample, RttTracker};
-use crate::proto::ssh::SshStream;
-use crate::proto::vnc::VncStream;
+use crate::proto::App;
 use crate::proto::{Classifier, Proto};
 use crate::side::Side;
 use crate::time::Ts;
@@ -109,45 +108,6 @@ pub struct Session {
     /// through [`Session::multipath`], which looks at `stage` first (this
     /// field is on a line other packets never read).
     mptcp: Option<Box<Mptcp>>,
-}
-
-/// An interactive protocol's dissector and its keystroke/echo analysis, in
-/// that order (`repr(C)`): a data segment reads the dissector's directions,
-/// then the analysis' first fields.
-#[derive(Debug)]
-#[repr(C)]
-pub struct App {
-    pub stream: AppStream,
-    pub inter: Interactive,
-}
-
-/// The SSH dissector is held in place, not boxed: every SSH data segment
-/// reads it, and the `App` around it is boxed already.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum AppStream {
-    Ssh(SshStream),
-    Vnc(VncStream),
-}
-
-impl App {
-    pub fn ssh() -> App {
-        App { stream: AppStream::Ssh(SshStream::default()), inter: Interactive::new(None) }
-    }
-
-    pub fn vnc() -> App {
-        let mut inter = Interactive::default();
-        inter.echo_all_pending = true;
-        inter.echo_is_round_trip = false;
-        App { stream: AppStream::Vnc(VncStream::default()), inter }
-    }
-
-    pub fn ssh_stream(&self) -> Option<&SshStream> {
-        match &self.stream {
-            AppStream::Ssh(s) => Some(s),
-            AppStream::Vnc(_) => None,
-        }
-    }
 }
 
 /// Whether a session's own series are exported to Prometheus.

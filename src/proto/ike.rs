@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
         let id = (u32::from_be_bytes([p[20], p[21], p[22], p[23]]) as u64) << 8 | p[18] as u64;
         if p[19] & 0x20 != 0 { Some(Msg::Answer(id)) } else { Some(Msg::Request(id)) }
     }),
+    app: None,
     remote_access: false,
 };
 

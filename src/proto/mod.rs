@@ -8,6 +8,7 @@
 //! [`PROTOCOLS`] lists them. Adding a protocol: a module with its `SPEC`, a
 //! [`Proto`] variant, and one line in [`PROTOCOLS`].
 
+mod data;
 mod detect;
 mod ike;
 mod openvpn;
@@ -17,9 +18,13 @@ mod tls;
 pub mod vnc;
 mod wireguard;
 
+pub use data::Data;
 pub use detect::{Classifier, detect_payload};
 
+use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Msg;
+use ssh::SshStream;
+use vnc::VncStream;
 
 use serde::Serialize;
 
@@ -110,6 +115,46 @@ impl Proto {
     }
 }
 
+/// An interactive protocol's dissector with its keystroke and echo analysis:
+/// what a protocol module's [`Spec::app`] makes for a session.
+///
+/// The dissector and the analysis, in that order (`repr(C)`): a data segment
+/// reads the dissector's directions, then the analysis' first fields.
+#[derive(Debug)]
+#[repr(C)]
+pub struct App {
+    pub stream: Stream,
+    pub inter: Interactive,
+}
+
+/// The dissector of each interactive protocol. Held in place, not boxed:
+/// every data segment reads it, and the `App` around it is boxed already.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Stream {
+    Ssh(SshStream),
+    Vnc(VncStream),
+}
+
+impl App {
+    /// Feed a data segment to the dissector and the keystroke analysis;
+    /// returns a new echo delay (ms), if one was paired.
+    #[inline(always)]
+    pub fn on_data(&mut self, d: &Data<'_>) -> Option<f64> {
+        match &mut self.stream {
+            Stream::Ssh(stream) => ssh::on_data(stream, &mut self.inter, d),
+            Stream::Vnc(stream) => vnc::on_data(stream, &mut self.inter, d),
+        }
+    }
+
+    pub fn ssh_stream(&self) -> Option<&SshStream> {
+        match &self.stream {
+            Stream::Ssh(s) => Some(s),
+            Stream::Vnc(_) => None,
+        }
+    }
+}
+
 /// Reads the handshake message a payload starts with (IP protocol, payload).
 pub type MessageFn = fn(u8, &[u8]) -> Option<Msg>;
 
@@ -123,6 +168,9 @@ pub struct Spec {
     /// The handshake message a payload starts with (IP protocol, payload), for
     /// protocols whose clear handshake pairs a request with the real peer's answer.
     pub message: Option<MessageFn>,
+    /// The interactive dissector and keystroke analysis of a new session,
+    /// for protocols a person types through.
+    pub app: Option<fn() -> App>,
     /// A protocol a person works through for hours (shells, desktops, TCP
     /// VPNs): its established sessions keep the long idle limit.
     pub remote_access: bool,

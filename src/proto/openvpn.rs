@@ -10,6 +10,7 @@ pub const SPEC: Spec = Spec {
     ports: &[(6, 1194, 1194), (17, 1194, 1194)],
     probe: |_, _, _| false,
     message: Some(hard_reset),
+    app: None,
     remote_access: true,
 };
 

@@ -12,6 +12,7 @@ pub const SPEC: Spec = Spec {
         0xE0 => Some(Msg::Request(0)),
         _ => Some(Msg::Answer(0)),
     }),
+    app: None,
     remote_access: true,
 };
 

@@ -2,7 +2,8 @@
 //! keystroke times (only that a key went down is kept, never which key);
 //! the server's next framebuffer update is the echo.
 
-use super::{Proto, Spec};
+use super::{App, Data, Proto, Spec, Stream};
+use crate::analysis::interactive::Interactive;
 use crate::analysis::seq::{self, Continuity};
 use crate::side::Side;
 
@@ -11,8 +12,34 @@ pub const SPEC: Spec = Spec {
     ports: &[(6, 5900, 5910)],
     probe: |transport, _, p| transport == 6 && p.starts_with(b"RFB 0"),
     message: None,
+    app: Some(app),
     remote_access: true,
 };
+
+/// Key events are exact keystrokes; any framebuffer update after a key is
+/// its echo, one way (the sensor to the server and back is not in it).
+fn app() -> App {
+    let mut inter = Interactive::default();
+    inter.echo_all_pending = true;
+    inter.echo_is_round_trip = false;
+    App { stream: Stream::Vnc(VncStream::default()), inter }
+}
+
+/// A data segment: the client's key-down events are keystrokes, the
+/// server's updates their echoes.
+#[inline(always)]
+pub(super) fn on_data(stream: &mut VncStream, inter: &mut Interactive, d: &Data<'_>) -> Option<f64> {
+    let ev = stream.on_segment(d.from, d.seq, d.len, d.payload)?;
+    match d.from {
+        Side::Client => {
+            for _ in 0..ev.key_downs {
+                inter.keystroke(d.ts, d.seq.wrapping_add(d.len));
+            }
+            None
+        }
+        Side::Server => inter.on_data(d.ts, Side::Server, d.len, None),
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct VncStream {

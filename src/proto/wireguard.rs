@@ -18,6 +18,7 @@ pub const SPEC: Spec = Spec {
             _ => None,
         }
     }),
+    app: None,
     remote_access: false,
 };
 

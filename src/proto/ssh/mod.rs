@@ -8,7 +8,8 @@ mod stream;
 pub use kex::{KexInit, Negotiated, keystroke_size};
 pub use stream::{SshEvent, SshStream};
 
-use super::{Proto, Spec};
+use super::{App, Data, Proto, Spec, Stream};
+use crate::analysis::interactive::{Interactive, Pos};
 use serde::Serialize;
 
 pub const SPEC: Spec = Spec {
@@ -16,8 +17,34 @@ pub const SPEC: Spec = Spec {
     ports: &[(6, 22, 22)],
     probe: |transport, _, p| transport == 6 && banner(p),
     message: None,
+    app: Some(|| App { stream: Stream::Ssh(SshStream::default()), inter: Interactive::new(None) }),
     remote_access: true,
 };
+
+/// A data segment: the stream follows it, its clear text tells the
+/// keystroke size and whether chaff can be sent, and each encrypted packet
+/// goes to the keystroke analysis by its length.
+#[inline(always)]
+pub(super) fn on_data(stream: &mut SshStream, inter: &mut Interactive, d: &Data<'_>) -> Option<f64> {
+    let ev = stream.on_segment(d.from, d.seq, d.len, d.payload)?;
+    // What the clear text tells is looked at only when some was read.
+    if ev.clear {
+        if inter.keystroke_size().is_none() {
+            inter.set_keystroke_size(stream.info.keystroke_size);
+        }
+        inter.set_chaff_capability(stream.info.chaff_capable(), stream.info.key_with_ping());
+    }
+    if !ev.encrypted {
+        return None;
+    }
+    // The authentication exchange times each side only if the session was
+    // seen from its start: its version lines, or (headers only) its handshake.
+    if stream.start_seen().unwrap_or(d.syn_seen) {
+        inter.set_start_seen();
+    }
+    let pos = Pos { end: d.seq.wrapping_add(d.len), ack: d.ack };
+    inter.on_data(d.ts, d.from, ev.len, Some(pos))
+}
 
 /// An identification string: at the start, or within the first bytes of a
 /// thin tunnel framing (WebSocket, proxies).
