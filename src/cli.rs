@@ -1,12 +1,13 @@
 //! Command-line interface. Flags override the config file.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use echoloc::capture::{live, offline};
-use echoloc::config::{self, Config, WebConfig};
+use echoloc::config::{self, Config, LogFormat, OutputFormat};
 use echoloc::engine::{Engine, EngineConfig};
 use echoloc::flow::EndReason;
 use echoloc::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use echoloc::verdict::Judge;
+use echoloc::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ struct Common {
     config: Option<PathBuf>,
     /// Session record format (default: table on a terminal, else json).
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    format: Option<OutputFormat>,
     /// Write session records to this file instead of stdout.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
@@ -107,18 +108,6 @@ struct Common {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum Format {
-    Json,
-    Table,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Run a command; returns the exit status.
@@ -169,7 +158,7 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
         None => Config::default(),
     };
     if let Some(f) = c.format {
-        cfg.output.format = Some(if f == Format::Json { "json" } else { "table" }.into());
+        cfg.output.format = Some(f);
     }
     if c.output.is_some() {
         cfg.output.file = c.output.clone();
@@ -202,7 +191,7 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
         cfg.metrics.linger_s = l;
     }
     if let Some(l) = c.log_format {
-        cfg.log.format = Some(if l == LogFormat::Json { "json" } else { "text" }.into());
+        cfg.log.format = Some(l);
     }
     cfg.validate()?;
     Ok(cfg)
@@ -212,7 +201,7 @@ fn init_logs(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log.level.as_deref().unwrap_or("info")));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if cfg.log.format.as_deref() == Some("json") {
+    if cfg.log.format == Some(LogFormat::Json) {
         let _ = b.json().try_init();
     } else {
         let _ = b.with_ansi(std::io::stderr().is_terminal()).try_init();
@@ -243,9 +232,8 @@ impl Sink {
             }
             None => (Box::new(std::io::BufWriter::new(std::io::stdout())), std::io::stdout().is_terminal()),
         };
-        let json = match cfg.output.format.as_deref() {
-            Some("json") => true,
-            Some(_) => false,
+        let json = match cfg.output.format {
+            Some(f) => f == OutputFormat::Json,
             None => !terminal,
         };
         Ok((if json { Sink::Json(JsonWriter::new(w)) } else { Sink::Table(TableWriter::new(w)) }, json))

@@ -1,12 +1,13 @@
 //! Configuration: one TOML file can hold everything the command line sets;
-//! command-line flags override the file. Also the exporter web-config file
-//! (TLS and basic auth), in the format Prometheus exporters share.
+//! command-line flags override the file.
 
 use crate::analysis::relay::Thresholds;
+use crate::policy::Policy;
+use crate::web_config::WebConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9617";
@@ -83,17 +84,33 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
-    /// "json" or "table".
-    pub format: Option<String>,
+    /// Default: a table on a terminal, else JSON Lines.
+    pub format: Option<OutputFormat>,
     /// File for session records; stdout when unset.
     pub file: Option<PathBuf>,
+}
+
+/// How session records are written.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// "text" or "json".
-    pub format: Option<String>,
+    /// Default: text.
+    pub format: Option<LogFormat>,
     pub level: Option<String>,
 }
 
@@ -124,18 +141,6 @@ impl Config {
         {
             anyhow::bail!("idle timeouts must be positive");
         }
-        if let Some(f) = &self.output.format
-            && f != "json"
-            && f != "table"
-        {
-            anyhow::bail!("output.format must be \"json\" or \"table\", not {f:?}");
-        }
-        if let Some(f) = &self.log.format
-            && f != "json"
-            && f != "text"
-        {
-            anyhow::bail!("log.format must be \"json\" or \"text\", not {f:?}");
-        }
         if let Some(w) = &self.metrics.web_config_file {
             WebConfig::load(w)?;
         }
@@ -153,97 +158,12 @@ impl Config {
             }
             rules.push((n, *ms));
         }
-        rules.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
-        Ok(Policy { rules })
-    }
-}
-
-/// Client subnet → expected maximum typist round trip (ms).
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    rules: Vec<(IpNet, f64)>,
-}
-
-/// The policy rule that applies to one client.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limit {
-    pub subnet: IpNet,
-    /// Expected maximum typist round trip, ms.
-    pub max_rtt_ms: f64,
-}
-
-impl Limit {
-    /// Whether a typist round trip (ms) breaks this limit: strictly above it.
-    pub fn exceeded_by(&self, typist_rtt_ms: f64) -> bool {
-        typist_rtt_ms > self.max_rtt_ms
-    }
-}
-
-impl Policy {
-    /// The most specific rule covering `ip`.
-    pub fn limit_for(&self, ip: IpAddr) -> Option<Limit> {
-        self.rules.iter().find(|(n, _)| n.contains(&ip)).map(|&(subnet, max_rtt_ms)| Limit { subnet, max_rtt_ms })
+        Ok(Policy::new(rules))
     }
 }
 
 pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
     s.parse().map_err(|_| anyhow::anyhow!("listen address {s:?} is not like 127.0.0.1:9617 or [::1]:9617"))
-}
-
-/// The exporter web-config file (Prometheus exporter-toolkit format):
-/// `tls_server_config: {cert_file, key_file}` and `basic_auth_users: {user: bcrypt hash}`.
-#[derive(Debug, Clone, Default)]
-pub struct WebConfig {
-    pub tls: Option<TlsConfig>,
-    pub users: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-struct WebConfigFile {
-    tls_server_config: Option<TlsConfig>,
-    #[serde(default)]
-    basic_auth_users: BTreeMap<String, String>,
-}
-
-impl WebConfig {
-    pub fn load(path: &Path) -> anyhow::Result<WebConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read web config {}: {e}", path.display()))?;
-        let f: WebConfigFile =
-            serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("web config {}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let tls = f
-            .tls_server_config
-            .map(|t| TlsConfig { cert_file: base.join(t.cert_file), key_file: base.join(t.key_file) });
-        for (user, hash) in &f.basic_auth_users {
-            if !hash.starts_with("$2") {
-                anyhow::bail!("web config {}: the password of {user:?} must be a bcrypt hash", path.display());
-            }
-        }
-        Ok(WebConfig { tls, users: f.basic_auth_users })
-    }
-
-    /// Whether a request with this Authorization header may read metrics.
-    pub fn authorized(&self, header: Option<&str>) -> bool {
-        use base64::Engine;
-        if self.users.is_empty() {
-            return true;
-        }
-        let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ")) else { return false };
-        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else { return false };
-        let Ok(text) = String::from_utf8(raw) else { return false };
-        let Some((user, pass)) = text.split_once(':') else { return false };
-        match self.users.get(user) {
-            Some(hash) => bcrypt::verify(pass, hash).unwrap_or(false),
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -266,19 +186,5 @@ mod tests {
         assert!(toml::from_str::<Config>("[capture]\ninterface = \"eth0\"\n").is_err());
         let cfg: Config = toml::from_str("[policy]\n\"10.20.0.0\" = 100\n").unwrap();
         assert!(cfg.validate().is_err());
-    }
-
-    #[test]
-    fn basic_auth_checks_bcrypt() {
-        let hash = bcrypt::hash("secret", 4).unwrap();
-        let mut w = WebConfig::default();
-        assert!(w.authorized(None));
-        w.users.insert("prom".into(), hash);
-        use base64::Engine;
-        let ok = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:secret"));
-        let bad = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:nope"));
-        assert!(w.authorized(Some(&ok)));
-        assert!(!w.authorized(Some(&bad)));
-        assert!(!w.authorized(None));
     }
 }

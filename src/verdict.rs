@@ -7,9 +7,9 @@
 use crate::analysis::Quantiles;
 use crate::analysis::assess::{Assessment, assess};
 use crate::analysis::relay::{Thresholds, Transport};
-use crate::config::{Limit, Policy};
 use crate::flow::Session;
 use crate::flow::mptcp::Role;
+use crate::policy::{Limit, Policy};
 
 /// What turns measurements into verdicts and alerts.
 #[derive(Debug, Clone, Default)]

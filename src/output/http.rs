@@ -10,7 +10,7 @@ use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::WebConfig;
+use crate::web_config::WebConfig;
 
 #[derive(Clone)]
 struct AppState {
