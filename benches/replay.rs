@@ -551,7 +551,8 @@ fn write_packet(buf: &mut [u8; 112], c: &mut Conn, side: usize, act: Act, now_us
     ip[10..12].copy_from_slice(&[0, 0]);
     ip[12..16].copy_from_slice(&src_ip);
     ip[16..20].copy_from_slice(&dst_ip);
-    let ck = ip_checksum(ip);
+    let ck =
+        etherparse::Ipv4HeaderSlice::from_slice(ip).expect("a 20-byte IPv4 header").to_header().calc_header_checksum();
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
     // TCP (checksum left 0: the payload is not captured)
     let t = &mut f[34..34 + tcp_hl];
@@ -581,14 +582,6 @@ fn write_packet(buf: &mut [u8; 112], c: &mut Conn, side: usize, act: Act, now_us
 
 fn act_is_syn_only(a: Act) -> bool {
     matches!(a, Act::Syn)
-}
-
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-    while s > 0xFFFF {
-        s = (s & 0xFFFF) + (s >> 16);
-    }
-    !(s as u16)
 }
 
 // ------------------------------------------------------------------ helpers

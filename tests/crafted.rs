@@ -424,20 +424,6 @@ fn eth(ip: &[u8]) -> Vec<u8> {
     Link::ethernet().encap(ip)
 }
 
-fn set_ipv4_checksum(ip: &mut [u8]) {
-    ip[10] = 0;
-    ip[11] = 0;
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let mut sum = 0u32;
-    for c in ip[..ihl.min(ip.len())].chunks(2) {
-        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-}
-
 /// (n) Malformed packets on the same addresses and ports as two good
 /// sessions are skipped without a panic; the good sessions are exactly as
 /// without them, and no other record appears.
@@ -469,7 +455,7 @@ fn n_malformed_packets() {
         "IPv4 IHL 15 (60 bytes) > total length",
         mutate(&|ip| {
             ip[0] = 0x4f;
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push((
@@ -482,7 +468,7 @@ fn n_malformed_packets() {
         "IPv4 total length 1500 > frame",
         mutate(&|ip| {
             ip[2..4].copy_from_slice(&1500u16.to_be_bytes());
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push((
@@ -490,14 +476,14 @@ fn n_malformed_packets() {
         mutate(&|ip| {
             ip[2..4].copy_from_slice(&30u16.to_be_bytes());
             ip.truncate(30);
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push((
         "IPv4 total length 10 < header",
         mutate(&|ip| {
             ip[2..4].copy_from_slice(&10u16.to_be_bytes());
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push((
@@ -512,7 +498,7 @@ fn n_malformed_packets() {
             ip[20 + 12] = 0xf0;
             ip.truncate(40);
             ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push((
@@ -525,7 +511,7 @@ fn n_malformed_packets() {
         "IPv4 non-first fragment claiming TCP",
         mutate(&|ip| {
             ip[6..8].copy_from_slice(&185u16.to_be_bytes());
-            set_ipv4_checksum(ip)
+            common::pcap::set_ipv4_checksum(ip)
         }),
     ));
     bad.push(("IPv6 payload length 1000 > frame", {

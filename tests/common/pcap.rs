@@ -121,6 +121,15 @@ fn checksum(initial: u32, data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// Write an IPv4 header's checksum (the header as long as its IHL says,
+/// or as much of it as there is).
+pub fn set_ipv4_checksum(ip: &mut [u8]) {
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let ihl = (usize::from(ip[0] & 0x0f) * 4).min(ip.len());
+    let sum = checksum(0, &ip[..ihl]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
 fn pseudo_header_sum(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     let mut bytes = Vec::new();
     match (src, dst) {
