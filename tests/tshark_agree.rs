@@ -308,49 +308,6 @@ fn check_lab_legs(records: &[Value]) {
     }
 }
 
-/// Frames are copied between two pairs of interfaces with a fixed delay
-/// each way: argv = if_a1 if_b1 delay1_s if_a2 if_b2 delay2_s. Exits after
-/// BRIDGE_MAX_S seconds at the latest.
-const BRIDGE_PY: &str = r#"
-import heapq, os, select, socket, sys, time
-def sock(name):
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-    s.bind((name, 0))
-    s.setblocking(False)
-    return s
-a = sys.argv[1:]
-route = {}
-for i in (0, 3):
-    x, y, d = sock(a[i]), sock(a[i + 1]), float(a[i + 2])
-    route[x.fileno()] = (x, y, d)
-    route[y.fileno()] = (y, x, d)
-heap, n = [], 0
-end = time.monotonic() + float(os.environ.get("BRIDGE_MAX_S", "120"))
-print("ready", flush=True)
-while time.monotonic() < end:
-    now = time.monotonic()
-    while heap and heap[0][0] <= now:
-        _, _, out, frame = heapq.heappop(heap)
-        try:
-            out.send(frame)
-        except OSError:
-            pass
-    wait = min(heap[0][0] - now, 0.05) if heap else 0.05
-    ready, _, _ = select.select(list(route), [], [], max(wait, 0))
-    now = time.monotonic()
-    for fd in ready:
-        src, out, d = route[fd]
-        while True:
-            try:
-                frame, addr = src.recvfrom(65535)
-            except BlockingIOError:
-                break
-            if addr[2] == socket.PACKET_OUTGOING:
-                continue
-            heapq.heappush(heap, (now + d, n, out, frame))
-            n += 1
-"#;
-
 /// TCP server on 192.0.2.2:7000. A 16-byte command starts each connection:
 /// E = echo everything back; D<n> = send n bytes then close; U<n> = read n
 /// bytes, answer OK.
@@ -541,14 +498,15 @@ fn live_netns_traffic_agrees_with_tshark() {
     let pcap = dir.path().join("netns_echo_bulk.pcap");
     let mut lab = Lab::up();
 
-    let (d1, d2) = (LAB_C_S.to_string(), LAB_S_S.to_string());
-    let bridge = lab.spawn(
-        "bridge",
-        lab.m.command(&["python3", "-c", BRIDGE_PY, "c1", "x1", &d1, "x2", "s1", &d2]),
-        Stdio::inherit(),
-    );
-    let rx = wait_for_line(bridge.stdout.take().unwrap(), "ready");
-    expect_line(&rx, "bridge", Duration::from_secs(10));
+    // The lab's own delaying bridge (lab/run-lab.py _bridge), one per link.
+    let run_lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/run-lab.py").display().to_string();
+    for (a, b, one_way_s) in [("c1", "x1", LAB_C_S), ("x2", "s1", LAB_S_S)] {
+        let ms = (one_way_s * 1e3).to_string();
+        let cmd = lab.m.command(&["python3", &run_lab, "_bridge", "--a", a, "--b", b, "--delay-ms", &ms]);
+        let bridge = lab.spawn("bridge", cmd, Stdio::inherit());
+        let rx = wait_for_line(bridge.stdout.take().unwrap(), "ready");
+        expect_line(&rx, "bridge", Duration::from_secs(10));
+    }
 
     // tcpdump between the two delays: on x1, the sensor's wire.
     let pcap_s = pcap.display().to_string();
