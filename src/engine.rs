@@ -142,7 +142,7 @@ impl Engine {
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn RecordSink) {
         self.advance(p.ts, out);
         let ip_proto = p.ip_proto();
-        if !matches!(ip_proto, 6 | 17 | 50) {
+        if !ip_proto.is_session() {
             return; // ICMP and the like are not sessions
         }
         let (sport, dport) = p.ports();

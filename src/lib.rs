@@ -9,6 +9,7 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod ip_proto;
 pub mod output;
 pub mod policy;
 pub mod proto;

@@ -15,6 +15,7 @@ pub use mptcp::{Dss, DssMap, Mptcp};
 pub use reason::DropReason;
 pub use tcp::{TcpFlags, TcpOptions};
 
+use crate::ip_proto::IpProto;
 use crate::time::Ts;
 use etherparse::{
     IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
@@ -42,7 +43,7 @@ pub enum L4<'a> {
     Udp(Udp<'a>),
     /// Another IP protocol (ESP, ICMP…): only the protocol number and payload.
     Other {
-        proto: u8,
+        proto: IpProto,
         payload: &'a [u8],
     },
 }
@@ -86,10 +87,10 @@ impl Packet<'_> {
         }
     }
 
-    pub fn ip_proto(&self) -> u8 {
+    pub fn ip_proto(&self) -> IpProto {
         match &self.l4 {
-            L4::Tcp(_) => 6,
-            L4::Udp(_) => 17,
+            L4::Tcp(_) => IpProto::TCP,
+            L4::Udp(_) => IpProto::UDP,
             L4::Other { proto, .. } => *proto,
         }
     }
@@ -177,7 +178,7 @@ pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) 
                 payload: &net.payload[8..end],
             })
         }
-        proto => L4::Other { proto, payload: net.payload },
+        proto => L4::Other { proto: IpProto(proto), payload: net.payload },
     };
     Ok(Packet { ts, src: net.src, dst: net.dst, ttl: net.ttl, ip_len: net.ip_len, l4 })
 }

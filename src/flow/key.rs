@@ -1,5 +1,6 @@
 //! Connection keys. Both directions of a connection map to one key.
 
+use crate::ip_proto::IpProto;
 use std::net::{IpAddr, SocketAddr};
 
 /// A direction-free connection key: the lower endpoint first. Compact
@@ -15,13 +16,13 @@ pub struct FlowKey {
     hi_ip: u128,
     lo_port: u16,
     hi_port: u16,
-    pub proto: u8,
+    pub proto: IpProto,
     v6: bool,
 }
 
 impl FlowKey {
     /// The key of a packet, and whether its source is the key's `lo` end.
-    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, bool) {
+    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: IpProto) -> (FlowKey, bool) {
         let (a, b) = (ip_bits(src), ip_bits(dst));
         let v6 = src.is_ipv6();
         if (a, sport) <= (b, dport) {
@@ -36,7 +37,7 @@ impl FlowKey {
         let (lo, hi) = (self.lo_ip, self.hi_ip);
         let rest = u64::from(self.lo_port)
             | u64::from(self.hi_port) << 16
-            | u64::from(self.proto) << 32
+            | u64::from(self.proto.0) << 32
             | u64::from(self.v6) << 40;
         [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64, rest]
     }
@@ -71,38 +72,38 @@ mod tests {
     fn both_directions_share_a_key() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let (k1, lo1) = FlowKey::new(a, 40000, b, 22, 6);
-        let (k2, lo2) = FlowKey::new(b, 22, a, 40000, 6);
+        let (k1, lo1) = FlowKey::new(a, 40000, b, 22, IpProto::TCP);
+        let (k2, lo2) = FlowKey::new(b, 22, a, 40000, IpProto::TCP);
         assert_eq!(k1, k2);
         assert_ne!(lo1, lo2);
-        let (k3, _) = FlowKey::new(a, 40000, b, 22, 17);
+        let (k3, _) = FlowKey::new(a, 40000, b, 22, IpProto::UDP);
         assert_ne!(k1, k3);
         assert_eq!(k1.lo().to_string(), "192.0.2.1:40000");
         assert_eq!(k1.hi().to_string(), "192.0.2.2:22");
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let (k4, _) = FlowKey::new(v6, 22, "2001:db8::2".parse().unwrap(), 50000, 6);
+        let (k4, _) = FlowKey::new(v6, 22, "2001:db8::2".parse().unwrap(), 50000, IpProto::TCP);
         assert_eq!(k4.lo().to_string(), "[2001:db8::1]:22");
     }
 
     #[test]
     fn every_field_of_a_key_reaches_its_hash_words() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let base = FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, 6).0;
+        let base = FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, IpProto::TCP).0;
         let others = [
-            FlowKey::new(ip("192.0.2.3"), 40000, ip("192.0.2.2"), 22, 6).0,
-            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.4"), 22, 6).0,
-            FlowKey::new(ip("192.0.2.1"), 40001, ip("192.0.2.2"), 22, 6).0,
-            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 23, 6).0,
-            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, 17).0,
+            FlowKey::new(ip("192.0.2.3"), 40000, ip("192.0.2.2"), 22, IpProto::TCP).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.4"), 22, IpProto::TCP).0,
+            FlowKey::new(ip("192.0.2.1"), 40001, ip("192.0.2.2"), 22, IpProto::TCP).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 23, IpProto::TCP).0,
+            FlowKey::new(ip("192.0.2.1"), 40000, ip("192.0.2.2"), 22, IpProto::UDP).0,
             // The same address bits as IPv6 (::c000:201), and the ports swapped.
-            FlowKey::new(ip("::c000:201"), 40000, ip("::c000:202"), 22, 6).0,
-            FlowKey::new(ip("192.0.2.1"), 22, ip("192.0.2.2"), 40000, 6).0,
-            FlowKey::new(ip("2001:db8::1"), 40000, ip("2001:db8::2"), 22, 6).0,
+            FlowKey::new(ip("::c000:201"), 40000, ip("::c000:202"), 22, IpProto::TCP).0,
+            FlowKey::new(ip("192.0.2.1"), 22, ip("192.0.2.2"), 40000, IpProto::TCP).0,
+            FlowKey::new(ip("2001:db8::1"), 40000, ip("2001:db8::2"), 22, IpProto::TCP).0,
         ];
         for k in others {
             assert_ne!(k, base);
             assert_ne!(k.words(), base.words(), "{k:?}");
         }
-        assert_eq!(FlowKey::new(ip("192.0.2.2"), 22, ip("192.0.2.1"), 40000, 6).0.words(), base.words());
+        assert_eq!(FlowKey::new(ip("192.0.2.2"), 22, ip("192.0.2.1"), 40000, IpProto::TCP).0.words(), base.words());
     }
 }

@@ -5,6 +5,7 @@ use super::mptcp::Mptcp;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
 use crate::analysis::{RttSample, RttTracker};
+use crate::ip_proto::IpProto;
 use crate::proto::App;
 use crate::proto::{Classifier, Proto};
 use crate::side::Side;
@@ -62,7 +63,7 @@ pub struct Session {
     /// Whether the client is the key's lower endpoint.
     pub client_is_lo: bool,
     /// IP protocol number (6 TCP, 17 UDP, 50 ESP…).
-    pub transport: u8,
+    pub transport: IpProto,
     /// Bits: [`DATA_FROM`] each side (TCP payload seen; both once the
     /// session is established beyond its handshake), [`FIN_FROM`] each side,
     /// and [`LONG_IDLE`]. One byte: the per-packet header fills its line.
@@ -125,7 +126,7 @@ impl Default for Session {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Session {
             client_is_lo: false,
-            transport: 0,
+            transport: IpProto(0),
             stage: 0,
             closed: None,
             counted: false,
@@ -174,12 +175,12 @@ impl Session {
 
     /// TCP round trips, for TCP sessions.
     pub fn rtt(&self) -> Option<&RttTracker> {
-        (self.transport == 6).then_some(&self.rtt)
+        (self.transport == IpProto::TCP).then_some(&self.rtt)
     }
 
     /// The same, to feed it a segment.
     pub fn rtt_mut(&mut self) -> Option<&mut RttTracker> {
-        (self.transport == 6).then_some(&mut self.rtt)
+        (self.transport == IpProto::TCP).then_some(&mut self.rtt)
     }
 
     /// Keystroke and echo analysis, for interactive protocols.
@@ -238,7 +239,7 @@ mod tests {
     fn only_tcp_sessions_have_round_trips() {
         let key =
             |proto| FlowKey::new("192.0.2.1".parse().unwrap(), 40000, "198.51.100.2".parse().unwrap(), 22, proto).0;
-        for (proto, tracked) in [(6, true), (17, false), (50, false)] {
+        for (proto, tracked) in [(IpProto::TCP, true), (IpProto::UDP, false), (IpProto::ESP, false)] {
             let mut s = Session::new(&key(proto), true, 0);
             assert_eq!(s.rtt().is_some(), tracked, "proto {proto}");
             assert_eq!(s.rtt_mut().is_some(), tracked, "proto {proto}");

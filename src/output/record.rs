@@ -6,6 +6,7 @@ use crate::analysis::relay::{Relay, ttl_hops};
 use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
+use crate::ip_proto::IpProto;
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
 use crate::verdict::Verdict;
@@ -134,8 +135,8 @@ impl SubflowRecord {
     fn of(s: &Subflow) -> SubflowRecord {
         let leg = |i: usize| s.legs[i].map(|q| leg_rtt(q, s.handshake[i]));
         SubflowRecord {
-            client: addr(s.client, 6),
-            server: addr(s.server, 6),
+            client: addr(s.client, IpProto::TCP),
+            server: addr(s.server, IpProto::TCP),
             start: rfc3339(s.start),
             end: rfc3339(s.last),
             end_reason: s.end.as_str(),
@@ -167,7 +168,7 @@ fn mptcp_record(s: &Session, reason: EndReason) -> Option<MptcpRecord> {
         }
         Role::Join(p) => MptcpRecord {
             role: "join",
-            parent_uid: p.map(|p| uid(6, p.client, p.server, p.start)),
+            parent_uid: p.map(|p| uid(IpProto::TCP, p.client, p.server, p.start)),
             subflows: Vec::new(),
             subflows_dropped: 0,
         },
@@ -205,9 +206,9 @@ impl SessionRecord {
             uid: uid(s.transport, s.client, s.server, s.start),
             proto: s.proto().as_str(),
             transport: match s.transport {
-                6 => "tcp",
-                17 => "udp",
-                50 => "esp",
+                IpProto::TCP => "tcp",
+                IpProto::UDP => "udp",
+                IpProto::ESP => "esp",
                 _ => "ip",
             },
             client: addr(s.client, s.transport),
@@ -283,12 +284,12 @@ pub fn round(v: f64, digits: i32) -> f64 {
 /// "ip:port", "[ipv6]:port"; protocols without ports show the address alone.
 /// IPv4 numbers are written with `itoa`: through `fmt` an address cost about
 /// 1,400 instructions, twice per session record.
-fn addr(a: SocketAddr, transport: u8) -> String {
+fn addr(a: SocketAddr, transport: IpProto) -> String {
     use std::fmt::Write;
     // Sized for the longest IPv6 form: one allocation, no regrowth.
     let mut out = String::with_capacity(48);
     let mut num = itoa::Buffer::new();
-    let with_port = transport == 6 || transport == 17;
+    let with_port = transport.has_ports();
     match a.ip() {
         IpAddr::V4(v4) => {
             for (i, o) in v4.octets().into_iter().enumerate() {
@@ -320,7 +321,7 @@ fn addr(a: SocketAddr, transport: u8) -> String {
 /// them (IPv6 compressed, lower case, no brackets), ports 0 for ESP, and the
 /// first packet's time in nanoseconds since the Unix epoch. A session over
 /// several tuples (Multipath TCP) takes its first tuple's.
-pub fn uid(transport: u8, client: SocketAddr, server: SocketAddr, start: Ts) -> String {
+pub fn uid(transport: IpProto, client: SocketAddr, server: SocketAddr, start: Ts) -> String {
     let canonical = format!("{transport} {} {} {} {} {start}", client.ip(), client.port(), server.ip(), server.port());
     let mut n = fnv1a64(canonical.as_bytes());
     const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -350,8 +351,11 @@ mod tests {
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
         let a = |s: &str| s.parse::<SocketAddr>().unwrap();
         // Pinned: the same session has this uid on every machine and version.
-        assert_eq!(uid(6, a("192.0.2.1:40000"), a("192.0.2.2:22"), 1_767_225_600_000_000_000), "CaieoBTTkw45");
-        assert_eq!(uid(6, a("[2001:db8::1]:50022"), a("[2001:db8::2]:22"), 1), "Cw8HSSFr8fZ2");
+        assert_eq!(
+            uid(IpProto::TCP, a("192.0.2.1:40000"), a("192.0.2.2:22"), 1_767_225_600_000_000_000),
+            "CaieoBTTkw45"
+        );
+        assert_eq!(uid(IpProto::TCP, a("[2001:db8::1]:50022"), a("[2001:db8::2]:22"), 1), "Cw8HSSFr8fZ2");
     }
 
     #[test]
@@ -367,10 +371,10 @@ mod tests {
         ];
         for a in addrs {
             let a: SocketAddr = a.parse().unwrap();
-            for transport in [6, 17] {
+            for transport in [IpProto::TCP, IpProto::UDP] {
                 assert_eq!(addr(a, transport), a.to_string());
             }
-            for transport in [50, 47] {
+            for transport in [IpProto::ESP, IpProto(47)] {
                 assert_eq!(addr(a, transport), a.ip().to_string());
             }
         }

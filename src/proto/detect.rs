@@ -4,6 +4,7 @@
 use super::openvpn::hard_reset;
 use super::{PROTOCOLS, Proto};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 use crate::side::Side;
 
 /// Payload-bearing packets looked at per session before falling back to ports.
@@ -20,7 +21,7 @@ pub struct Classifier {
 
 impl Classifier {
     /// Look at one payload; `server_port` is the session's server port.
-    pub fn feed(&mut self, transport: u8, server_port: u16, from: Side, payload: &[u8]) {
+    pub fn feed(&mut self, transport: IpProto, server_port: u16, from: Side, payload: &[u8]) {
         if self.found.is_some() || self.seen >= BUDGET || payload.is_empty() {
             return;
         }
@@ -50,7 +51,7 @@ impl Classifier {
 
 /// The protocol one payload proves, if any: the first whose probe matches,
 /// in the order of [`PROTOCOLS`].
-pub fn detect_payload(transport: u8, server_port: u16, p: &[u8]) -> Option<Proto> {
+pub fn detect_payload(transport: IpProto, server_port: u16, p: &[u8]) -> Option<Proto> {
     PROTOCOLS.iter().find(|s| (s.probe)(transport, server_port, p)).map(|s| s.proto)
 }
 
@@ -61,31 +62,31 @@ mod tests {
     #[test]
     fn ssh_on_any_port() {
         let mut c = Classifier::default();
-        c.feed(6, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n");
-        assert_eq!(c.proto(Proto::by_port(6, 443)), Proto::Ssh);
+        c.feed(IpProto::TCP, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        assert_eq!(c.proto(Proto::by_port(IpProto::TCP, 443)), Proto::Ssh);
     }
 
     #[test]
     fn port_fallback_and_default() {
         let c = Classifier::default();
-        assert_eq!(c.proto(Proto::by_port(6, 22)), Proto::Ssh);
-        assert_eq!(c.proto(Proto::by_port(6, 8080)), Proto::Tcp);
-        assert_eq!(c.proto(Proto::by_port(17, 9999)), Proto::Udp);
+        assert_eq!(c.proto(Proto::by_port(IpProto::TCP, 22)), Proto::Ssh);
+        assert_eq!(c.proto(Proto::by_port(IpProto::TCP, 8080)), Proto::Tcp);
+        assert_eq!(c.proto(Proto::by_port(IpProto::UDP, 9999)), Proto::Udp);
     }
 
     #[test]
     fn rdp_connection_request() {
         let cr = [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
-        assert_eq!(detect_payload(6, 3389, &cr), Some(Proto::Rdp));
+        assert_eq!(detect_payload(IpProto::TCP, 3389, &cr), Some(Proto::Rdp));
     }
 
     #[test]
     fn wireguard_sizes() {
         let mut init = vec![0u8; 148];
         init[0] = 1;
-        assert_eq!(detect_payload(17, 51194, &init), Some(Proto::Wireguard));
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init), Some(Proto::Wireguard));
         init.push(0);
-        assert_eq!(detect_payload(17, 51194, &init), None);
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init), None);
     }
 
     #[test]
@@ -95,16 +96,16 @@ mod tests {
         let mut answer = vec![8 << 3];
         answer.extend([2u8; 25]);
         let mut c = Classifier::default();
-        c.feed(17, 1198, Side::Client, &reset);
+        c.feed(IpProto::UDP, 1198, Side::Client, &reset);
         assert_eq!(c.found, None);
-        c.feed(17, 1198, Side::Server, &answer);
+        c.feed(IpProto::UDP, 1198, Side::Server, &answer);
         assert_eq!(c.found, Some(Proto::Openvpn));
         // A DNS query and answer with the same id never match.
         let mut dns = Classifier::default();
         let q = [0x08, 0x12, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w'];
-        dns.feed(17, 53, Side::Client, &q);
-        dns.feed(17, 53, Side::Server, &q);
-        assert_eq!(dns.proto(Proto::by_port(17, 53)), Proto::Udp);
+        dns.feed(IpProto::UDP, 53, Side::Client, &q);
+        dns.feed(IpProto::UDP, 53, Side::Server, &q);
+        assert_eq!(dns.proto(Proto::by_port(IpProto::UDP, 53)), Proto::Udp);
     }
 
     #[test]
@@ -113,9 +114,9 @@ mod tests {
         h[0] = 1;
         h[17] = 0x20;
         h[27] = 28;
-        assert_eq!(detect_payload(17, 500, &h), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 500, &h), Some(Proto::Ike));
         let mut natt = vec![0u8; 4];
         natt.extend_from_slice(&h);
-        assert_eq!(detect_payload(17, 4500, &natt), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 4500, &natt), Some(Proto::Ike));
     }
 }

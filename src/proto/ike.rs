@@ -4,11 +4,12 @@
 
 use super::{Proto, Spec};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Ike,
-    ports: &[(17, 500, 500), (17, 4500, 4500)],
-    probe: |transport, server_port, p| transport == 17 && matches!(server_port, 500 | 4500) && is_ike(p),
+    ports: &[(IpProto::UDP, 500, 500), (IpProto::UDP, 4500, 4500)],
+    probe: |transport, server_port, p| transport == IpProto::UDP && matches!(server_port, 500 | 4500) && is_ike(p),
     message: Some(|_, p| {
         let p = ike_message(p);
         if p.len() < 28 || !matches!(p[17], 0x10 | 0x20) {

@@ -23,6 +23,7 @@ pub use detect::{Classifier, detect_payload};
 
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 use ssh::SshStream;
 use vnc::VncStream;
 
@@ -80,7 +81,7 @@ impl Proto {
     }
 
     /// The protocol a well-known server port suggests, if any.
-    pub fn from_port(transport: u8, port: u16) -> Option<Proto> {
+    pub fn from_port(transport: IpProto, port: u16) -> Option<Proto> {
         PROTOCOLS
             .iter()
             .find(|s| s.ports.iter().any(|&(t, lo, hi)| t == transport && (lo..=hi).contains(&port)))
@@ -89,11 +90,11 @@ impl Proto {
 
     /// The protocol of a session whose content proved nothing: the server
     /// port's, else the transport's.
-    pub fn by_port(transport: u8, server_port: u16) -> Proto {
+    pub fn by_port(transport: IpProto, server_port: u16) -> Proto {
         Proto::from_port(transport, server_port).unwrap_or(match transport {
-            6 => Proto::Tcp,
-            17 => Proto::Udp,
-            50 => Proto::Esp,
+            IpProto::TCP => Proto::Tcp,
+            IpProto::UDP => Proto::Udp,
+            IpProto::ESP => Proto::Esp,
             _ => Proto::Ip,
         })
     }
@@ -110,7 +111,7 @@ impl Proto {
     }
 
     /// Is `port` a well-known server port of a protocol echoloc watches?
-    pub fn is_server_port(transport: u8, port: u16) -> bool {
+    pub fn is_server_port(transport: IpProto, port: u16) -> bool {
         Proto::from_port(transport, port).is_some() || (port < 1024 && port != 0)
     }
 }
@@ -156,15 +157,15 @@ impl App {
 }
 
 /// Reads the handshake message a payload starts with (IP protocol, payload).
-pub type MessageFn = fn(u8, &[u8]) -> Option<Msg>;
+pub type MessageFn = fn(IpProto, &[u8]) -> Option<Msg>;
 
 /// What a protocol module tells the rest of echoloc.
 pub struct Spec {
     pub proto: Proto,
     /// Well-known server ports: (IP protocol, first port, last port).
-    pub ports: &'static [(u8, u16, u16)],
+    pub ports: &'static [(IpProto, u16, u16)],
     /// Whether one payload proves the protocol (IP protocol, the session's server port, payload).
-    pub probe: fn(u8, u16, &[u8]) -> bool,
+    pub probe: fn(IpProto, u16, &[u8]) -> bool,
     /// The handshake message a payload starts with (IP protocol, payload), for
     /// protocols whose clear handshake pairs a request with the real peer's answer.
     pub message: Option<MessageFn>,
@@ -197,7 +198,7 @@ const BY_PROTO: [Option<&Spec>; Proto::ALL.len()] = {
 /// between (a SOCKS proxy, a port forwarder). `transport` is the IP
 /// protocol (OpenVPN frames its packets over TCP, not over UDP).
 #[inline]
-pub fn message(proto: Proto, transport: u8, p: &[u8]) -> Option<Msg> {
+pub fn message(proto: Proto, transport: IpProto, p: &[u8]) -> Option<Msg> {
     proto.spec()?.message?(transport, p)
 }
 

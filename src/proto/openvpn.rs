@@ -4,10 +4,11 @@
 
 use super::{Proto, Spec};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Openvpn,
-    ports: &[(6, 1194, 1194), (17, 1194, 1194)],
+    ports: &[(IpProto::TCP, 1194, 1194), (IpProto::UDP, 1194, 1194)],
     probe: |_, _, _| false,
     message: Some(hard_reset),
     app: None,
@@ -16,10 +17,10 @@ pub const SPEC: Spec = Spec {
 
 /// An OpenVPN hard reset with key id 0 (over TCP behind its 16-bit length):
 /// the client's (opcodes 1, 7, 10) asks, the server's (2, 8) answers.
-pub fn hard_reset(transport: u8, p: &[u8]) -> Option<Msg> {
+pub fn hard_reset(transport: IpProto, p: &[u8]) -> Option<Msg> {
     let b = match transport {
-        17 if p.len() >= 14 => p[0],
-        6 if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => p[2],
+        IpProto::UDP if p.len() >= 14 => p[0],
+        IpProto::TCP if p.len() >= 16 && u16::from_be_bytes([p[0], p[1]]) as usize == p.len() - 2 => p[2],
         _ => return None,
     };
     match (b >> 3, b & 7) {

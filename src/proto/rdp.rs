@@ -3,11 +3,12 @@
 
 use super::{Proto, Spec};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Rdp,
-    ports: &[(6, 3389, 3389), (17, 3389, 3389)],
-    probe: |transport, _, p| transport == 6 && x224_connection(p).is_some(),
+    ports: &[(IpProto::TCP, 3389, 3389), (IpProto::UDP, 3389, 3389)],
+    probe: |transport, _, p| transport == IpProto::TCP && x224_connection(p).is_some(),
     message: Some(|_, p| match x224_connection(p)? {
         0xE0 => Some(Msg::Request(0)),
         _ => Some(Msg::Answer(0)),

@@ -3,11 +3,12 @@
 
 use super::{Proto, Spec};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Tls,
-    ports: &[(6, 443, 443)],
-    probe: |transport, _, p| transport == 6 && hello(p).is_some(),
+    ports: &[(IpProto::TCP, 443, 443)],
+    probe: |transport, _, p| transport == IpProto::TCP && hello(p).is_some(),
     message: Some(|_, p| match hello(p)? {
         1 => Some(Msg::Request(0)),
         _ => Some(Msg::Answer(0)),

@@ -5,12 +5,13 @@
 use super::{App, Data, Proto, Spec, Stream};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::seq::{self, Continuity};
+use crate::ip_proto::IpProto;
 use crate::side::Side;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Vnc,
-    ports: &[(6, 5900, 5910)],
-    probe: |transport, _, p| transport == 6 && p.starts_with(b"RFB 0"),
+    ports: &[(IpProto::TCP, 5900, 5910)],
+    probe: |transport, _, p| transport == IpProto::TCP && p.starts_with(b"RFB 0"),
     message: None,
     app: Some(app),
     remote_access: true,

@@ -3,11 +3,12 @@
 
 use super::{Proto, Spec};
 use crate::analysis::turns::Msg;
+use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Wireguard,
-    ports: &[(17, 51820, 51820)],
-    probe: |transport, _, p| transport == 17 && is_wireguard(p),
+    ports: &[(IpProto::UDP, 51820, 51820)],
+    probe: |transport, _, p| transport == IpProto::UDP && is_wireguard(p),
     message: Some(|_, p| {
         if !is_wireguard(p) {
             return None;

@@ -10,12 +10,13 @@ pub use stream::{SshEvent, SshStream};
 
 use super::{App, Data, Proto, Spec, Stream};
 use crate::analysis::interactive::{Interactive, Pos};
+use crate::ip_proto::IpProto;
 use serde::Serialize;
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Ssh,
-    ports: &[(6, 22, 22)],
-    probe: |transport, _, p| transport == 6 && banner(p),
+    ports: &[(IpProto::TCP, 22, 22)],
+    probe: |transport, _, p| transport == IpProto::TCP && banner(p),
     message: None,
     app: Some(|| App { stream: Stream::Ssh(SshStream::default()), inter: Interactive::new(None) }),
     remote_access: true,
