@@ -1,18 +1,11 @@
-//! Command-line interface. Flags override the config file.
+//! Command-line interface: parses the flags, lays them over the config
+//! file, and hands the result to a runtime (`echoloc::runtime`).
 
 use clap::{Args, Parser, Subcommand};
-use echoloc::capture::{live, offline};
 use echoloc::config::{self, Config, LogFormat, OutputFormat};
-use echoloc::engine::{Engine, EngineConfig};
-use echoloc::flow::EndReason;
-use echoloc::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
-use echoloc::verdict::Judge;
-use echoloc::web_config::WebConfig;
+use echoloc::runtime;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -123,7 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Replay { paths, serve, no_progress, common } => {
             let cfg = merged(&common, None)?;
             init_logs(&cfg);
-            replay(&cfg, &paths, serve, no_progress)
+            runtime::offline::replay(&cfg, &paths, serve, no_progress)
         }
         Cmd::Live { interface, bpf, no_promiscuous, buffer_mib, immediate, snaplen, common } => {
             let mut cfg = merged(&common, Some(config::DEFAULT_LISTEN))?;
@@ -146,7 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 cfg.capture.snaplen = s;
             }
             init_logs(&cfg);
-            live_capture(&cfg)
+            runtime::online::live_capture(&cfg)
         }
     }
 }
@@ -206,221 +199,4 @@ fn init_logs(cfg: &Config) {
     } else {
         let _ = b.with_ansi(std::io::stderr().is_terminal()).try_init();
     }
-}
-
-fn engine_config(cfg: &Config) -> EngineConfig {
-    let judge = Judge {
-        thresholds: cfg.relay,
-        // Validated when the config was loaded.
-        policy: cfg.policy_table().unwrap_or_default(),
-    };
-    EngineConfig::new(&cfg.sessions, judge)
-}
-
-/// Where records go: JSON Lines or a table, to stdout or a file.
-enum Sink {
-    Json(JsonWriter<Box<dyn Write + Send>>),
-    Table(TableWriter<Box<dyn Write + Send>>),
-}
-
-impl Sink {
-    fn open(cfg: &Config) -> anyhow::Result<(Sink, bool)> {
-        let (w, terminal): (Box<dyn Write + Send>, bool) = match &cfg.output.file {
-            Some(p) => {
-                let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-                (Box::new(std::io::BufWriter::new(f)), false)
-            }
-            None => (Box::new(std::io::BufWriter::new(std::io::stdout())), std::io::stdout().is_terminal()),
-        };
-        let json = match cfg.output.format {
-            Some(f) => f == OutputFormat::Json,
-            None => !terminal,
-        };
-        Ok((if json { Sink::Json(JsonWriter::new(w)) } else { Sink::Table(TableWriter::new(w)) }, json))
-    }
-
-    fn write(&mut self, r: SessionRecord) {
-        match self {
-            Sink::Json(j) => j.write(&r),
-            Sink::Table(t) => t.write(&r),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Json(j) => j.flush(),
-            Sink::Table(t) => t.flush(),
-        }
-    }
-}
-
-fn metrics_for(cfg: &Config) -> anyhow::Result<Option<Arc<Metrics>>> {
-    if cfg.metrics.listen.is_none() {
-        return Ok(None);
-    }
-    let m = Metrics::new(cfg.metrics.max_exported_sessions, Duration::from_secs_f64(cfg.metrics.linger_s.max(0.0)))
-        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-    Ok(Some(Arc::new(m)))
-}
-
-/// Start the /metrics server on its own runtime thread.
-fn start_server(cfg: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let addr = config::parse_listen(cfg.metrics.listen.as_deref().unwrap_or(config::DEFAULT_LISTEN))?;
-    let web = match &cfg.metrics.web_config_file {
-        Some(p) => WebConfig::load(p)?,
-        None => WebConfig::default(),
-    };
-    // Bind first, so a busy port is an error now rather than a log line later.
-    let probe = std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    drop(probe);
-    let m = metrics.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    Ok(std::thread::spawn(move || {
-        if let Err(e) = rt.block_on(echoloc::output::http::serve(addr, m, web)) {
-            tracing::error!(error = %e, "metrics server stopped");
-        }
-    }))
-}
-
-fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -> anyhow::Result<i32> {
-    let metrics = metrics_for(cfg)?;
-    if serve && metrics.is_none() {
-        anyhow::bail!("--serve needs --listen ADDR");
-    }
-    let server = match &metrics {
-        Some(m) => Some(start_server(cfg, m)?),
-        None => None,
-    };
-    let files = offline::expand(paths)?;
-    let (mut sink, json) = Sink::open(cfg)?;
-    let show_progress = !no_progress && !json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
-    let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(offline::total_bytes(&files));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let mut engine = Engine::new(engine_config(cfg), metrics.clone());
-    let mut failed = None;
-    {
-        let mut out = |r: SessionRecord| match &bar {
-            Some(b) => b.suspend(|| sink.write(r)),
-            None => sink.write(r),
-        };
-        for f in &files {
-            let mut progress = |n: u64| {
-                if let Some(b) = &bar {
-                    b.inc(n)
-                }
-            };
-            if let Err(e) = offline::replay_file(f, &mut engine, &mut out, &mut progress) {
-                failed = Some(e);
-                break;
-            }
-        }
-        engine.finish_all(EndReason::EndOfInput, &mut out);
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    if let Err(e) = sink.flush()
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("echoloc: writing records: {e}");
-        return Ok(2);
-    }
-    if let Some(e) = failed {
-        eprintln!("echoloc: {e}");
-        return Ok(2);
-    }
-    if serve && let Some(h) = server {
-        tracing::info!("input done; serving metrics until stopped");
-        let _ = h.join();
-    }
-    Ok(0)
-}
-
-fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
-    if cfg.capture.interfaces.is_empty() {
-        anyhow::bail!("no interface: give --interface IF (see `ip link`) or capture.interfaces in the config");
-    }
-    let metrics = metrics_for(cfg)?;
-    let opts: Vec<live::LiveOptions> = cfg
-        .capture
-        .interfaces
-        .iter()
-        .map(|i| live::LiveOptions {
-            interface: i.clone(),
-            bpf: cfg.capture.bpf.clone(),
-            promiscuous: cfg.capture.promiscuous,
-            buffer_bytes: (cfg.capture.buffer_mib.min(2047) * 1024 * 1024) as i32,
-            immediate: cfg.capture.immediate,
-            snaplen: cfg.capture.snaplen.min(i32::MAX as u32) as i32,
-        })
-        .collect();
-    // Open every interface before anything else: a bad one is an error now.
-    let mut caps = Vec::new();
-    for o in &opts {
-        caps.push(live::open(o)?);
-    }
-    if let Some(m) = &metrics {
-        start_server(cfg, m)?;
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook_consts::SIGINT, signal_hook_consts::SIGTERM] {
-        let s = stop.clone();
-        register_signal(sig, s)?;
-    }
-    let (sink, _) = Sink::open(cfg)?;
-    let sink = Arc::new(std::sync::Mutex::new(sink));
-    let mut threads = Vec::new();
-    for (o, cap) in opts.into_iter().zip(caps) {
-        let (stop, metrics, sink, ecfg) = (stop.clone(), metrics.clone(), sink.clone(), engine_config(cfg));
-        threads.push(std::thread::spawn(move || {
-            tracing::info!(interface = %o.interface, "capturing");
-            let mut engine = Engine::new(ecfg, metrics.clone());
-            let mut out = |r: SessionRecord| {
-                if let Ok(mut s) = sink.lock() {
-                    s.write(r);
-                    let _ = s.flush();
-                }
-            };
-            live::run(&o, cap, &mut engine, &mut out, metrics, &stop);
-            engine.finish_all(EndReason::Shutdown, &mut out);
-            tracing::info!(interface = %o.interface, "capture stopped; open sessions written");
-        }));
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    if let Ok(mut s) = sink.lock() {
-        let _ = s.flush();
-    }
-    Ok(0)
-}
-
-mod signal_hook_consts {
-    pub const SIGINT: i32 = libc::SIGINT;
-    pub const SIGTERM: i32 = libc::SIGTERM;
-}
-
-/// Set `flag` when the signal arrives (async-signal-safe: one atomic store).
-fn register_signal(sig: i32, flag: Arc<AtomicBool>) -> anyhow::Result<()> {
-    static FLAGS: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    let _ = FLAGS.set(flag);
-    extern "C" fn handler(_: i32) {
-        if let Some(f) = FLAGS.get() {
-            f.store(true, Ordering::SeqCst);
-        }
-    }
-    // SAFETY: the handler only performs an atomic store.
-    let r = unsafe { libc::signal(sig, handler as *const () as libc::sighandler_t) };
-    if r == libc::SIG_ERR {
-        anyhow::bail!("cannot install handler for signal {sig}");
-    }
-    Ok(())
 }

@@ -2,7 +2,7 @@
 //! time. Replay and live capture are two thin front ends over it.
 
 use crate::analysis::{RttSample, SampleKind, Segment};
-use crate::config::SessionsConfig;
+use crate::config::{Config, SessionsConfig};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
@@ -55,6 +55,14 @@ impl EngineConfig {
             max_sessions: sessions.max_sessions,
             judge,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The engine a config asks for (validated when it was loaded).
+    pub fn from_config(cfg: &Config) -> EngineConfig {
+        let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };
+        EngineConfig::new(&cfg.sessions, judge)
     }
 }
 

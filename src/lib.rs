@@ -13,6 +13,7 @@ pub mod ip_proto;
 pub mod output;
 pub mod policy;
 pub mod proto;
+pub mod runtime;
 pub mod side;
 pub mod time;
 pub mod verdict;

@@ -71,6 +71,8 @@ fn selectable_fd(cap: &Capture<Active>) -> Option<std::os::fd::RawFd> {
 /// came (or a signal cut the wait short).
 fn wait_readable(fd: std::os::fd::RawFd) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: `p` is one valid pollfd that lives across the call; poll only
+    // writes its `revents`.
     unsafe { libc::poll(&mut p, 1, WAIT_MS) > 0 }
 }
 

@@ -232,7 +232,14 @@ mod tests {
     use super::*;
 
     fn key(port: u16) -> FlowKey {
-        FlowKey::new("192.0.2.1".parse().unwrap(), port, "192.0.2.2".parse().unwrap(), 22, crate::ip_proto::IpProto::TCP).0
+        FlowKey::new(
+            "192.0.2.1".parse().unwrap(),
+            port,
+            "192.0.2.2".parse().unwrap(),
+            22,
+            crate::ip_proto::IpProto::TCP,
+        )
+        .0
     }
 
     const S: Ts = 1_000_000_000;
