@@ -300,7 +300,7 @@ impl Frames {
         self.engine_loop_with(Some(std::sync::Arc::new(m)))
     }
 
-    fn engine_loop_with(&self, metrics: Option<std::sync::Arc<echoloc::output::Metrics>>) -> u64 {
+    fn engine_loop_with(&self, metrics: Option<std::sync::Arc<dyn echoloc::engine::Observer>>) -> u64 {
         let mut engine = Engine::new(EngineConfig::default(), metrics);
         let mut records = 0u64;
         let mut out = |_r: SessionRecord| records += 1;

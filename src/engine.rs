@@ -1,16 +1,15 @@
 //! The engine: decode → flow table → protocol → analysis, one packet at a
 //! time. Replay and live capture are two thin front ends over it.
 
-use crate::analysis::{RttSample, SampleKind, Segment};
+use crate::analysis::{RttSample, Segment};
 use crate::config::{Config, SessionsConfig};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
-use crate::output::{Metrics, SessionRecord};
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
-use crate::verdict::Judge;
+use crate::verdict::{Judge, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -72,15 +71,25 @@ impl Default for EngineConfig {
     }
 }
 
-/// Where finished session records go.
+/// Where finished sessions go, judged: the outputs make their records.
 pub trait RecordSink {
-    fn record(&mut self, rec: SessionRecord);
+    fn record(&mut self, s: &Session, reason: EndReason, verdict: &Verdict);
 }
 
-impl<F: FnMut(SessionRecord)> RecordSink for F {
-    fn record(&mut self, rec: SessionRecord) {
-        self(rec)
-    }
+/// What the engine tells the outputs as it goes (the Prometheus exporter
+/// implements it); the engine knows no output.
+pub trait Observer: Send + Sync {
+    /// Transport round-trip samples of a `proto` session (those taken before
+    /// its protocol was known, once it is).
+    fn rtt_samples(&self, proto: Proto, samples: &[Option<RttSample>]);
+    /// A keystroke's echo delay, ms.
+    fn echo(&self, proto: Proto, ms: f64);
+    /// A session has new figures (at most once a second of packet time).
+    fn session_update(&self, key: &FlowKey, s: &mut Session, judge: &Judge);
+    /// A session ended, with its verdict.
+    fn session_end(&self, key: &FlowKey, s: &mut Session, verdict: &Verdict);
+    /// The engine's counters now, and as they were at the last call.
+    fn counters(&self, now: &Counters, before: &Counters);
 }
 
 pub struct Engine {
@@ -95,11 +104,11 @@ pub struct Engine {
     next_expiry: Ts,
     pub counters: Counters,
     flushed: Counters,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig, metrics: Option<Arc<Metrics>>) -> Engine {
+    pub fn new(cfg: EngineConfig, observer: Option<Arc<dyn Observer>>) -> Engine {
         Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
@@ -108,7 +117,7 @@ impl Engine {
             next_expiry: i64::MIN,
             counters: Counters::default(),
             flushed: Counters::default(),
-            metrics,
+            observer,
         }
     }
 
@@ -274,25 +283,27 @@ impl Engine {
             s.counted = true;
             self.counters.opened[proto.index()] += 1;
         }
-        if let Some(m) = &self.metrics {
+        if let Some(o) = &self.observer {
             if settled {
                 // Samples held back until the protocol was known: once.
                 if newly_settled {
-                    observe(m, proto, &s.early);
+                    o.rtt_samples(proto, &s.early);
                     s.early = [None; 4];
                 }
-                observe(m, proto, &samples);
+                if samples.iter().any(Option::is_some) {
+                    o.rtt_samples(proto, &samples);
+                }
             } else {
                 for smp in samples.into_iter().flatten() {
                     if let Some(slot) = s.early.iter_mut().find(|x| x.is_none()) {
                         *slot = Some(smp);
                     } else {
-                        observe(m, proto, &[Some(smp)]);
+                        o.rtt_samples(proto, &[Some(smp)]);
                     }
                 }
             }
             if let Some(e) = echo {
-                m.echo_delay.get(proto, None).observe(e as f64 / 1e3);
+                o.echo(proto, f64::from(e));
             }
             // Per-session series follow new figures at most once a second of
             // packet time (and once more when the session ends).
@@ -301,7 +312,7 @@ impl Engine {
                 && s.multipath().is_none_or(|m| m.parent().is_none())
             {
                 s.published = p.ts;
-                m.sessions.publish(&key, s, &self.cfg.judge);
+                o.session_update(&key, s, &self.cfg.judge);
             }
         }
         if let Some(reason) = close {
@@ -419,29 +430,13 @@ impl Engine {
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }
+        // Judged once: the observer's figures and the record render this verdict.
         let verdict = self.cfg.judge.verdict(&s);
-        let rec = SessionRecord::new(&s, reason, &verdict);
-        for alert in &verdict.alerts {
-            tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
-                typist_rtt_ms = ?rec.typist_rtt_ms, client_hidden_ms = ?rec.client_hidden_ms, server_hidden_ms = ?rec.server_hidden_ms,
-                "session alert");
+        if let Some(o) = &self.observer {
+            o.rtt_samples(proto, &s.early);
+            o.session_end(key, &mut s, &verdict);
         }
-        if let Some(m) = &self.metrics {
-            for alert in &verdict.alerts {
-                m.alerts.with_label_values(&[alert]).inc();
-            }
-            for (i, leg) in ["client", "server"].into_iter().enumerate() {
-                if let Some(app) = rec.app_rtt(i) {
-                    m.app_turnaround.with_label_values(&[proto.as_str(), leg]).observe(app.floor / 1e3);
-                }
-            }
-            observe(m, proto, &s.early);
-            if s.export == crate::flow::ExportState::Exported || s.app.is_some() {
-                m.sessions.publish_verdict(key, &mut s, &verdict);
-            }
-            m.sessions.end(key, &s);
-        }
-        out.record(rec);
+        out.record(&s, reason, &verdict);
     }
 
     /// A new TCP connection's SYN: a Multipath TCP first subflow (MP_CAPABLE),
@@ -542,24 +537,10 @@ impl Engine {
 
     /// Push counters accumulated since the last flush to Prometheus.
     pub fn flush_metrics(&mut self) {
-        if let Some(m) = &self.metrics {
+        if let Some(o) = &self.observer {
             self.counters.active = self.table.len() as u64;
-            m.add_counters(&self.counters, &self.flushed);
+            o.counters(&self.counters, &self.flushed);
             self.flushed = self.counters.clone();
-        }
-    }
-}
-
-fn observe(m: &Metrics, proto: Proto, samples: &[Option<RttSample>]) {
-    for smp in samples.iter().flatten() {
-        let secs = smp.ns as f64 / 1e9;
-        match smp.kind {
-            SampleKind::Handshake => {
-                m.handshake_rtt.get(proto, Some(smp.leg)).observe(secs);
-                m.rtt.get(proto, Some(smp.leg)).observe(secs);
-            }
-            SampleKind::Ack => m.rtt.get(proto, Some(smp.leg)).observe(secs),
-            SampleKind::Piggyback => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The engine's own tests: session order, Multipath TCP subflows.
 
 use super::*;
+use crate::output::SessionRecord;
 use etherparse::PacketBuilder;
 
 /// A bare SYN (or RST) from client port `cport` to 192.0.2.2:22.

@@ -3,6 +3,7 @@
 pub mod http;
 mod json;
 mod metrics;
+mod observer;
 mod record;
 mod sessions;
 mod table;

@@ -4,11 +4,12 @@
 use super::{Sink, metrics_for, start_server};
 use crate::capture::offline;
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Observer};
 use crate::flow::EndReason;
 use crate::output::SessionRecord;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Replay `paths`; returns the exit status (2 when a file could not be read
 /// to its end, after the records of what was read are written).
@@ -34,7 +35,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
     } else {
         None
     };
-    let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone());
+    let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone().map(|m| m as Arc<dyn Observer>));
     let mut failed = None;
     {
         let mut out = |r: SessionRecord| match &bar {

@@ -4,7 +4,7 @@
 use super::{Sink, metrics_for, start_server};
 use crate::capture::live;
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Observer};
 use crate::flow::EndReason;
 use crate::output::SessionRecord;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
         let (stop, metrics, sink, ecfg) = (stop.clone(), metrics.clone(), sink.clone(), EngineConfig::from_config(cfg));
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
-            let mut engine = Engine::new(ecfg, metrics.clone());
+            let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
             let mut out = |r: SessionRecord| {
                 if let Ok(mut s) = sink.lock() {
                     s.write(r);
