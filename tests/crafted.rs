@@ -7,7 +7,6 @@
 //! `common/scenarios.rs` for the timelines). RTT tolerance: 0.1 ms.
 
 mod common;
-mod support;
 
 use common::conv::{Conversation, Dir};
 use common::pcap::{
@@ -618,11 +617,16 @@ fn n_malformed_packets() {
             Some((name, _)) => (*name, counted(&reasons[i..=i])),
             None => ("all of them", counted(&reasons)),
         };
-        let port = support::free_port();
-        let _echoloc =
-            support::serve_replay(["--listen".to_string(), format!("127.0.0.1:{port}"), path.display().to_string()]);
-        let text = support::scrape_until(port, 20, |t| support::metric_sum(t, "echoloc_sessions_ended_total") == 2);
-        assert_eq!(support::metric_series(&text, "echoloc_decode_errors_total"), want, "{what}");
+        let port = common::netns::free_port();
+        let _echoloc = common::netns::serve_replay([
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            path.display().to_string(),
+        ]);
+        let text = common::netns::scrape_until(port, 20, |t| {
+            common::netns::metric_sum(t, "echoloc_sessions_ended_total") == 2
+        });
+        assert_eq!(common::netns::metric_series(&text, "echoloc_decode_errors_total"), want, "{what}");
     }
 }
 
@@ -801,17 +805,17 @@ fn p_flood_with_max_sessions() {
     assert!(maxrss_kib < 1024 * 1024, "children peak RSS {maxrss_kib} KiB >= 1 GiB");
 
     // The counters in /metrics agree with the records.
-    let port = support::free_port();
+    let port = common::netns::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _echoloc = support::serve_replay(["--max-sessions", "1000", "--listen", &listen, path.to_str().unwrap()]);
-    let all_ended = |t: &str| support::metric_sum(t, "echoloc_sessions_ended_total") == u64::from(FLOWS);
-    let text = support::scrape_until(port, 120, all_ended);
-    let sum = |name| support::metric_sum(&text, name);
+    let _echoloc = common::netns::serve_replay(["--max-sessions", "1000", "--listen", &listen, path.to_str().unwrap()]);
+    let all_ended = |t: &str| common::netns::metric_sum(t, "echoloc_sessions_ended_total") == u64::from(FLOWS);
+    let text = common::netns::scrape_until(port, 120, all_ended);
+    let sum = |name| common::netns::metric_sum(&text, name);
     assert_eq!(sum("echoloc_sessions_evicted_total"), evicted);
     assert_eq!(sum("echoloc_sessions_opened_total"), u64::from(FLOWS));
     assert_eq!(sum("echoloc_packets_total"), 2 * u64::from(FLOWS));
     assert_eq!(sum("echoloc_sessions_active"), 0);
-    let ended = support::metric_series(&text, "echoloc_sessions_ended_total");
+    let ended = common::netns::metric_series(&text, "echoloc_sessions_ended_total");
     let ended_evicted: u64 = ended.iter().filter(|(l, _)| l.contains("reason=\"evicted\"")).map(|(_, v)| v).sum();
     assert_eq!(ended_evicted, evicted, "{ended:?}");
 }

@@ -5,7 +5,6 @@
 //! and echo delay.
 
 mod common;
-mod support;
 
 use common::close;
 use serde_json::Value;

@@ -5,14 +5,13 @@
 //! logged and reopened.
 
 mod common;
-mod support;
 
+use common::netns::{Netns, require_root, signal, wait_for};
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{Netns, require_root, signal, wait_for};
 
 fn capture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -96,7 +95,7 @@ fn a_flood_of_scrapes_does_not_disturb_capture() {
 /// with `flood`, while 8 clients request /metrics as fast as they can):
 /// the records must be those of a plain replay of the file.
 fn live_vs_replay(tag: &str, flood: bool) {
-    let _serial = support::realtime_lock();
+    let _serial = common::netns::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let expected = common::replay_ok(&[&file]);
     let ns = Netns::new(tag);
@@ -172,7 +171,7 @@ fn interface_down_is_logged_and_reopened() {
     if !require_root("interface_down_is_logged_and_reopened") {
         return;
     }
-    let _serial = support::realtime_lock();
+    let _serial = common::netns::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let ns = Netns::new("down");
     let dir = tempfile::tempdir().unwrap();
@@ -211,7 +210,7 @@ fn bad_interface_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains("no-such-if0"), "{err}");
-    if support::is_root() {
+    if common::netns::is_root() {
         assert!(err.contains("ip link") || err.contains("No such device"), "{err}");
     } else {
         assert!(err.contains("CAP_NET_RAW") || err.contains("cap_net_raw"), "{err}");
@@ -230,7 +229,7 @@ fn capture_options_reach_the_interface() {
     if !require_root("capture_options_reach_the_interface") {
         return;
     }
-    let _serial = support::realtime_lock();
+    let _serial = common::netns::realtime_lock();
     let file = capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap");
     let ns = Netns::new("opts");
     let dir = tempfile::tempdir().unwrap();
@@ -275,10 +274,10 @@ fn two_interfaces_at_once() {
     if !require_root("two_interfaces_at_once") {
         return;
     }
-    let _serial = support::realtime_lock();
+    let _serial = common::netns::realtime_lock();
     let files = [capture("pcaps/lab/direct-tr5-rs15/server-edge.pcap"), capture("pcaps/public/zeek/ssh.pcap")];
     let ns = Netns::new("two");
-    support::veth(&ns, "inj1", &ns, "cap1");
+    common::netns::veth(&ns, "inj1", &ns, "cap1");
     for i in ["inj1", "cap1"] {
         ns.exec(&["ip", "link", "set", i, "up"]);
         ns.no_offload(i);

@@ -1,12 +1,12 @@
 //! Live capture of a real SSH session: OpenSSH's sshd in one network
 //! namespace, its client in another, echoloc capturing on the server's veth.
 
-mod support;
+mod common;
 
+use common::netns::{NetnsPair, require_root, signal, wait_for};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{NetnsPair, require_root, signal, wait_for};
 
 #[test]
 fn live_ssh_session_is_dissected() {

@@ -7,7 +7,6 @@
 //! was typed and configured, and be null where nobody typed.
 
 mod common;
-mod support;
 
 use common::close;
 use serde_json::Value;

@@ -6,7 +6,6 @@
 //! twice.
 
 mod common;
-mod support;
 
 use common::pcap::{PcapRecords, pcap_records};
 use common::rng::Rng;

@@ -2,7 +2,6 @@
 //! typist's round trip exceeds the limit of the client's subnet.
 
 mod common;
-mod support;
 
 use serde_json::Value;
 use std::path::Path;

@@ -3,13 +3,13 @@
 //! histograms, per-session series and their values, their removal after the
 //! session ends, and the cap on per-session series.
 
-mod support;
+mod common;
 
+use common::netns::{Kill, free_port, serve_replay, wait_for};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Kill, free_port, serve_replay, wait_for};
 
 fn query(prom: u16, q: &str) -> Vec<Value> {
     let url = format!("http://127.0.0.1:{prom}/api/v1/query");

@@ -2,7 +2,6 @@
 //! sessions and protocols its source describes (see pcaps/SOURCES.md).
 
 mod common;
-mod support;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

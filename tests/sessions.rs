@@ -4,7 +4,6 @@
 //! with a uid anyone can recompute.
 
 mod common;
-mod support;
 
 use common::conv::{Conversation, Dir};
 use common::pcap::{Capture, Packet, at};

@@ -22,8 +22,8 @@
 //! environment a missing prerequisite fails the test instead.
 
 mod common;
-mod support;
 
+use common::netns::{Netns, signal, veth, wait_for};
 use common::pcap::Capture;
 use common::scenarios;
 use common::{have, replay_ok, write_capture};
@@ -33,7 +33,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
-use support::{Netns, signal, veth, wait_for};
 
 const TOL_MS: f64 = 0.1;
 
@@ -486,7 +485,7 @@ fn expect_line(rx: &std::sync::mpsc::Receiver<()>, what: &str, timeout: Duration
 #[test]
 fn live_netns_traffic_agrees_with_tshark() {
     let test = "live_netns_traffic_agrees_with_tshark";
-    if !support::is_root() && skip(test, "not root (network namespaces)") {
+    if !common::netns::is_root() && skip(test, "not root (network namespaces)") {
         return;
     }
     for prog in ["tshark", "tcpdump", "ip", "python3", "ethtool"] {

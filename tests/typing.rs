@@ -3,7 +3,6 @@
 //! 10 send it, fast typing where no chaff can be, and what is left unmeasured.
 
 mod common;
-mod support;
 
 use common::pcap::Capture;
 use common::typing::{Chaff, Plan, Session};

@@ -1,12 +1,12 @@
 //! The /metrics endpoint with the exporter web-config file: TLS and bcrypt
 //! basic auth, checked with curl over a real TLS connection.
 
-mod support;
+mod common;
 
+use common::netns::{free_port, serve_replay};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{free_port, serve_replay};
 
 /// HTTP status of a curl request (0 when the connection failed).
 fn curl(args: &[&str]) -> (u32, String) {

@@ -1,11 +1,12 @@
 //! Shared helpers for the integration tests: capture writer and packet
 //! builder ([`pcap`]), simulated TCP conversations ([`conv`]), crafted
 //! scenarios with their truth ([`scenarios`]), and running the binary.
-//! A test that uses this module declares `mod support;` too: running the
-//! binary waits with [`crate::support::wait_for`].
+//! Network plumbing for live tests (namespaces, veth pairs, free ports,
+//! reading /metrics) is in [`netns`].
 #![allow(dead_code)]
 
 pub mod conv;
+pub mod netns;
 pub mod pcap;
 pub mod rng;
 pub mod scenarios;
@@ -70,7 +71,7 @@ pub fn run_with_timeout(args: &[String], timeout: Duration) -> Run {
         err.read_to_end(&mut s).ok();
         s
     });
-    let status = crate::support::wait_for(&mut child, timeout)
+    let status = netns::wait_for(&mut child, timeout)
         .unwrap_or_else(|| panic!("echoloc {args:?} did not finish within {timeout:?}"));
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();

@@ -1,7 +1,6 @@
 //! Test support for tests that need real network plumbing: network
 //! namespaces and veth pairs between them (removed on drop, even after a
 //! panic), free loopback ports, and reading an echoloc's `/metrics` there.
-#![allow(dead_code)]
 
 use std::process::{Command, Stdio};
 
