@@ -10,6 +10,7 @@ pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod ip_proto;
+mod labels;
 pub mod output;
 pub mod policy;
 pub mod proto;

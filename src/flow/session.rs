@@ -1,5 +1,7 @@
 //! Per-session state: counters, protocol detection and timing analysis.
 
+use crate::labels::label_enum;
+
 use super::FlowKey;
 use super::mptcp::Mptcp;
 use crate::analysis::interactive::Interactive;
@@ -12,36 +14,16 @@ use crate::side::Side;
 use crate::time::Ts;
 use std::net::SocketAddr;
 
-/// Why a session record was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Fin,
-    Rst,
-    Idle,
-    Evicted,
-    EndOfInput,
-    Shutdown,
-}
-
-impl EndReason {
-    pub const ALL: [EndReason; 6] = [
-        EndReason::Fin,
-        EndReason::Rst,
-        EndReason::Idle,
-        EndReason::Evicted,
-        EndReason::EndOfInput,
-        EndReason::Shutdown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Fin => "fin",
-            EndReason::Rst => "rst",
-            EndReason::Idle => "idle",
-            EndReason::Evicted => "evicted",
-            EndReason::EndOfInput => "end_of_input",
-            EndReason::Shutdown => "shutdown",
-        }
+label_enum! {
+    /// Why a session record was written.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum EndReason {
+        Fin = "fin",
+        Rst = "rst",
+        Idle = "idle",
+        Evicted = "evicted",
+        EndOfInput = "end_of_input",
+        Shutdown = "shutdown",
     }
 }
 

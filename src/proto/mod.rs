@@ -1,6 +1,5 @@
 //! Which application protocol a session carries: by content first, by port
 //! second (SSH on 2222 or 443 is still SSH).
-
 //!
 //! Each protocol is one module that owns its well-known ports, its content
 //! probe, its handshake messages (request → answer pairs) and, where it has
@@ -24,62 +23,31 @@ pub use detect::{Classifier, detect_payload};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Msg;
 use crate::ip_proto::IpProto;
+use crate::labels::label_enum;
 use ssh::SshStream;
 use vnc::VncStream;
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Ssh,
-    Rdp,
-    Vnc,
-    Wireguard,
-    Openvpn,
-    Ike,
-    Esp,
-    Tls,
-    Tcp,
-    Udp,
-    Ip,
+label_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Proto {
+        Ssh = "ssh",
+        Rdp = "rdp",
+        Vnc = "vnc",
+        Wireguard = "wireguard",
+        Openvpn = "openvpn",
+        Ike = "ike",
+        Esp = "esp",
+        Tls = "tls",
+        Tcp = "tcp",
+        Udp = "udp",
+        Ip = "ip",
+    }
 }
 
 impl Proto {
-    pub const ALL: [Proto; 11] = [
-        Proto::Ssh,
-        Proto::Rdp,
-        Proto::Vnc,
-        Proto::Wireguard,
-        Proto::Openvpn,
-        Proto::Ike,
-        Proto::Esp,
-        Proto::Tls,
-        Proto::Tcp,
-        Proto::Udp,
-        Proto::Ip,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Ssh => "ssh",
-            Proto::Rdp => "rdp",
-            Proto::Vnc => "vnc",
-            Proto::Wireguard => "wireguard",
-            Proto::Openvpn => "openvpn",
-            Proto::Ike => "ike",
-            Proto::Esp => "esp",
-            Proto::Tls => "tls",
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Ip => "ip",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
     /// The protocol a well-known server port suggests, if any.
     pub fn from_port(transport: IpProto, port: u16) -> Option<Proto> {
         PROTOCOLS
