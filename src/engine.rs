@@ -273,8 +273,10 @@ impl Engine {
         }
         let s = self.table.get_mut(id);
         // Handshake turnarounds beside any interactive analysis (only
-        // protocols with a clear handshake have messages).
-        if let Some(msg) = message(proto, ip_proto, payload) {
+        // protocols with a clear handshake have messages, never empty).
+        if !payload.is_empty()
+            && let Some(msg) = message(proto, ip_proto, payload)
+        {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
         let settled = s.classifier.settled();
