@@ -55,9 +55,7 @@ impl EngineConfig {
             judge,
         }
     }
-}
 
-impl EngineConfig {
     /// The engine a config asks for (validated when it was loaded).
     pub fn from_config(cfg: &Config) -> EngineConfig {
         let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };
@@ -236,14 +234,12 @@ impl Engine {
                 samples = rtt.on_segment(&seg);
             }
             let start = s.start;
-            if s.multipath().is_some() {
+            if let Some(m) = s.multipath_mut() {
                 opt = t.mptcp();
-            }
-            if let Some(m) = s.multipath_mut()
-                && m.on_segment(p.ts, from, t, opt)
-            {
-                for (token, side) in m.tokens() {
-                    self.tokens.insert(token, TokenOwner { key, start, side });
+                if m.on_segment(p.ts, from, t, opt) {
+                    for (token, side) in m.tokens() {
+                        self.tokens.insert(token, TokenOwner { key, start, side });
+                    }
                 }
             }
             if t.flags.fin() {
@@ -447,13 +443,11 @@ impl Engine {
         let role = match t.mptcp() {
             Some(decode::Mptcp::Capable { .. }) => Role::First,
             Some(decode::Mptcp::Join { token }) => {
-                let found = self.tokens.get(&token).and_then(|o| {
-                    let pid = self.table.find(&o.key)?;
-                    let ps = self.table.get(pid);
-                    (ps.start == o.start).then_some((pid, *o, ps.client, ps.server))
-                });
-                let parent = found.map(|(pid, o, client, server)| {
-                    if let Some(m) = self.table.get_mut(pid).multipath_mut() {
+                let found = self.tokens.get(&token).and_then(|o| Some((self.first_subflow(&o.key, o.start)?, *o)));
+                let parent = found.map(|(pid, o)| {
+                    let ps = self.table.get_mut(pid);
+                    let (client, server) = (ps.client, ps.server);
+                    if let Some(m) = ps.multipath_mut() {
                         m.live_joins += 1;
                     }
                     // The SYN goes to the token's owner.
@@ -507,9 +501,15 @@ impl Engine {
 
     /// The table slot of a join subflow's connection, if it is still open.
     fn parent_id(&self, p: &Parent) -> Option<u32> {
-        let pid = self.table.find(&p.key)?;
-        let ps = self.table.get(pid);
-        (ps.start == p.start && ps.multipath().is_some_and(|m| m.role == Role::First)).then_some(pid)
+        self.first_subflow(&p.key, p.start)
+    }
+
+    /// The table slot of the Multipath TCP first subflow with this key that
+    /// started at `start` (not a later connection on the same tuple).
+    fn first_subflow(&self, key: &FlowKey, start: Ts) -> Option<u32> {
+        let id = self.table.find(key)?;
+        let s = self.table.get(id);
+        (s.start == start && s.multipath().is_some_and(|m| m.role == Role::First)).then_some(id)
     }
 
     /// Fold an ended join subflow into its connection: its figures go to the

@@ -40,7 +40,7 @@ pub struct Verdict {
 impl Judge {
     /// Judge session `s` as it stands.
     pub fn verdict(&self, s: &Session) -> Verdict {
-        let legs = leg_quantiles(s);
+        let legs = s.leg_quantiles();
         let assessment = assessment(s, &legs, self);
         let limit = self.policy.limit_for(s.client.ip());
         let over_policy = limit.zip(assessment.typist_rtt_ms).map(|(l, t)| l.exceeded_by(t));
@@ -55,12 +55,7 @@ impl Judge {
     }
 }
 
-/// Transport round-trip quantiles of each leg (one sort of each reservoir).
-fn leg_quantiles(s: &Session) -> [Option<Quantiles>; 2] {
-    s.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
-}
-
-/// Everything derived from a session's measurements; `legs` from [`leg_quantiles`].
+/// Everything derived from a session's measurements; `legs` from [`Session::leg_quantiles`].
 fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
     let rtt = s.rtt();
     let legs = [0, 1].map(|i| {

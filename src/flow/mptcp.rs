@@ -91,7 +91,7 @@ impl Subflow {
             packets: s.packets,
             bytes: s.bytes,
             ttl: s.ttl,
-            legs: rtt.map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()]),
+            legs: s.leg_quantiles(),
             handshake: rtt.map_or([None, None], |r| r.handshake),
             clean: rtt.map_or([0, 0], |r| [r.legs[0].clean, r.legs[1].clean]),
             retransmissions: rtt.map_or([0, 0], |r| r.retransmissions()),

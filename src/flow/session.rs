@@ -6,7 +6,7 @@ use super::FlowKey;
 use super::mptcp::Mptcp;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
-use crate::analysis::{RttSample, RttTracker};
+use crate::analysis::{Quantiles, RttSample, RttTracker};
 use crate::ip_proto::IpProto;
 use crate::proto::App;
 use crate::proto::{Classifier, Proto};
@@ -163,6 +163,12 @@ impl Session {
     /// The same, to feed it a segment.
     pub fn rtt_mut(&mut self) -> Option<&mut RttTracker> {
         (self.transport == IpProto::TCP).then_some(&mut self.rtt)
+    }
+
+    /// Transport round-trip quantiles of each leg, for TCP sessions (one
+    /// sort of each reservoir).
+    pub fn leg_quantiles(&self) -> [Option<Quantiles>; 2] {
+        self.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
     }
 
     /// Keystroke and echo analysis, for interactive protocols.
