@@ -242,7 +242,8 @@ fn engine_replay(path: &Path) -> (u64, EngineSummary) {
             sum.with_rtt += 1;
         }
     };
-    echoloc::capture::offline::replay_file(path, &mut engine, &mut out, &mut |_bytes: u64| {}).expect("replay");
+    let mut to = echoloc::runtime::offline::Replay { engine: &mut engine, out: &mut out };
+    echoloc::capture::offline::replay_file(path, &mut to, &mut |_bytes: u64| {}).expect("replay");
     engine.finish_all(EndReason::EndOfInput, &mut out);
     sum.opened = engine.counters.opened.iter().sum();
     sum.decode_errors = engine.counters.decode_errors.iter().sum();

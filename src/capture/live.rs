@@ -1,11 +1,10 @@
 //! Live capture on an interface through libpcap. A capture that fails (the
 //! interface went down or away) is logged and reopened, not a crash.
 
+use super::Receiver;
 use crate::decode::LinkType;
-use crate::engine::{Engine, RecordSink};
-use crate::output::Metrics;
+use crate::time::Ts;
 use pcap::{Active, Capture, Precision};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -76,16 +75,32 @@ fn wait_readable(fd: std::os::fd::RawFd) -> bool {
     unsafe { libc::poll(&mut p, 1, WAIT_MS) > 0 }
 }
 
-/// Capture until `stop` is set. The first open must succeed; later failures retry.
-pub fn run(
-    o: &LiveOptions,
-    mut cap: Capture<Active>,
-    engine: &mut Engine,
-    out: &mut dyn RecordSink,
-    metrics: Option<Arc<Metrics>>,
-    stop: &AtomicBool,
-) {
-    let mut last_stats = (0u64, 0u64, 0u64);
+/// An interface's libpcap counters since its capture was opened (32 bits:
+/// they wrap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets that passed the filter.
+    pub received: u32,
+    /// Dropped by the kernel (buffer full).
+    pub dropped: u32,
+    /// Dropped by the interface or its driver.
+    pub if_dropped: u32,
+    /// Which opening of the capture these count from (each reopen starts at 0).
+    pub opening: u32,
+}
+
+/// Capture until `stop` is set, frames to `to`. The first open must
+/// succeed; later failures retry.
+pub fn run<R: Receiver>(o: &LiveOptions, mut cap: Capture<Active>, to: &mut R, stop: &AtomicBool) {
+    let mut opening = 0;
+    let stats = |cap: &mut Capture<Active>, opening| {
+        cap.stats().ok().map(|st| Stats {
+            received: st.received,
+            dropped: st.dropped,
+            if_dropped: st.if_dropped,
+            opening,
+        })
+    };
     let mut last_tick = std::time::Instant::now();
     'outer: while !stop.load(Ordering::Relaxed) {
         let dl = cap.get_datalink().0;
@@ -96,7 +111,7 @@ pub fn run(
                 break 'outer;
             }
             match cap.next_packet() {
-                Ok(pkt) => super::feed(engine, link, &pkt, out),
+                Ok(pkt) => to.frame(&super::frame(link, &pkt)),
                 Err(pcap::Error::TimeoutExpired) => {
                     // Nothing to read. After a quiet spell the packet clock
                     // follows the wall clock, so idle sessions still end.
@@ -108,7 +123,7 @@ pub fn run(
                         }
                     };
                     if !came {
-                        engine.advance(wall_ns(), out);
+                        to.quiet(wall_ns());
                     }
                 }
                 Err(e) => {
@@ -118,10 +133,7 @@ pub fn run(
             }
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = std::time::Instant::now();
-                engine.flush_metrics();
-                if let (Some(m), Ok(st)) = (&metrics, cap.stats()) {
-                    export_stats(m, &o.interface, &mut last_stats, st);
-                }
+                to.tick(stats(&mut cap, opening));
             }
         }
         // Reopen until it works or we are told to stop.
@@ -134,28 +146,16 @@ pub fn run(
                 Ok(c) => {
                     tracing::info!(interface = %o.interface, "capture reopened");
                     cap = c;
-                    last_stats = (0, 0, 0);
+                    opening += 1;
                     continue 'outer;
                 }
                 Err(e) => tracing::warn!(interface = %o.interface, error = %e, "still cannot capture; retrying"),
             }
         }
     }
-    if let (Some(m), Ok(st)) = (&metrics, cap.stats()) {
-        export_stats(m, &o.interface, &mut last_stats, st);
-    }
+    to.tick(stats(&mut cap, opening));
 }
 
-fn export_stats(m: &Metrics, iface: &str, last: &mut (u64, u64, u64), st: pcap::Stat) {
-    let now = (st.received as u64, st.dropped as u64, st.if_dropped as u64);
-    // libpcap's counters are 32-bit and wrap; add the forward difference.
-    let d = |a: u64, b: u64| (a.wrapping_sub(b)) & 0xFFFF_FFFF;
-    m.capture_received.with_label_values(&[iface]).inc_by(d(now.0, last.0));
-    m.capture_dropped.with_label_values(&[iface, "kernel"]).inc_by(d(now.1, last.1));
-    m.capture_dropped.with_label_values(&[iface, "interface"]).inc_by(d(now.2, last.2));
-    *last = now;
-}
-
-fn wall_ns() -> i64 {
+fn wall_ns() -> Ts {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }

@@ -1,10 +1,10 @@
 //! Replay of capture files, several in a row, in the order given (a
 //! directory's files in the order of their first packets). Files that
-//! continue each other in time form one timeline; see
-//! [`Engine::start_file`].
+//! continue each other in time form one timeline (the engine's
+//! `start_file`).
 
+use super::Receiver;
 use crate::decode::LinkType;
-use crate::engine::{Engine, RecordSink};
 use crate::time::Ts;
 use pcap::{Capture, Offline};
 use std::ffi::{CStr, c_char};
@@ -62,13 +62,8 @@ pub fn total_bytes(files: &[PathBuf]) -> u64 {
     files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
 }
 
-/// Read one file through the engine. `progress` is called with bytes read.
-pub fn replay_file(
-    path: &Path,
-    engine: &mut Engine,
-    out: &mut dyn RecordSink,
-    progress: &mut dyn FnMut(u64),
-) -> Result<(), ReplayError> {
+/// Read one file, its frames to `to`. `progress` is called with bytes read.
+pub fn replay_file<R: Receiver>(path: &Path, to: &mut R, progress: &mut dyn FnMut(u64)) -> Result<(), ReplayError> {
     let mut cap = open(path).map_err(|cause| err(path, cause))?;
     let dl = cap.get_datalink().0;
     let link = LinkType::from_pcap(dl);
@@ -79,11 +74,9 @@ pub fn replay_file(
             Ok(pkt) => {
                 if first {
                     first = false;
-                    if engine.start_file(super::packet_ts(&pkt), out) {
-                        tracing::info!(file = %path.display(), "file does not continue the previous one in time: new timeline, open sessions written");
-                    }
+                    to.file_start(path, super::packet_ts(&pkt));
                 }
-                super::feed(engine, link, &pkt, out);
+                to.frame(&super::frame(link, &pkt));
                 pending += 16 + pkt.header.caplen as u64;
                 if pending >= 1 << 20 {
                     progress(pending);

@@ -5,7 +5,9 @@
 pub mod offline;
 pub mod online;
 
+use crate::capture::Frame;
 use crate::config::{self, Config, OutputFormat};
+use crate::engine::{Engine, RecordSink};
 use crate::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use crate::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
@@ -46,6 +48,15 @@ impl Sink {
             Sink::Json(j) => j.flush(),
             Sink::Table(t) => t.flush(),
         }
+    }
+}
+
+/// Hand one captured frame to the engine.
+#[inline]
+fn feed(engine: &mut Engine, f: &Frame<'_>, out: &mut dyn RecordSink) {
+    match f.link {
+        Some(l) => engine.frame_wire(l, f.ts, f.data, Some(f.wire_len), out),
+        None => engine.unknown_link(),
     }
 }
 

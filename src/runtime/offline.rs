@@ -2,14 +2,34 @@
 //! engine, records written as sessions end, metrics served if asked.
 
 use super::{Sink, metrics_for, start_server};
-use crate::capture::offline;
+use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, Observer};
+use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
 use crate::flow::EndReason;
 use crate::output::SessionRecord;
+use crate::time::Ts;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The engine behind capture files read in a row.
+pub struct Replay<'a> {
+    pub engine: &'a mut Engine,
+    pub out: &'a mut dyn RecordSink,
+}
+
+impl Receiver for Replay<'_> {
+    fn file_start(&mut self, path: &Path, ts: Ts) {
+        if self.engine.start_file(ts, self.out) {
+            tracing::info!(file = %path.display(), "file does not continue the previous one in time: new timeline, open sessions written");
+        }
+    }
+
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        super::feed(self.engine, f, self.out);
+    }
+}
 
 /// Replay `paths`; returns the exit status (2 when a file could not be read
 /// to its end, after the records of what was read are written).
@@ -48,7 +68,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
                     b.inc(n)
                 }
             };
-            if let Err(e) = offline::replay_file(f, &mut engine, &mut out, &mut progress) {
+            if let Err(e) = offline::replay_file(f, &mut Replay { engine: &mut engine, out: &mut out }, &mut progress) {
                 failed = Some(e);
                 break;
             }

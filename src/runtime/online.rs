@@ -2,11 +2,12 @@
 //! SIGINT or SIGTERM; then open sessions are written and the run ends.
 
 use super::{Sink, metrics_for, start_server};
-use crate::capture::live;
+use crate::capture::{Frame, Receiver, live};
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, Observer};
+use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
 use crate::flow::EndReason;
-use crate::output::SessionRecord;
+use crate::output::{Metrics, SessionRecord};
+use crate::time::Ts;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -56,7 +57,8 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
                     let _ = s.flush();
                 }
             };
-            live::run(&o, cap, &mut engine, &mut out, metrics, &stop);
+            let mut to = Live { engine: &mut engine, out: &mut out, metrics, interface: &o.interface, last: None };
+            live::run(&o, cap, &mut to, &stop);
             engine.finish_all(EndReason::Shutdown, &mut out);
             tracing::info!(interface = %o.interface, "capture stopped; open sessions written");
         }));
@@ -68,6 +70,42 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
         let _ = s.flush();
     }
     Ok(0)
+}
+
+/// The engine behind one interface's capture, and the interface's counters.
+struct Live<'a> {
+    engine: &'a mut Engine,
+    out: &'a mut dyn RecordSink,
+    metrics: Option<Arc<Metrics>>,
+    interface: &'a str,
+    /// The counters last exported.
+    last: Option<live::Stats>,
+}
+
+impl Receiver for Live<'_> {
+    fn frame(&mut self, f: &Frame<'_>) {
+        super::feed(self.engine, f, self.out);
+    }
+
+    fn quiet(&mut self, wall: Ts) {
+        self.engine.advance(wall, self.out);
+    }
+
+    fn tick(&mut self, stats: Option<live::Stats>) {
+        self.engine.flush_metrics();
+        let (Some(m), Some(now)) = (&self.metrics, stats) else { return };
+        // libpcap's counters are 32-bit and wrap: add the forward difference,
+        // from 0 after the capture was reopened.
+        let last = self.last.filter(|l| l.opening == now.opening);
+        let d = |a: u32, b: Option<u32>| u64::from(a.wrapping_sub(b.unwrap_or(0)));
+        let iface = self.interface;
+        m.capture_received.with_label_values(&[iface]).inc_by(d(now.received, last.map(|l| l.received)));
+        m.capture_dropped.with_label_values(&[iface, "kernel"]).inc_by(d(now.dropped, last.map(|l| l.dropped)));
+        m.capture_dropped
+            .with_label_values(&[iface, "interface"])
+            .inc_by(d(now.if_dropped, last.map(|l| l.if_dropped)));
+        self.last = Some(now);
+    }
 }
 
 mod signal_hook_consts {
