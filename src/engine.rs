@@ -13,9 +13,6 @@ use crate::verdict::{Judge, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How often (packet time) a session's own series are refreshed.
-const PUBLISH_EVERY: Ts = NS_PER_SEC;
-
 /// How often (packet time) idle sessions are looked for.
 const EXPIRY_TICK: Ts = 10_000_000;
 
@@ -82,10 +79,11 @@ pub trait Observer: Send + Sync {
     fn rtt_samples(&self, proto: Proto, samples: &[Option<RttSample>]);
     /// A keystroke's echo delay, ms.
     fn echo(&self, proto: Proto, ms: f64);
-    /// A session has new figures (at most once a second of packet time).
-    fn session_update(&self, key: &FlowKey, s: &mut Session, judge: &Judge);
+    /// A session has new figures at packet time `now` (the observer decides
+    /// how often to judge and show them).
+    fn session_update(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge);
     /// A session ended, with its verdict.
-    fn session_end(&self, key: &FlowKey, s: &mut Session, verdict: &Verdict);
+    fn session_end(&self, key: &FlowKey, s: &Session, verdict: &Verdict);
     /// The engine's counters now, and as they were at the last call.
     fn counters(&self, now: &Counters, before: &Counters);
 }
@@ -161,111 +159,31 @@ impl Engine {
             return; // ICMP and the like are not sessions
         }
         let (sport, dport) = p.ports();
-        let payload = p.payload();
         let (key, src_is_lo) = FlowKey::new(p.src, sport, p.dst, dport, ip_proto);
         let tcp = match &p.l4 {
             L4::Tcp(t) => Some(t),
             _ => None,
         };
-        let mut id = self.table.find(&key);
-        // A new SYN on a closed 4-tuple starts a new connection.
-        if let (Some(i), Some(t)) = (id, tcp)
-            && t.flags.syn()
-            && !t.flags.ack()
-            && self.table.get_mut(i).closed.is_some()
-        {
-            self.finish(i, None, out);
-            id = None;
-        }
-        let id = match id {
-            Some(i) => i,
-            None => {
-                if tcp.is_some_and(|t| t.flags.rst()) {
-                    return; // a lone RST opens nothing
-                }
-                if self.table.is_full()
-                    && let Some((k, s)) = self.table.evict_lru()
-                {
-                    self.counters.evicted += 1;
-                    self.emit(&k, s, EndReason::Evicted, out);
-                }
-                let client_is_lo = client_is_lo(p, src_is_lo);
-                let s = Session::new(&key, client_is_lo, p.ts);
-                let lane = if tcp.is_some() { Lane::Tcp } else { Lane::Other };
-                let id = self.table.insert(key, s, lane, p.ts);
-                if let Some(t) = tcp
-                    && t.flags.syn()
-                    && !t.flags.ack()
-                {
-                    self.open_mptcp(id, t);
-                }
-                id
-            }
+        let Some(id) = self.session_of(p, &key, src_is_lo, tcp, out) else {
+            return;
         };
         self.table.touch(id, p.ts);
         let s = self.table.get_mut(id);
         let from = if src_is_lo == s.client_is_lo { Side::Client } else { Side::Server };
-        let i = from as usize;
-        s.packets[i] += 1;
-        s.bytes[i] += u64::from(p.ip_len);
-        s.last = s.last.max(p.ts);
-        s.ttl[i] = Some(s.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
-        let server_port = s.server_port;
-        s.classifier.feed(ip_proto, server_port, from, payload);
-        let mut samples = [None, None];
-        let mut close = None;
-        // A Multipath TCP subflow's option: read only for those.
-        let mut opt = None;
-        if let Some(t) = tcp {
-            if let Some(rtt) = s.rtt_mut() {
-                let seg = Segment {
-                    ts: p.ts,
-                    from,
-                    seq: t.seq,
-                    ack: t.ack,
-                    syn: t.flags.syn(),
-                    ack_flag: t.flags.ack(),
-                    fin: t.flags.fin(),
-                    rst: t.flags.rst(),
-                    payload_len: t.payload_len,
-                    timestamps: t.options.timestamps,
-                    sack: t.options.sack_blocks(),
-                };
-                samples = rtt.on_segment(&seg);
-            }
-            let start = s.start;
-            if let Some(m) = s.multipath_mut() {
-                opt = t.mptcp();
-                if m.on_segment(p.ts, from, t, opt) {
-                    for (token, side) in m.tokens() {
-                        self.tokens.insert(token, TokenOwner { key, start, side });
-                    }
-                }
-            }
-            if t.flags.fin() {
-                s.stage |= FIN_FROM[i];
-            }
-            if t.payload_len > 0 {
-                s.stage |= DATA_FROM[i];
-            }
-            if s.closed.is_none() {
-                if t.flags.rst() {
-                    close = Some(EndReason::Rst);
-                } else if s.stage & (FIN_FROM[0] | FIN_FROM[1]) == FIN_FROM[0] | FIN_FROM[1] {
-                    close = Some(EndReason::Fin);
-                }
-            }
-        }
+        let payload = p.payload();
+        s.count(p, from, payload);
         let proto = s.proto();
-        let mut echo = None;
-        if s.multipath().is_none() {
-            if let Some(t) = tcp
-                && t.payload_len > 0
-            {
-                echo = interactive(s, proto, p.ts, from, (t.seq, t.flags.ack().then_some(t.ack)), t);
-            }
-        } else if let Some(t) = tcp {
-            echo = self.multipath_segment(id, p.ts, from, t, opt);
+        let (mut samples, mut close, mut echo) = ([None, None], None, None);
+        if let Some(t) = tcp {
+            let opt;
+            (samples, close, opt) = self.segment(id, &key, p.ts, from, t);
+            echo = if self.table.get(id).multipath().is_some() {
+                self.multipath_segment(id, p.ts, from, t, opt)
+            } else if t.payload_len > 0 {
+                interactive(self.table.get_mut(id), proto, p.ts, from, (t.seq, t.flags.ack().then_some(t.ack)), t)
+            } else {
+                None
+            };
         }
         let s = self.table.get_mut(id);
         // Handshake turnarounds beside any interactive analysis (only
@@ -275,44 +193,7 @@ impl Engine {
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
-        let settled = s.classifier.settled();
-        let newly_settled = settled && !s.counted;
-        if newly_settled {
-            s.counted = true;
-            self.counters.opened[proto.index()] += 1;
-        }
-        if let Some(o) = &self.observer {
-            if settled {
-                // Samples held back until the protocol was known: once.
-                if newly_settled {
-                    o.rtt_samples(proto, &s.early);
-                    s.early = [None; 4];
-                }
-                if samples.iter().any(Option::is_some) {
-                    o.rtt_samples(proto, &samples);
-                }
-            } else {
-                for smp in samples.into_iter().flatten() {
-                    if let Some(slot) = s.early.iter_mut().find(|x| x.is_none()) {
-                        *slot = Some(smp);
-                    } else {
-                        o.rtt_samples(proto, &[Some(smp)]);
-                    }
-                }
-            }
-            if let Some(e) = echo {
-                o.echo(proto, f64::from(e));
-            }
-            // Per-session series follow new figures at most once a second of
-            // packet time (and once more when the session ends).
-            if (samples.iter().any(Option::is_some) || echo.is_some())
-                && p.ts - s.published >= PUBLISH_EVERY
-                && s.multipath().is_none_or(|m| m.parent().is_none())
-            {
-                s.published = p.ts;
-                o.session_update(&key, s, &self.cfg.judge);
-            }
-        }
+        self.report(id, &key, proto, p.ts, samples, echo);
         if let Some(reason) = close {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
@@ -323,6 +204,152 @@ impl Engine {
         } else if tcp.is_some_and(|t| t.payload_len > 0) && self.table.get(id).wants_long_idle() {
             self.table.get_mut(id).stage |= LONG_IDLE;
             self.table.set_lane(id, Lane::LongIdle);
+        }
+    }
+
+    /// The table slot of a packet's session: the open one, or a new one
+    /// (a SYN on a closed 4-tuple ends the old connection; a full table
+    /// gives way). None for a lone RST, which opens nothing.
+    #[inline(always)]
+    fn session_of(
+        &mut self,
+        p: &Packet<'_>,
+        key: &FlowKey,
+        src_is_lo: bool,
+        tcp: Option<&crate::decode::Tcp<'_>>,
+        out: &mut dyn RecordSink,
+    ) -> Option<u32> {
+        let syn_only = tcp.is_some_and(|t| t.flags.syn() && !t.flags.ack());
+        match self.table.find(key) {
+            Some(i) if !(syn_only && self.table.get(i).closed.is_some()) => return Some(i),
+            Some(i) => self.finish(i, None, out),
+            None => {}
+        }
+        if tcp.is_some_and(|t| t.flags.rst()) {
+            return None;
+        }
+        if self.table.is_full()
+            && let Some((k, s)) = self.table.evict_lru()
+        {
+            self.counters.evicted += 1;
+            self.emit(&k, s, EndReason::Evicted, out);
+        }
+        let s = Session::new(key, client_is_lo(p, src_is_lo), p.ts);
+        let lane = if tcp.is_some() { Lane::Tcp } else { Lane::Other };
+        let id = self.table.insert(*key, s, lane, p.ts);
+        if let Some(t) = tcp
+            && syn_only
+        {
+            self.open_mptcp(id, t);
+        }
+        Some(id)
+    }
+
+    /// A TCP segment's transport part: round-trip samples, a Multipath TCP
+    /// subflow's option and tokens, the stage bits, and whether the
+    /// connection closes with it.
+    #[inline(always)]
+    fn segment(
+        &mut self,
+        id: u32,
+        key: &FlowKey,
+        ts: Ts,
+        from: Side,
+        t: &crate::decode::Tcp<'_>,
+    ) -> ([Option<RttSample>; 2], Option<EndReason>, Option<decode::Mptcp>) {
+        let s = self.table.get_mut(id);
+        let i = from as usize;
+        let mut samples = [None, None];
+        if let Some(rtt) = s.rtt_mut() {
+            let seg = Segment {
+                ts,
+                from,
+                seq: t.seq,
+                ack: t.ack,
+                syn: t.flags.syn(),
+                ack_flag: t.flags.ack(),
+                fin: t.flags.fin(),
+                rst: t.flags.rst(),
+                payload_len: t.payload_len,
+                timestamps: t.options.timestamps,
+                sack: t.options.sack_blocks(),
+            };
+            samples = rtt.on_segment(&seg);
+        }
+        // A Multipath TCP subflow's option: read only for those.
+        let mut opt = None;
+        let start = s.start;
+        if let Some(m) = s.multipath_mut() {
+            opt = t.mptcp();
+            if m.on_segment(ts, from, t, opt) {
+                for (token, side) in m.tokens() {
+                    self.tokens.insert(token, TokenOwner { key: *key, start, side });
+                }
+            }
+        }
+        if t.flags.fin() {
+            s.stage |= FIN_FROM[i];
+        }
+        if t.payload_len > 0 {
+            s.stage |= DATA_FROM[i];
+        }
+        let mut close = None;
+        if s.closed.is_none() {
+            if t.flags.rst() {
+                close = Some(EndReason::Rst);
+            } else if s.stage & (FIN_FROM[0] | FIN_FROM[1]) == FIN_FROM[0] | FIN_FROM[1] {
+                close = Some(EndReason::Fin);
+            }
+        }
+        (samples, close, opt)
+    }
+
+    /// Count a session once its protocol is settled, and tell the observer
+    /// of its new figures: round-trip samples (held back while the protocol
+    /// was unknown, so they carry the right label) and an echo delay.
+    #[inline(always)]
+    fn report(
+        &mut self,
+        id: u32,
+        key: &FlowKey,
+        proto: Proto,
+        ts: Ts,
+        samples: [Option<RttSample>; 2],
+        echo: Option<f32>,
+    ) {
+        let s = self.table.get_mut(id);
+        let settled = s.classifier.settled();
+        let newly_settled = settled && !s.counted;
+        if newly_settled {
+            s.counted = true;
+            self.counters.opened[proto.index()] += 1;
+        }
+        let Some(o) = &self.observer else { return };
+        if settled {
+            // Samples held back until the protocol was known: once.
+            if newly_settled {
+                o.rtt_samples(proto, &s.early);
+                s.early = [None; 4];
+            }
+            if samples.iter().any(Option::is_some) {
+                o.rtt_samples(proto, &samples);
+            }
+        } else {
+            for smp in samples.into_iter().flatten() {
+                if let Some(slot) = s.early.iter_mut().find(|x| x.is_none()) {
+                    *slot = Some(smp);
+                } else {
+                    o.rtt_samples(proto, &[Some(smp)]);
+                }
+            }
+        }
+        if let Some(e) = echo {
+            o.echo(proto, f64::from(e));
+        }
+        // New figures (a join's go to its connection's record).
+        if (samples.iter().any(Option::is_some) || echo.is_some()) && s.multipath().is_none_or(|m| m.parent().is_none())
+        {
+            o.session_update(key, s, ts, &self.cfg.judge);
         }
     }
 
@@ -432,7 +459,7 @@ impl Engine {
         let verdict = self.cfg.judge.verdict(&s);
         if let Some(o) = &self.observer {
             o.rtt_samples(proto, &s.early);
-            o.session_end(key, &mut s, &verdict);
+            o.session_end(key, &s, &verdict);
         }
         out.record(&s, reason, &verdict);
     }

@@ -65,7 +65,7 @@ pub fn assess(
         }
     }
     a.ping_rtt = inter.ping_rtt();
-    let windows = if inter.echo_is_round_trip { inter.echo_windows() } else { Vec::new() };
+    let windows = if inter.echoes_time_the_path() { inter.echo_windows() } else { Vec::new() };
     let echo_levels = echo_levels(&windows, t);
     // The deepest echo level that persists; with too few echoes for that, the
     // lowest window (one slow window is a redraw, not a path).

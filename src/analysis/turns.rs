@@ -21,7 +21,8 @@ pub struct AppRtt {
     pub min: f64,
     pub p50: f64,
     pub samples: u64,
-    /// The robust floor used for hidden latency: 20th percentile.
+    /// The floor used for hidden latency: the minimum (handshake answers
+    /// are automatic, see [`Turns::app_rtt`]).
     pub floor: f64,
 }
 

@@ -9,5 +9,5 @@ mod table;
 
 pub use counters::Counters;
 pub use key::FlowKey;
-pub use session::{DATA_FROM, EndReason, ExportState, FIN_FROM, LONG_IDLE, Session};
+pub use session::{DATA_FROM, EndReason, FIN_FROM, LONG_IDLE, Session};
 pub use table::{FlowTable, Lane};

@@ -7,6 +7,7 @@ use super::mptcp::Mptcp;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
 use crate::analysis::{Quantiles, RttSample, RttTracker};
+use crate::decode::Packet;
 use crate::ip_proto::IpProto;
 use crate::proto::App;
 use crate::proto::{Classifier, Proto};
@@ -78,12 +79,9 @@ pub struct Session {
     /// Handshake request → answer turnarounds (TLS, RDP, WireGuard, IKE, OpenVPN):
     /// read only when a handshake message goes by.
     pub turns: Option<Box<Turns>>,
-    /// Packet time its own Prometheus series were last refreshed.
-    pub published: Ts,
     pub start: Ts,
     pub client: SocketAddr,
     pub server: SocketAddr,
-    pub export: ExportState,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
@@ -91,15 +89,6 @@ pub struct Session {
     /// through [`Session::multipath`], which looks at `stage` first (this
     /// field is on a line other packets never read).
     mptcp: Option<Box<Mptcp>>,
-}
-
-/// Whether a session's own series are exported to Prometheus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExportState {
-    #[default]
-    Pending,
-    Exported,
-    Skipped,
 }
 
 /// What a free table slot holds: nothing allocated.
@@ -122,11 +111,9 @@ impl Default for Session {
             rtt: RttTracker::default(),
             app: None,
             turns: None,
-            published: 0,
             start: 0,
             client: unspecified,
             server: unspecified,
-            export: ExportState::Pending,
             early: [None; 4],
             mptcp: None,
         }
@@ -145,9 +132,20 @@ impl Session {
             by_port: Proto::by_port(key.proto, server.port()),
             server_port: server.port(),
             client_is_lo,
-            published: Ts::MIN / 2,
             ..Session::default()
         }
+    }
+
+    /// A packet from `from` (its `payload` as captured): counters, clock,
+    /// lowest TTL, and the protocol classifier.
+    #[inline(always)]
+    pub fn count(&mut self, p: &Packet<'_>, from: Side, payload: &[u8]) {
+        let i = from as usize;
+        self.packets[i] += 1;
+        self.bytes[i] += u64::from(p.ip_len);
+        self.last = self.last.max(p.ts);
+        self.ttl[i] = Some(self.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
+        self.classifier.feed(self.transport, self.server_port, from, payload);
     }
 
     /// Which side sent a packet from `src`.

@@ -7,8 +7,9 @@ use super::Metrics;
 use super::record::{SessionRecord, round};
 use crate::analysis::{RttSample, SampleKind};
 use crate::engine::{Observer, RecordSink};
-use crate::flow::{Counters, EndReason, ExportState, FlowKey, Session};
+use crate::flow::{Counters, EndReason, FlowKey, Session};
 use crate::proto::Proto;
+use crate::time::Ts;
 use crate::verdict::{Judge, Verdict};
 
 impl Observer for Metrics {
@@ -30,11 +31,11 @@ impl Observer for Metrics {
         self.echo_delay.get(proto, None).observe(ms / 1e3);
     }
 
-    fn session_update(&self, key: &FlowKey, s: &mut Session, judge: &Judge) {
-        self.sessions.publish(key, s, judge);
+    fn session_update(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge) {
+        self.sessions.publish(key, s, now, judge);
     }
 
-    fn session_end(&self, key: &FlowKey, s: &mut Session, v: &Verdict) {
+    fn session_end(&self, key: &FlowKey, s: &Session, v: &Verdict) {
         for alert in &v.alerts {
             self.alerts.with_label_values(&[alert]).inc();
         }
@@ -45,9 +46,8 @@ impl Observer for Metrics {
                 self.app_turnaround.with_label_values(&[proto.as_str(), leg]).observe(round(app.floor, 4) / 1e3);
             }
         }
-        if s.export == ExportState::Exported || s.app.is_some() {
-            self.sessions.publish_verdict(key, s, v);
-        }
+        // Interactive sessions get series even if they never published.
+        self.sessions.publish_end(key, s, v, s.app.is_some());
         self.sessions.end(key, s);
     }
 

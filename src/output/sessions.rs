@@ -1,23 +1,36 @@
 //! Per-session series, bounded: at most `max` sessions are exported at once;
-//! a session's series are removed `linger` after it ends. Sessions left out
-//! because of the cap are counted.
+//! a session's series are refreshed at most once a second of packet time,
+//! and removed `linger` after it ends. Sessions left out because of the cap
+//! are counted. What is exported, and when it was last refreshed, is kept
+//! here, not in the session.
 
 use crate::analysis::relay::max_distance_km;
-use crate::flow::{ExportState, FlowKey, Session};
+use crate::flow::{FlowKey, Session};
 use crate::output::record::uid;
+use crate::time::{NS_PER_SEC, Ts};
 use crate::verdict::{Judge, Verdict};
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 use prometheus::{GaugeVec, IntCounter, IntGauge, Opts, Registry};
 use std::time::{Duration, Instant};
 
+/// How often (packet time) a session's own series are refreshed.
+const PUBLISH_EVERY: Ts = NS_PER_SEC;
+
 struct Entry {
+    /// The session's start: a later session on the same key is another.
+    start: Ts,
     labels: [String; 4],
+    /// Packet time of the last refresh.
+    published: Ts,
     ended: Option<Instant>,
 }
 
 pub struct SessionExport {
     /// The session table as the exporter sees it, shared with the scrape handler.
     entries: DashMap<FlowKey, Entry>,
+    /// Open sessions left out because the cap was reached (key and start):
+    /// never exported, even when room is made. An entry goes when its session ends.
+    skipped_open: DashSet<(FlowKey, Ts)>,
     max: usize,
     linger: Duration,
     rtt: GaugeVec,
@@ -92,6 +105,7 @@ impl SessionExport {
         registry.register(Box::new(skipped.clone()))?;
         Ok(SessionExport {
             entries: DashMap::new(),
+            skipped_open: DashSet::new(),
             max,
             linger,
             rtt,
@@ -106,50 +120,62 @@ impl SessionExport {
         })
     }
 
-    /// Publish a session's current figures (creating its series if there is
-    /// room), judging it only if its series are exported.
-    pub fn publish(&self, key: &FlowKey, s: &mut Session, judge: &Judge) {
-        if self.admit(key, s) {
-            self.render(key, s, &judge.verdict(s));
+    /// A session has new figures at packet time `now`: publish them
+    /// (creating its series if there is room) unless its series were
+    /// refreshed less than [`PUBLISH_EVERY`] before; judged only if published.
+    pub fn publish(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge) {
+        if let Some(mut e) = self.entries.get_mut(key)
+            && e.start == s.start
+            && e.ended.is_none()
+        {
+            if now - e.published < PUBLISH_EVERY {
+                return;
+            }
+            e.published = now;
+        } else if !self.admit(key, s, now) {
+            return;
         }
+        self.render(key, s, &judge.verdict(s));
     }
 
-    /// The same, with the session's verdict already worked out.
-    pub fn publish_verdict(&self, key: &FlowKey, s: &mut Session, v: &Verdict) {
-        if self.admit(key, s) {
+    /// A session ended, judged: its last figures, if its series are exported
+    /// (or `admit`, for sessions that never published, when there is room).
+    pub fn publish_end(&self, key: &FlowKey, s: &Session, v: &Verdict, admit: bool) {
+        if self.is_exported(key, s) || (admit && self.admit(key, s, s.last)) {
             self.render(key, s, v);
         }
     }
 
-    /// Whether a session's series are exported, creating them if there is room.
-    fn admit(&self, key: &FlowKey, s: &mut Session) -> bool {
-        match s.export {
-            ExportState::Skipped => false,
-            ExportState::Pending => {
-                if self.entries.len() >= self.max {
-                    self.sweep();
-                }
-                if self.entries.len() >= self.max {
-                    s.export = ExportState::Skipped;
-                    self.skipped.inc();
-                    return false;
-                }
-                if let Some((_, old)) = self.entries.remove(key) {
-                    self.remove_series(&old.labels);
-                }
-                let labels = [
-                    uid(s.transport, s.client, s.server, s.start),
-                    s.proto().as_str().to_string(),
-                    s.client.to_string(),
-                    s.server.to_string(),
-                ];
-                self.entries.insert(*key, Entry { labels, ended: None });
-                self.exported.set(self.entries.len() as i64);
-                s.export = ExportState::Exported;
-                true
-            }
-            ExportState::Exported => true,
+    fn is_exported(&self, key: &FlowKey, s: &Session) -> bool {
+        self.entries.get(key).is_some_and(|e| e.start == s.start && e.ended.is_none())
+    }
+
+    /// Create a session's series if there is room; false if it was left out
+    /// (now or before).
+    fn admit(&self, key: &FlowKey, s: &Session, now: Ts) -> bool {
+        if self.skipped_open.contains(&(*key, s.start)) {
+            return false;
         }
+        if self.entries.len() >= self.max {
+            self.sweep();
+        }
+        if self.entries.len() >= self.max {
+            self.skipped_open.insert((*key, s.start));
+            self.skipped.inc();
+            return false;
+        }
+        if let Some((_, old)) = self.entries.remove(key) {
+            self.remove_series(&old.labels);
+        }
+        let labels = [
+            uid(s.transport, s.client, s.server, s.start),
+            s.proto().as_str().to_string(),
+            s.client.to_string(),
+            s.server.to_string(),
+        ];
+        self.entries.insert(*key, Entry { start: s.start, labels, published: now, ended: None });
+        self.exported.set(self.entries.len() as i64);
+        true
     }
 
     /// Set a session's series from its figures and verdict.
@@ -196,10 +222,10 @@ impl SessionExport {
 
     /// A session ended: its series stay for `linger`, then go.
     pub fn end(&self, key: &FlowKey, s: &Session) {
-        if s.export != ExportState::Exported {
-            return;
-        }
-        if let Some(mut e) = self.entries.get_mut(key) {
+        self.skipped_open.remove(&(*key, s.start));
+        if let Some(mut e) = self.entries.get_mut(key)
+            && e.start == s.start
+        {
             e.ended = Some(Instant::now());
         }
     }

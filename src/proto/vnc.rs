@@ -20,10 +20,7 @@ pub const SPEC: Spec = Spec {
 /// Key events are exact keystrokes; any framebuffer update after a key is
 /// its echo, one way (the sensor to the server and back is not in it).
 fn app() -> App {
-    let mut inter = Interactive::default();
-    inter.echo_all_pending = true;
-    inter.echo_is_round_trip = false;
-    App { stream: Stream::Vnc(VncStream::default()), inter }
+    App { stream: Stream::Vnc(VncStream::default()), inter: Interactive::screen() }
 }
 
 /// A data segment: the client's key-down events are keystrokes, the

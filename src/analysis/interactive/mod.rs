@@ -105,6 +105,20 @@ struct Sent {
     auto: bool,
 }
 
+/// How a session's server shows the keys typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echoes {
+    /// A terminal echoes each key at once (an SSH pty): echoes are paired
+    /// with their keys by causality, and their delays are the round trip to
+    /// the far responder.
+    #[default]
+    Terminal,
+    /// One screen update answers every key pending (VNC framebuffer
+    /// updates). Updates wait for the client's next request, so their
+    /// delays describe the session, not the path.
+    Screen,
+}
+
 /// In declaration order (`repr(C)`): what every data segment reads or
 /// writes first, so it shares a few cache lines; the per-echo figures and
 /// what only the record reads after.
@@ -122,13 +136,8 @@ pub struct Interactive {
     /// The protocol's clear-text start was seen: the first data segments are
     /// its authentication exchange, whose turnarounds time each side.
     start_seen: bool,
-    /// One server update answers every key pending (VNC framebuffer updates);
-    /// otherwise echoes are paired by causality (SSH).
-    pub echo_all_pending: bool,
-    /// Echo delays measure the round trip to the far responder (an SSH pty
-    /// echoes at once). VNC updates wait for the client's next request, so
-    /// there they only describe the session, not the path.
-    pub echo_is_round_trip: bool,
+    /// How the server shows keys: a terminal's echoes or screen updates.
+    echoes: Echoes,
     /// The last server segment was a keystroke's one-character echo: the
     /// client software does not answer it, so the next client packet is the person's.
     last_echoed: bool,
@@ -203,7 +212,18 @@ pub struct Interactive {
 
 impl Interactive {
     pub fn new(keystroke_size: Option<u32>) -> Interactive {
-        Interactive { keystroke_size, ks: keystroke_size, echo_is_round_trip: true, ..Default::default() }
+        Interactive { keystroke_size, ks: keystroke_size, ..Default::default() }
+    }
+
+    /// Keystroke analysis of a session whose server answers keys with
+    /// screen updates (keystroke sizes unknown: each key is reported).
+    pub fn screen() -> Interactive {
+        Interactive { echoes: Echoes::Screen, ..Default::default() }
+    }
+
+    /// Whether echo delays are round trips to the far responder.
+    pub fn echoes_time_the_path(&self) -> bool {
+        self.echoes == Echoes::Terminal
     }
 
     /// One-character packet size from the negotiated cipher, when known.
@@ -257,7 +277,7 @@ impl Interactive {
     /// keys are seen in clear (VNC).
     pub fn keystroke_count(&self) -> u64 {
         // Chaff trains are typing too: the client sends them only while a person types in a tty.
-        if !self.echo_all_pending && self.echoed < MIN_ECHOED && !self.obfuscated() {
+        if self.echoes == Echoes::Terminal && self.echoed < MIN_ECHOED && !self.obfuscated() {
             return 0;
         }
         let ks = self.ks_size();
@@ -519,7 +539,7 @@ impl Interactive {
             }
         }
         let echo = match ack {
-            Some(ack) if !self.echo_all_pending => self.answer(ts, len, ack),
+            Some(ack) if self.echoes == Echoes::Terminal => self.answer(ts, len, ack),
             _ => self.answer_in_order(ts),
         };
         if let Some(d) = echo {
@@ -616,7 +636,7 @@ impl Interactive {
             if let Some(earlier) = echo.replace(ms(ts - s.ts)) {
                 self.record_echo(earlier);
             }
-            if !self.echo_all_pending {
+            if self.echoes == Echoes::Terminal {
                 break;
             }
         }
