@@ -2,16 +2,21 @@
 //! time. Replay and live capture are two thin front ends over it.
 
 use crate::analysis::{RttSample, Segment};
-use crate::config::{Config, SessionsConfig};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
-use crate::flow::mptcp::{Mptcp, Parent, Role, Subflow};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
-use crate::verdict::{Judge, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+mod config;
+mod mptcp;
+mod outputs;
+
+pub use config::EngineConfig;
+use mptcp::TokenOwner;
+pub use outputs::{Observer, RecordSink};
 
 /// How often (packet time) idle sessions are looked for.
 const EXPIRY_TICK: Ts = 10_000_000;
@@ -20,73 +25,6 @@ const EXPIRY_TICK: Ts = 10_000_000;
 /// continue its timeline (the out-of-order tolerance between files: a
 /// capture merged from several interfaces, a rotation mid-burst).
 pub const TIMELINE_SLACK: Ts = 2 * NS_PER_SEC;
-
-/// Limits and timeouts of the engine.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Idle limit of TCP connections not (yet) established, and of
-    /// established ones of other protocols.
-    pub tcp_idle: Ts,
-    /// Idle limit of established remote-access sessions (SSH, RDP, VNC,
-    /// OpenVPN over TCP): see [`Lane::LongIdle`].
-    pub long_idle: Ts,
-    pub udp_idle: Ts,
-    /// How long a closed TCP connection lingers to absorb its last packets.
-    pub close_linger: Ts,
-    pub max_sessions: usize,
-    /// Relay thresholds and the typist round-trip policy.
-    pub judge: Judge,
-}
-
-impl EngineConfig {
-    /// The limits a config's `[sessions]` section sets (seconds there,
-    /// packet-time nanoseconds here).
-    pub fn new(sessions: &SessionsConfig, judge: Judge) -> EngineConfig {
-        let ns = |secs: f64| (secs * NS_PER_SEC as f64) as Ts;
-        EngineConfig {
-            tcp_idle: ns(sessions.tcp_idle_s),
-            long_idle: ns(sessions.interactive_idle_s),
-            udp_idle: ns(sessions.udp_idle_s),
-            close_linger: 5 * NS_PER_SEC,
-            max_sessions: sessions.max_sessions,
-            judge,
-        }
-    }
-
-    /// The engine a config asks for (validated when it was loaded).
-    pub fn from_config(cfg: &Config) -> EngineConfig {
-        let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };
-        EngineConfig::new(&cfg.sessions, judge)
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig::new(&SessionsConfig::default(), Judge::default())
-    }
-}
-
-/// Where finished sessions go, judged: the outputs make their records.
-pub trait RecordSink {
-    fn record(&mut self, s: &Session, reason: EndReason, verdict: &Verdict);
-}
-
-/// What the engine tells the outputs as it goes (the Prometheus exporter
-/// implements it); the engine knows no output.
-pub trait Observer: Send + Sync {
-    /// Transport round-trip samples of a `proto` session (those taken before
-    /// its protocol was known, once it is).
-    fn rtt_samples(&self, proto: Proto, samples: &[Option<RttSample>]);
-    /// A keystroke's echo delay, ms.
-    fn echo(&self, proto: Proto, ms: f64);
-    /// A session has new figures at packet time `now` (the observer decides
-    /// how often to judge and show them).
-    fn session_update(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge);
-    /// A session ended, with its verdict.
-    fn session_end(&self, key: &FlowKey, s: &Session, verdict: &Verdict);
-    /// The engine's counters now, and as they were at the last call.
-    fn counters(&self, now: &Counters, before: &Counters);
-}
 
 pub struct Engine {
     cfg: EngineConfig,
@@ -432,23 +370,8 @@ impl Engine {
 
     fn emit(&mut self, key: &FlowKey, s: Session, reason: EndReason, out: &mut dyn RecordSink) {
         let mut s = s;
-        if let Some(m) = s.multipath() {
-            match m.role {
-                Role::First => {
-                    for (token, _) in m.tokens() {
-                        if self.tokens.get(&token).is_some_and(|o| o.key == *key && o.start == s.start) {
-                            self.tokens.remove(&token);
-                        }
-                    }
-                }
-                Role::Join(Some(p)) => {
-                    if self.fold(&p, &s, reason) {
-                        return;
-                    }
-                    s.counted = false; // its connection's record is written: a record of its own
-                }
-                Role::Join(None) => {}
-            }
+        if s.multipath().is_some() && self.end_subflow(key, &mut s, reason) {
+            return;
         }
         let proto = s.proto();
         self.counters.ended[proto.index()][reason as usize] += 1;
@@ -464,106 +387,6 @@ impl Engine {
         out.record(&s, reason, &verdict);
     }
 
-    /// A new TCP connection's SYN: a Multipath TCP first subflow (MP_CAPABLE),
-    /// or a subflow joining an open connection (MP_JOIN naming its token).
-    fn open_mptcp(&mut self, id: u32, t: &crate::decode::Tcp<'_>) {
-        let role = match t.mptcp() {
-            Some(decode::Mptcp::Capable { .. }) => Role::First,
-            Some(decode::Mptcp::Join { token }) => {
-                let found = self.tokens.get(&token).and_then(|o| Some((self.first_subflow(&o.key, o.start)?, *o)));
-                let parent = found.map(|(pid, o)| {
-                    let ps = self.table.get_mut(pid);
-                    let (client, server) = (ps.client, ps.server);
-                    if let Some(m) = ps.multipath_mut() {
-                        m.live_joins += 1;
-                    }
-                    // The SYN goes to the token's owner.
-                    Parent { key: o.key, start: o.start, client, server, same_sides: o.side == Side::Server }
-                });
-                Role::Join(parent)
-            }
-            _ => return,
-        };
-        let s = self.table.get_mut(id);
-        // A subflow of a known connection is not a session of its own.
-        s.counted |= matches!(role, Role::Join(Some(_)));
-        s.set_multipath(Mptcp::new(role));
-    }
-
-    /// A segment of a Multipath TCP subflow: a join keeps its connection
-    /// alive, and data goes to the connection's stream at its place in the
-    /// data sequence. Returns a new echo delay (ms), if one was paired.
-    #[inline(never)]
-    fn multipath_segment(
-        &mut self,
-        id: u32,
-        ts: Ts,
-        from: Side,
-        t: &crate::decode::Tcp<'_>,
-        opt: Option<decode::Mptcp>,
-    ) -> Option<f32> {
-        let m = self.table.get(id).multipath()?;
-        let parent = m.parent().copied().and_then(|par| Some((par, self.parent_id(&par)?)));
-        let plain = (t.seq, t.flags.ack().then_some(t.ack));
-        let feed = match m.role {
-            _ if t.payload_len == 0 => None,
-            Role::Join(None) => Some((id, from, plain)),
-            Role::First => m.data_position(from, t, opt).or((!m.mapped).then_some(plain)).map(|pos| (id, from, pos)),
-            Role::Join(Some(_)) => {
-                let (par, pid) = parent?;
-                let side = if par.same_sides { from } else { from.other() };
-                m.data_position(from, t, opt).map(|pos| (pid, side, pos))
-            }
-        };
-        if let Some((_, pid)) = parent {
-            self.table.touch(pid, ts);
-            let ps = self.table.get_mut(pid);
-            ps.last = ps.last.max(ts);
-        }
-        let (target, side, pos) = feed?;
-        let s = self.table.get_mut(target);
-        let proto = s.proto();
-        interactive(s, proto, ts, side, pos, t)
-    }
-
-    /// The table slot of a join subflow's connection, if it is still open.
-    fn parent_id(&self, p: &Parent) -> Option<u32> {
-        self.first_subflow(&p.key, p.start)
-    }
-
-    /// The table slot of the Multipath TCP first subflow with this key that
-    /// started at `start` (not a later connection on the same tuple).
-    fn first_subflow(&self, key: &FlowKey, start: Ts) -> Option<u32> {
-        let id = self.table.find(key)?;
-        let s = self.table.get(id);
-        (s.start == start && s.multipath().is_some_and(|m| m.role == Role::First)).then_some(id)
-    }
-
-    /// Fold an ended join subflow into its connection: its figures go to the
-    /// connection's list of subflows, its packets and bytes to its totals.
-    /// False if the connection is no longer open.
-    fn fold(&mut self, p: &Parent, s: &Session, reason: EndReason) -> bool {
-        let Some(pid) = self.parent_id(p) else {
-            return false;
-        };
-        let sub = Subflow::of(s, reason, p.same_sides);
-        let ps = self.table.get_mut(pid);
-        for i in 0..2 {
-            ps.packets[i] += sub.packets[sub.side(i)];
-            ps.bytes[i] += sub.bytes[sub.side(i)];
-        }
-        ps.last = ps.last.max(sub.last);
-        let closed = ps.closed.is_some();
-        let Some(m) = ps.multipath_mut() else {
-            return false;
-        };
-        m.add_subflow(sub);
-        if closed && m.live_joins == 0 {
-            self.table.set_lane(pid, Lane::Closing);
-        }
-        true
-    }
-
     /// Push counters accumulated since the last flush to Prometheus.
     pub fn flush_metrics(&mut self) {
         if let Some(o) = &self.observer {
@@ -572,14 +395,6 @@ impl Engine {
             self.flushed = self.counters.clone();
         }
     }
-}
-
-/// Who holds a Multipath TCP token: a connection's first subflow.
-#[derive(Debug, Clone, Copy)]
-struct TokenOwner {
-    key: FlowKey,
-    start: Ts,
-    side: Side,
 }
 
 /// Feed a data segment of an interactive protocol to its dissector and the

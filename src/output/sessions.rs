@@ -122,7 +122,7 @@ impl SessionExport {
 
     /// A session has new figures at packet time `now`: publish them
     /// (creating its series if there is room) unless its series were
-    /// refreshed less than [`PUBLISH_EVERY`] before; judged only if published.
+    /// refreshed less than `PUBLISH_EVERY` before; judged only if published.
     pub fn publish(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge) {
         if let Some(mut e) = self.entries.get_mut(key)
             && e.start == s.start

@@ -1,0 +1,50 @@
+//! The engine's limits and timeouts, from a config's `[sessions]` section.
+
+use crate::config::{Config, SessionsConfig};
+use crate::time::{NS_PER_SEC, Ts};
+use crate::verdict::Judge;
+
+/// Limits and timeouts of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Idle limit of TCP connections not (yet) established, and of
+    /// established ones of other protocols.
+    pub tcp_idle: Ts,
+    /// Idle limit of established remote-access sessions (SSH, RDP, VNC,
+    /// OpenVPN over TCP): see [`crate::flow::Lane::LongIdle`].
+    pub long_idle: Ts,
+    pub udp_idle: Ts,
+    /// How long a closed TCP connection lingers to absorb its last packets.
+    pub close_linger: Ts,
+    pub max_sessions: usize,
+    /// Relay thresholds and the typist round-trip policy.
+    pub judge: Judge,
+}
+
+impl EngineConfig {
+    /// The limits a config's `[sessions]` section sets (seconds there,
+    /// packet-time nanoseconds here).
+    pub fn new(sessions: &SessionsConfig, judge: Judge) -> EngineConfig {
+        let ns = |secs: f64| (secs * NS_PER_SEC as f64) as Ts;
+        EngineConfig {
+            tcp_idle: ns(sessions.tcp_idle_s),
+            long_idle: ns(sessions.interactive_idle_s),
+            udp_idle: ns(sessions.udp_idle_s),
+            close_linger: 5 * NS_PER_SEC,
+            max_sessions: sessions.max_sessions,
+            judge,
+        }
+    }
+
+    /// The engine a config asks for (validated when it was loaded).
+    pub fn from_config(cfg: &Config) -> EngineConfig {
+        let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };
+        EngineConfig::new(&cfg.sessions, judge)
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig::new(&SessionsConfig::default(), Judge::default())
+    }
+}
