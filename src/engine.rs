@@ -7,6 +7,7 @@ use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, 
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
+use crate::verdict::{Verdict, alert_bit};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,6 +18,9 @@ mod outputs;
 pub use config::EngineConfig;
 use mptcp::TokenOwner;
 pub use outputs::{Observer, RecordSink};
+
+/// How often (packet time) at most a running session is judged.
+const JUDGE_EVERY: Ts = NS_PER_SEC;
 
 /// How often (packet time) idle sessions are looked for.
 const EXPIRY_TICK: Ts = 10_000_000;
@@ -42,7 +46,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig, observer: Option<Arc<dyn Observer>>) -> Engine {
+    pub fn new(mut cfg: EngineConfig, observer: Option<Arc<dyn Observer>>) -> Engine {
+        cfg.live_verdicts |= observer.is_some();
         Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
@@ -131,7 +136,7 @@ impl Engine {
         {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
-        self.report(id, &key, proto, p.ts, samples, echo);
+        self.report(id, &key, p.ts, samples, echo, out);
         if let Some(reason) = close {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
@@ -250,17 +255,34 @@ impl Engine {
         &mut self,
         id: u32,
         key: &FlowKey,
-        proto: Proto,
         ts: Ts,
         samples: [Option<RttSample>; 2],
         echo: Option<f32>,
+        out: &mut dyn RecordSink,
     ) {
         let s = self.table.get_mut(id);
+        let proto = s.proto();
         let settled = s.classifier.settled();
         let newly_settled = settled && !s.counted;
         if newly_settled {
             s.counted = true;
             self.counters.opened[proto.index()] += 1;
+        }
+        // New figures: judged at most once a second. A join's figures are
+        // its connection's; a Multipath TCP connection is judged once no
+        // join runs (a join's paths join its verdict only when it ends).
+        let fresh = samples.iter().any(Option::is_some) || echo.is_some();
+        if fresh
+            && self.cfg.live_verdicts
+            && ts.saturating_sub(s.judged) >= JUDGE_EVERY
+            && s.multipath().is_none_or(|m| m.parent().is_none() && m.live_joins == 0)
+        {
+            s.judged = ts;
+            let v = self.cfg.judge.verdict(s);
+            raise(s, &v, self.observer.as_deref(), Some((out, ts)));
+            if let Some(o) = &self.observer {
+                o.session_update(key, s, &v);
+            }
         }
         let Some(o) = &self.observer else { return };
         if settled {
@@ -283,11 +305,6 @@ impl Engine {
         }
         if let Some(e) = echo {
             o.echo(proto, f64::from(e));
-        }
-        // New figures (a join's go to its connection's record).
-        if (samples.iter().any(Option::is_some) || echo.is_some()) && s.multipath().is_none_or(|m| m.parent().is_none())
-        {
-            o.session_update(key, s, ts, &self.cfg.judge);
         }
     }
 
@@ -378,8 +395,10 @@ impl Engine {
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }
-        // Judged once: the observer's figures and the record render this verdict.
+        // Judged once: the observer's figures and the record render this
+        // verdict; alerts it reaches first are raised now.
         let verdict = self.cfg.judge.verdict(&s);
+        raise(&mut s, &verdict, self.observer.as_deref(), None);
         if let Some(o) = &self.observer {
             o.rtt_samples(proto, &s.early);
             o.session_end(key, &s, &verdict);
@@ -393,6 +412,25 @@ impl Engine {
             self.counters.active = self.table.len() as u64;
             o.counters(&self.counters, &self.flushed);
             self.flushed = self.counters.clone();
+        }
+    }
+}
+
+/// Raise the alerts a verdict reaches that the session has not raised yet:
+/// to the observer, and for a running session (`live`: where, and the
+/// packet time) to its record sink.
+fn raise(s: &mut Session, v: &Verdict, observer: Option<&dyn Observer>, mut live: Option<(&mut dyn RecordSink, Ts)>) {
+    for &alert in &v.alerts {
+        let bit = alert_bit(alert);
+        if s.raised & bit != 0 {
+            continue;
+        }
+        s.raised |= bit;
+        if let Some(o) = observer {
+            o.alert_raised(s, alert);
+        }
+        if let Some((out, now)) = live.as_mut() {
+            out.alert(s, alert, v, *now);
         }
     }
 }

@@ -22,6 +22,15 @@ pub struct Judge {
 pub const RELAY_SUSPECTED: &str = "relay_suspected";
 pub const RTT_OVER_POLICY: &str = "rtt_over_policy";
 
+/// Every alert, in the order a verdict lists them; an alert's bit in
+/// [`Session::raised`] is `1 << its index here`.
+pub const ALERTS: [&str; 2] = [RELAY_SUSPECTED, RTT_OVER_POLICY];
+
+/// The bit of an alert in [`Session::raised`].
+pub fn alert_bit(alert: &str) -> u8 {
+    ALERTS.iter().position(|a| *a == alert).map_or(0, |i| 1 << i)
+}
+
 /// The verdict on one session as it stands.
 #[derive(Debug, Clone)]
 pub struct Verdict {

@@ -19,6 +19,10 @@ pub struct EngineConfig {
     pub max_sessions: usize,
     /// Relay thresholds and the typist round-trip policy.
     pub judge: Judge,
+    /// Judge sessions while they run (at most once a second of packet time
+    /// each, when they have new figures), so alerts are raised live: set by
+    /// live capture, and whenever there is an observer (metrics).
+    pub live_verdicts: bool,
 }
 
 impl EngineConfig {
@@ -33,6 +37,7 @@ impl EngineConfig {
             close_linger: 5 * NS_PER_SEC,
             max_sessions: sessions.max_sessions,
             judge,
+            live_verdicts: false,
         }
     }
 

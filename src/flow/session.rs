@@ -82,6 +82,11 @@ pub struct Session {
     pub start: Ts,
     pub client: SocketAddr,
     pub server: SocketAddr,
+    /// Packet time of the last verdict worked out while the session ran.
+    pub judged: Ts,
+    /// Alerts raised so far (bits: `verdict::alert_bit`): each is raised
+    /// once, when a verdict first reaches it.
+    pub raised: u8,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
@@ -112,6 +117,8 @@ impl Default for Session {
             app: None,
             turns: None,
             start: 0,
+            judged: Ts::MIN,
+            raised: 0,
             client: unspecified,
             server: unspecified,
             early: [None; 4],

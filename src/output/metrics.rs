@@ -6,6 +6,7 @@ use crate::decode::DropReason;
 use crate::flow::{Counters, EndReason};
 use crate::proto::Proto;
 use crate::side::Side;
+use crate::verdict::ALERTS;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -30,7 +31,9 @@ pub struct Metrics {
     pub handshake_rtt: ByProtoLeg,
     pub echo_delay: ByProtoLeg,
     pub app_turnaround: HistogramVec,
+    /// Counted when sessions end (one per session record and alert).
     pub alerts: IntCounterVec,
+    pub alerts_raised: IntCounterVec,
     pub sessions: SessionExport,
 }
 
@@ -109,6 +112,11 @@ impl Metrics {
                 &["proto", "leg"],
             )?,
             alerts: counter_vec("echoloc_alerts_total", "Session alerts raised, by alert.", &["alert"])?,
+            alerts_raised: counter_vec(
+                "echoloc_alerts_raised_total",
+                "Alerts raised, by alert and protocol: once per session and alert, as soon as the session's verdict first reaches it (while the session runs, or when it ends), whatever the per-session export cap. Alert on increase() of this.",
+                &["alert", "proto"],
+            )?,
             sessions: SessionExport::new(&registry, max_exported, linger)?,
             registry,
         };
@@ -118,6 +126,12 @@ impl Metrics {
         // Make every label value visible from the start, so rates work from the first scrape.
         for r in DropReason::ALL {
             m.decode_errors.with_label_values(&[r.as_str()]);
+        }
+        // At 0 from the start: increase() sees a session's first alert of a kind.
+        for alert in ALERTS {
+            for p in Proto::ALL {
+                m.alerts_raised.with_label_values(&[alert, p.as_str()]);
+            }
         }
         Ok(m)
     }

@@ -4,13 +4,14 @@
 //! logged, here).
 
 use super::Metrics;
-use super::record::{SessionRecord, round};
+use super::record::{SessionRecord, round, uid};
 use crate::analysis::{RttSample, SampleKind};
 use crate::engine::{Observer, RecordSink};
 use crate::flow::{Counters, EndReason, FlowKey, Session};
 use crate::proto::Proto;
 use crate::time::Ts;
-use crate::verdict::{Judge, Verdict};
+use crate::time::rfc3339;
+use crate::verdict::Verdict;
 
 impl Observer for Metrics {
     fn rtt_samples(&self, proto: Proto, samples: &[Option<RttSample>]) {
@@ -31,8 +32,12 @@ impl Observer for Metrics {
         self.echo_delay.get(proto, None).observe(ms / 1e3);
     }
 
-    fn session_update(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge) {
-        self.sessions.publish(key, s, now, judge);
+    fn session_update(&self, key: &FlowKey, s: &Session, v: &Verdict) {
+        self.sessions.publish(key, s, v);
+    }
+
+    fn alert_raised(&self, s: &Session, alert: &'static str) {
+        self.alerts_raised.with_label_values(&[alert, s.proto().as_str()]).inc();
     }
 
     fn session_end(&self, key: &FlowKey, s: &Session, v: &Verdict) {
@@ -61,9 +66,23 @@ impl<F: FnMut(SessionRecord)> RecordSink for F {
         let rec = SessionRecord::new(s, reason, v);
         for alert in &v.alerts {
             tracing::warn!(alert = %alert, uid = %rec.uid, proto = rec.proto, client = %rec.client, server = %rec.server,
-                typist_rtt_ms = ?rec.typist_rtt_ms, client_hidden_ms = ?rec.client_hidden_ms, server_hidden_ms = ?rec.server_hidden_ms,
-                "session alert");
+                typist_rtt_ms = %num(rec.typist_rtt_ms), client_hidden_ms = %num(rec.client_hidden_ms),
+                server_hidden_ms = %num(rec.server_hidden_ms), "session alert");
         }
         self(rec)
     }
+
+    fn alert(&mut self, s: &Session, alert: &'static str, v: &Verdict, now: Ts) {
+        let a = &v.assessment;
+        tracing::warn!(alert = %alert, uid = %uid(s.transport, s.client, s.server, s.start), proto = s.proto().as_str(),
+            client = %s.client, server = %s.server, at = %rfc3339(now),
+            typist_rtt_ms = %num(a.typist_rtt_ms.map(|x| round(x, 4))),
+            client_hidden_ms = %num(a.hidden_ms[0].map(|x| round(x, 4))),
+            server_hidden_ms = %num(a.hidden_ms[1].map(|x| round(x, 4))), "alert raised (session still open)");
+    }
+}
+
+/// A figure in a log line: the number, or `null` when not measured.
+fn num(x: Option<f64>) -> String {
+    x.map_or_else(|| "null".to_string(), |v| v.to_string())
 }

@@ -1,27 +1,22 @@
 //! Per-session series, bounded: at most `max` sessions are exported at once;
-//! a session's series are refreshed at most once a second of packet time,
-//! and removed `linger` after it ends. Sessions left out because of the cap
-//! are counted. What is exported, and when it was last refreshed, is kept
-//! here, not in the session.
+//! a session's series show each verdict the engine hands over (at most once
+//! a second of packet time), and are removed `linger` after it ends.
+//! Sessions left out because of the cap are counted. What is exported is
+//! kept here, not in the session.
 
 use crate::analysis::relay::max_distance_km;
 use crate::flow::{FlowKey, Session};
 use crate::output::record::uid;
-use crate::time::{NS_PER_SEC, Ts};
-use crate::verdict::{Judge, Verdict};
+use crate::time::Ts;
+use crate::verdict::Verdict;
 use dashmap::{DashMap, DashSet};
 use prometheus::{GaugeVec, IntCounter, IntGauge, Opts, Registry};
 use std::time::{Duration, Instant};
-
-/// How often (packet time) a session's own series are refreshed.
-const PUBLISH_EVERY: Ts = NS_PER_SEC;
 
 struct Entry {
     /// The session's start: a later session on the same key is another.
     start: Ts,
     labels: [String; 4],
-    /// Packet time of the last refresh.
-    published: Ts,
     ended: Option<Instant>,
 }
 
@@ -120,28 +115,17 @@ impl SessionExport {
         })
     }
 
-    /// A session has new figures at packet time `now`: publish them
-    /// (creating its series if there is room) unless its series were
-    /// refreshed less than `PUBLISH_EVERY` before; judged only if published.
-    pub fn publish(&self, key: &FlowKey, s: &Session, now: Ts, judge: &Judge) {
-        if let Some(mut e) = self.entries.get_mut(key)
-            && e.start == s.start
-            && e.ended.is_none()
-        {
-            if now - e.published < PUBLISH_EVERY {
-                return;
-            }
-            e.published = now;
-        } else if !self.admit(key, s, now) {
-            return;
+    /// A running session's verdict: its series (created if there is room).
+    pub fn publish(&self, key: &FlowKey, s: &Session, v: &Verdict) {
+        if self.is_exported(key, s) || self.admit(key, s) {
+            self.render(key, s, v);
         }
-        self.render(key, s, &judge.verdict(s));
     }
 
     /// A session ended, judged: its last figures, if its series are exported
     /// (or `admit`, for sessions that never published, when there is room).
     pub fn publish_end(&self, key: &FlowKey, s: &Session, v: &Verdict, admit: bool) {
-        if self.is_exported(key, s) || (admit && self.admit(key, s, s.last)) {
+        if self.is_exported(key, s) || (admit && self.admit(key, s)) {
             self.render(key, s, v);
         }
     }
@@ -152,7 +136,7 @@ impl SessionExport {
 
     /// Create a session's series if there is room; false if it was left out
     /// (now or before).
-    fn admit(&self, key: &FlowKey, s: &Session, now: Ts) -> bool {
+    fn admit(&self, key: &FlowKey, s: &Session) -> bool {
         if self.skipped_open.contains(&(*key, s.start)) {
             return false;
         }
@@ -173,7 +157,7 @@ impl SessionExport {
             s.client.to_string(),
             s.server.to_string(),
         ];
-        self.entries.insert(*key, Entry { start: s.start, labels, published: now, ended: None });
+        self.entries.insert(*key, Entry { start: s.start, labels, ended: None });
         self.exported.set(self.entries.len() as i64);
         true
     }

@@ -47,7 +47,12 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
-        let (stop, metrics, sink, ecfg) = (stop.clone(), metrics.clone(), sink.clone(), EngineConfig::from_config(cfg));
+        let (stop, metrics, sink, ecfg) = (
+            stop.clone(),
+            metrics.clone(),
+            sink.clone(),
+            EngineConfig { live_verdicts: true, ..EngineConfig::from_config(cfg) },
+        );
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
             let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
