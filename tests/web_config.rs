@@ -360,6 +360,11 @@ fn headers_and_http2() {
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(head.starts_with("http/1.1 200") && head.contains("\r\nx-content-type-options: nosniff\r\n"), "{head}");
     assert_eq!(curl(&["--http2-prior-knowledge", &url]).0, 0, "http2: false, HTTP/2 with prior knowledge");
+    let missing = format!("http://127.0.0.1:{}/nothing-here", plain.port);
+    let out =
+        Command::new("curl").args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "5", &missing]).output().unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 404") && head.contains("\r\nx-content-type-options: nosniff\r\n"), "{head}");
     let h2c = Server::start(pki.path(), "");
     let url = format!("http://127.0.0.1:{}/metrics", h2c.port);
     assert_eq!(curl(&["--http2-prior-knowledge", &url]).0, 200, "HTTP/2 by default");
