@@ -75,7 +75,7 @@ struct Common {
     /// Serve Prometheus /metrics on this address (live default 127.0.0.1:9617).
     #[arg(long)]
     listen: Option<String>,
-    /// Exporter web-config file (tls_server_config, basic_auth_users).
+    /// Exporter web-config file (tls_server_config, http_server_config, basic_auth_users).
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
     /// Most sessions in each captured interface's table; when full the least

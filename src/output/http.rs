@@ -4,7 +4,8 @@
 use super::Metrics;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
@@ -20,26 +21,47 @@ struct AppState {
 
 /// Serve /metrics on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, web: WebConfig) -> anyhow::Result<()> {
+    for note in &web.notes {
+        tracing::warn!("web config: {note}");
+    }
     let tls = web.tls.clone();
+    let http2 = web.http2;
+    let headers = Arc::new(web.headers.clone());
     let state = AppState { metrics, web: Arc::new(web) };
-    let app = Router::new().route("/metrics", get(metrics_handler)).route("/", get(index)).with_state(state);
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/", get(index))
+        .with_state(state)
+        .layer(middleware::map_response_with_state(headers, add_headers));
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     match tls {
         Some(tls) => {
-            let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot load TLS certificate or key: {e}"))?;
-            tracing::info!(%addr, "serving metrics over TLS");
-            axum_server::bind_rustls(addr, cfg).serve(app.into_make_service()).await?;
+            let cfg = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+            let mut server = axum_server::from_tcp_rustls(listener, cfg)?;
+            if !http2 {
+                server = server.http1_only();
+            }
+            tracing::info!(%addr, http2, "serving metrics over TLS");
+            server.serve(app.into_make_service()).await?;
         }
         None => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let mut server = axum_server::from_tcp(listener)?;
+            if !http2 {
+                server = server.http1_only();
+            }
             tracing::info!(%addr, "serving metrics");
-            axum::serve(listener, app).await?;
+            server.serve(app.into_make_service()).await?;
         }
     }
     Ok(())
+}
+
+/// `http_server_config.headers` on every response (401 and 404 included).
+async fn add_headers(State(headers): State<Arc<Vec<(HeaderName, HeaderValue)>>>, mut res: Response) -> Response {
+    for (name, value) in headers.iter() {
+        res.headers_mut().insert(name.clone(), value.clone());
+    }
+    res
 }
 
 async fn index() -> &'static str {
