@@ -11,44 +11,85 @@ use crate::engine::{Engine, RecordSink};
 use crate::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use crate::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Where records go: JSON Lines or a table, to stdout or a file.
-pub enum Sink {
+pub struct Sink {
+    writer: Writer,
+    /// The file, when not stdout, and whether it is appended to.
+    file: Option<(PathBuf, bool)>,
+}
+
+enum Writer {
     Json(JsonWriter<Box<dyn Write + Send>>),
     Table(TableWriter<Box<dyn Write + Send>>),
 }
 
 impl Sink {
-    pub fn open(cfg: &Config) -> anyhow::Result<(Sink, bool)> {
-        let (w, terminal): (Box<dyn Write + Send>, bool) = match &cfg.output.file {
-            Some(p) => {
-                let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-                (Box::new(std::io::BufWriter::new(f)), false)
-            }
+    /// The configured output; `append` keeps what a file holds (live
+    /// capture: a restart loses no records), else the file is replaced.
+    /// Also returns whether records are JSON.
+    pub fn open(cfg: &Config, append: bool) -> anyhow::Result<(Sink, bool)> {
+        let file = cfg.output.file.clone().map(|p| (p, append));
+        let (w, terminal): (Box<dyn Write + Send>, bool) = match &file {
+            Some((p, append)) => (open_file(p, *append)?, false),
             None => (Box::new(std::io::BufWriter::new(std::io::stdout())), std::io::stdout().is_terminal()),
         };
         let json = match cfg.output.format {
             Some(f) => f == OutputFormat::Json,
             None => !terminal,
         };
-        Ok((if json { Sink::Json(JsonWriter::new(w)) } else { Sink::Table(TableWriter::new(w)) }, json))
+        let writer = if json { Writer::Json(JsonWriter::new(w)) } else { Writer::Table(TableWriter::new(w)) };
+        Ok((Sink { writer, file }, json))
     }
 
     pub fn write(&mut self, r: SessionRecord) {
-        match self {
-            Sink::Json(j) => j.write(&r),
-            Sink::Table(t) => t.write(&r),
+        match &mut self.writer {
+            Writer::Json(j) => j.write(&r),
+            Writer::Table(t) => t.write(&r),
         }
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Json(j) => j.flush(),
-            Sink::Table(t) => t.flush(),
+        match &mut self.writer {
+            Writer::Json(j) => j.flush(),
+            Writer::Table(t) => t.flush(),
         }
     }
+
+    /// Reopen the output file by its name (after logrotate moved it): what
+    /// was written is flushed to the old file first, then records go to the
+    /// file now at that path (appended). If it cannot be opened, records
+    /// keep going to the old one. Nothing to do for stdout.
+    pub fn reopen(&mut self) {
+        let Some((path, _)) = self.file.clone() else { return };
+        if let Err(e) = self.flush() {
+            tracing::warn!(file = %path.display(), error = %e, "flushing records before reopening");
+        }
+        match open_file(&path, true) {
+            Ok(w) => {
+                self.writer = match self.writer {
+                    Writer::Json(_) => Writer::Json(JsonWriter::new(w)),
+                    Writer::Table(_) => Writer::Table(TableWriter::new(w)),
+                };
+                tracing::info!(file = %path.display(), "output reopened");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot reopen the output; records still go to the old file"),
+        }
+    }
+}
+
+fn open_file(p: &Path, append: bool) -> anyhow::Result<Box<dyn Write + Send>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(p)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    Ok(Box::new(std::io::BufWriter::new(f)))
 }
 
 /// Hand one captured frame to the engine.

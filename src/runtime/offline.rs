@@ -43,7 +43,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         None => None,
     };
     let files = offline::expand(paths)?;
-    let (mut sink, json) = Sink::open(cfg)?;
+    let (mut sink, json) = Sink::open(cfg, false)?;
     let show_progress = !no_progress && !json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
     let bar = if show_progress {
         let b = indicatif::ProgressBar::new(offline::total_bytes(&files));

@@ -38,21 +38,16 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     if let Some(m) = &metrics {
         start_server(cfg, m)?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook_consts::SIGINT, signal_hook_consts::SIGTERM] {
-        let s = stop.clone();
-        register_signal(sig, s)?;
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        register_signal(sig)?;
     }
-    let (sink, _) = Sink::open(cfg)?;
+    // Appended to: a restart loses no records; SIGHUP reopens it (logrotate).
+    let (sink, _) = Sink::open(cfg, true)?;
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
-        let (stop, metrics, sink, ecfg) = (
-            stop.clone(),
-            metrics.clone(),
-            sink.clone(),
-            EngineConfig { live_verdicts: true, ..EngineConfig::from_config(cfg) },
-        );
+        let (metrics, sink, ecfg) =
+            (metrics.clone(), sink.clone(), EngineConfig { live_verdicts: true, ..EngineConfig::from_config(cfg) });
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
             let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
@@ -63,10 +58,19 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
                 }
             };
             let mut to = Live { engine: &mut engine, out: &mut out, metrics, interface: &o.interface, last: None };
-            live::run(&o, cap, &mut to, &stop);
+            live::run(&o, cap, &mut to, &STOP);
             engine.finish_all(EndReason::Shutdown, &mut out);
             tracing::info!(interface = %o.interface, "capture stopped; open sessions written");
         }));
+    }
+    // Until every capture has stopped: reopen the output when asked.
+    while threads.iter().any(|t| !t.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if REOPEN.swap(false, Ordering::SeqCst)
+            && let Ok(mut s) = sink.lock()
+        {
+            s.reopen();
+        }
     }
     for t in threads {
         let _ = t.join();
@@ -113,19 +117,16 @@ impl Receiver for Live<'_> {
     }
 }
 
-mod signal_hook_consts {
-    pub const SIGINT: i32 = libc::SIGINT;
-    pub const SIGTERM: i32 = libc::SIGTERM;
-}
+/// Set by SIGINT or SIGTERM: stop capturing, write open sessions, exit.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP: reopen the output file.
+static REOPEN: AtomicBool = AtomicBool::new(false);
 
-/// Set `flag` when the signal arrives (async-signal-safe: one atomic store).
-fn register_signal(sig: i32, flag: Arc<AtomicBool>) -> anyhow::Result<()> {
-    static FLAGS: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    let _ = FLAGS.set(flag);
-    extern "C" fn handler(_: i32) {
-        if let Some(f) = FLAGS.get() {
-            f.store(true, Ordering::SeqCst);
-        }
+/// On `sig`, set [`STOP`] (SIGHUP: [`REOPEN`]); async-signal-safe: one atomic store.
+fn register_signal(sig: i32) -> anyhow::Result<()> {
+    extern "C" fn handler(sig: i32) {
+        let flag = if sig == libc::SIGHUP { &REOPEN } else { &STOP };
+        flag.store(true, Ordering::SeqCst);
     }
     // SAFETY: the handler only performs an atomic store.
     let r = unsafe { libc::signal(sig, handler as *const () as libc::sighandler_t) };
