@@ -72,6 +72,10 @@ struct Common {
     /// Write session records to this file instead of stdout.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// Leave TCP sessions without payload either way (a lone SYN, a
+    /// handshake only: scans) out of the records; they are still counted.
+    #[arg(long)]
+    skip_handshake_only: bool,
     /// Serve Prometheus /metrics on this address (live default 127.0.0.1:9617).
     #[arg(long)]
     listen: Option<String>,
@@ -156,6 +160,7 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     if c.output.is_some() {
         cfg.output.file = c.output.clone();
     }
+    cfg.output.skip_handshake_only |= c.skip_handshake_only;
     if c.listen.is_some() {
         cfg.metrics.listen = c.listen.clone();
     }

@@ -88,6 +88,10 @@ pub struct OutputConfig {
     pub format: Option<OutputFormat>,
     /// File for session records; stdout when unset.
     pub file: Option<PathBuf>,
+    /// Leave TCP sessions that carried no payload either way (a lone SYN,
+    /// a handshake only: scans) out of the records; they are still counted
+    /// (`echoloc_sessions_handshake_only_total`).
+    pub skip_handshake_only: bool,
 }
 
 /// How session records are written.

@@ -392,6 +392,9 @@ impl Engine {
         }
         let proto = s.proto();
         self.counters.ended[proto.index()][reason as usize] += 1;
+        if s.handshake_only() {
+            self.counters.handshake_only[proto.index()] += 1;
+        }
         if !s.counted {
             self.counters.opened[proto.index()] += 1;
         }

@@ -325,3 +325,108 @@ fn a_slower_second_path_is_no_relay_and_no_distance() {
     let evidence = r["server_relay"]["evidence"].to_string();
     assert!(evidence.contains("a slower subflow"), "{r}");
 }
+
+/// A SYN to port 22 is one session, so by default one record, as the
+/// record contract says; `--skip-handshake-only` leaves sessions without
+/// payload either way (a lone SYN, a handshake only) out of the records,
+/// and `echoloc_sessions_handshake_only_total` counts them either way.
+#[test]
+fn handshake_only_sessions_are_counted_and_can_be_left_out() {
+    let mut packets: Vec<Packet> = idle_ssh(60_000.0).packets;
+    let server: std::net::SocketAddr = "203.0.113.5:22".parse().unwrap();
+    let t0 = packets[0].ts;
+    for i in 0..5u16 {
+        let mut c =
+            Conversation::new(format!("198.51.100.9:{}", 41000 + i).parse().unwrap(), server, 1_000_000, 50_000);
+        if i % 2 == 0 {
+            c.syn(t0 + u64::from(i) * 1_000_000);
+        } else {
+            c.handshake(t0 + u64::from(i) * 1_000_000);
+        }
+        packets.extend(c.packets());
+    }
+    packets.sort_by_key(|p| p.ts);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_capture(dir.path(), "scan.pcap", &Capture::default(), &packets);
+    let all = replay_with_ok(&[], &[&path]);
+    assert_eq!(all.len(), 6, "{}", pretty(&all));
+    let kept = replay_with_ok(&["--skip-handshake-only"], &[&path]);
+    assert_eq!(kept.len(), 1, "{}", pretty(&kept));
+    assert_eq!(ssh_records(&kept).len(), 1);
+    // Counted with metrics on, whether written or not.
+    for flag in [None, Some("--skip-handshake-only")] {
+        let port = common::netns::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["--listen", listen.as_str()];
+        args.extend(flag);
+        let mut child = common::netns::serve_replay(args.iter().map(std::ffi::OsStr::new).chain([path.as_os_str()]));
+        let text = common::netns::scrape_until(port, 20, |t| t.contains("echoloc_sessions_handshake_only_total{"));
+        let series = common::netns::metric_series(&text, "echoloc_sessions_handshake_only_total");
+        assert_eq!(series.values().sum::<u64>(), 5, "{flag:?}: {series:?}");
+        let _ = child.0.kill();
+    }
+}
+
+/// A flood of flows meets the table's bound, not the OOM killer: in a
+/// cgroup limited to 128 MiB, 300,000 one-SYN flows (about 300 MB of
+/// sessions at 1 KiB each) replay to the end, the bound lowered to fit the
+/// limit (and said so), the oldest flows evicted.
+#[test]
+fn a_flood_in_a_memory_limited_cgroup_is_bounded() {
+    if !common::netns::require_root("a_flood_in_a_memory_limited_cgroup_is_bounded") {
+        return;
+    }
+    let Some((cg, limit_file)) = memory_cgroup() else {
+        eprintln!("SKIP: no writable memory cgroup");
+        return;
+    };
+    let cg = cg.join(format!("echoloc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    std::fs::write(cg.join(limit_file), (128u64 << 20).to_string()).unwrap();
+    let mut packets = Vec::new();
+    let server: std::net::SocketAddr = "192.0.2.80:22".parse().unwrap();
+    for i in 0..300_000u32 {
+        let client = std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000));
+        let mut c = Conversation::new(client, server, 1_000_000, 50_000);
+        c.syn(1_700_000_000_000_000_000 + u64::from(i) * 1000);
+        packets.extend(c.packets());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_capture(dir.path(), "flood.pcap", &Capture::default(), &packets);
+    drop(packets);
+    let script = format!(
+        "echo $$ > {} && exec {} replay --format json --no-progress --output /dev/null {}",
+        cg.join("cgroup.procs").display(),
+        common::bin(),
+        path.display()
+    );
+    let out = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
+    let _ = std::fs::remove_dir(&cg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} (killed by the OOM killer?): {err}", out.status);
+    assert!(err.contains("max_sessions lowered"), "{err}");
+}
+
+/// A memory cgroup this process may make children in, and its limit file:
+/// v2 (memory.max) or v1 (memory.limit_in_bytes).
+fn memory_cgroup() -> Option<(std::path::PathBuf, &'static str)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+        let path = path.trim_start_matches('/');
+        if ctl.split(',').any(|c| c == "memory") {
+            let p = std::path::Path::new("/sys/fs/cgroup/memory").join(path);
+            if p.join("memory.limit_in_bytes").exists() {
+                return Some((p, "memory.limit_in_bytes"));
+            }
+        } else if ctl.is_empty() {
+            let p = std::path::Path::new("/sys/fs/cgroup").join(path);
+            let controllers = std::fs::read_to_string(p.join("cgroup.subtree_control")).unwrap_or_default();
+            if controllers.split_whitespace().any(|c| c == "memory") {
+                return Some((p, "memory.max"));
+            }
+        }
+    }
+    None
+}

@@ -14,6 +14,9 @@ pub struct Counters {
     pub opened: [u64; Proto::ALL.len()],
     pub ended: [[u64; EndReason::ALL.len()]; Proto::ALL.len()],
     pub evicted: u64,
+    /// Ended TCP sessions that carried no payload either way (a lone SYN,
+    /// a handshake only: scans), by protocol.
+    pub handshake_only: [u64; Proto::ALL.len()],
     /// Sessions in this engine's table when the counters were last flushed
     /// (a level, not a total: each engine adds its change to the gauge, so
     /// `echoloc_sessions_active` is the sum over every captured interface).

@@ -201,6 +201,12 @@ impl Session {
         self.mptcp = Some(Box::new(m));
     }
 
+    /// A TCP session that carried no payload either way: a lone SYN, a
+    /// handshake only (a scan, a refused or abandoned connection).
+    pub fn handshake_only(&self) -> bool {
+        self.transport == IpProto::TCP && self.stage & (DATA_FROM[0] | DATA_FROM[1]) == 0
+    }
+
     /// Whether the session belongs on the long-idle lane: an open TCP
     /// connection of a remote-access protocol, established (payload both ways).
     pub fn wants_long_idle(&self) -> bool {

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Counted when sessions end (one per session record and alert).
     pub alerts: IntCounterVec,
     pub alerts_raised: IntCounterVec,
+    pub sessions_handshake_only: IntCounterVec,
+    /// The bound on each engine's session table (after fitting the memory limit).
+    pub sessions_limit: IntGauge,
     pub sessions: SessionExport,
 }
 
@@ -117,12 +120,27 @@ impl Metrics {
                 "Alerts raised, by alert and protocol: once per session and alert, as soon as the session's verdict first reaches it (while the session runs, or when it ends), whatever the per-session export cap. Alert on increase() of this.",
                 &["alert", "proto"],
             )?,
+            sessions_handshake_only: counter_vec(
+                "echoloc_sessions_handshake_only_total",
+                "Ended TCP sessions that carried no payload either way (a lone SYN, a handshake only: scans), by protocol; also in echoloc_sessions_ended_total. Their records are left out with --skip-handshake-only.",
+                &["proto"],
+            )?,
+            sessions_limit: {
+                let g = IntGauge::new(
+                    "echoloc_sessions_limit",
+                    "Most sessions one capture's table holds (--max-sessions, lowered to fit the cgroup memory limit); the least recently active give way beyond it.",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             sessions: SessionExport::new(&registry, max_exported, linger)?,
             registry,
         };
         let info = IntGaugeVec::new(Opts::new("echoloc_build_info", "Build information; always 1."), &["version"])?;
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.registry.register(Box::new(info))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds…
+        m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         // Make every label value visible from the start, so rates work from the first scrape.
         for r in DropReason::ALL {
             m.decode_errors.with_label_values(&[r.as_str()]);
@@ -156,6 +174,12 @@ impl Metrics {
                 if d > 0 {
                     self.sessions_ended.with_label_values(&[p.as_str(), r.as_str()]).inc_by(d);
                 }
+            }
+        }
+        for p in Proto::ALL {
+            let d = now.handshake_only[p.index()] - before.handshake_only[p.index()];
+            if d > 0 {
+                self.sessions_handshake_only.with_label_values(&[p.as_str()]).inc_by(d);
             }
         }
         self.sessions_evicted.inc_by(now.evicted - before.evicted);

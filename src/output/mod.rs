@@ -10,6 +10,7 @@ mod table;
 
 pub use json::JsonWriter;
 pub use metrics::Metrics;
+pub use observer::Records;
 pub use record::{LegRtt, PerSide, SessionRecord};
 pub use sessions::SessionExport;
 pub use table::TableWriter;

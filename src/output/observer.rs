@@ -61,6 +61,24 @@ impl Observer for Metrics {
     }
 }
 
+/// Records to a writer, those of handshake-only sessions left out if asked.
+pub struct Records<F: FnMut(SessionRecord)> {
+    pub write: F,
+    pub skip_handshake_only: bool,
+}
+
+impl<F: FnMut(SessionRecord)> RecordSink for Records<F> {
+    fn record(&mut self, s: &Session, reason: EndReason, v: &Verdict) {
+        if !(self.skip_handshake_only && s.handshake_only()) {
+            self.write.record(s, reason, v);
+        }
+    }
+
+    fn alert(&mut self, s: &Session, alert: &'static str, v: &Verdict, now: Ts) {
+        self.write.alert(s, alert, v, now);
+    }
+}
+
 impl<F: FnMut(SessionRecord)> RecordSink for F {
     fn record(&mut self, s: &Session, reason: EndReason, v: &Verdict) {
         let rec = SessionRecord::new(s, reason, v);

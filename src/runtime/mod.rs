@@ -2,12 +2,13 @@
 //! (`online`), two small loops over one engine, with what both need: where
 //! records go, the metrics and their server.
 
+mod memory;
 pub mod offline;
 pub mod online;
 
 use crate::capture::Frame;
 use crate::config::{self, Config, OutputFormat};
-use crate::engine::{Engine, RecordSink};
+use crate::engine::{Engine, EngineConfig, RecordSink};
 use crate::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use crate::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
@@ -99,6 +100,28 @@ fn feed(engine: &mut Engine, f: &Frame<'_>, out: &mut dyn RecordSink) {
         Some(l) => engine.frame_wire(l, f.ts, f.data, Some(f.wire_len), out),
         None => engine.unknown_link(),
     }
+}
+
+/// The engine config for one of `engines` engines (one per captured
+/// interface): the session bound lowered, if need be, to fit the memory
+/// limit of the process's cgroup (see [`memory`]).
+fn engine_config(cfg: &Config, engines: usize, metrics: Option<&Metrics>) -> EngineConfig {
+    let mut ecfg = EngineConfig::from_config(cfg);
+    let limit = memory::cgroup_limit();
+    let fitted = memory::fit(ecfg.max_sessions, engines, limit);
+    if fitted < ecfg.max_sessions {
+        tracing::warn!(
+            configured = ecfg.max_sessions,
+            max_sessions = fitted,
+            memory_limit_bytes = limit.unwrap_or(0),
+            "max_sessions lowered to fit the cgroup memory limit (~1.5 KiB per session)"
+        );
+        ecfg.max_sessions = fitted;
+    }
+    if let Some(m) = metrics {
+        m.sessions_limit.set(ecfg.max_sessions as i64);
+    }
+    ecfg
 }
 
 pub fn metrics_for(cfg: &Config) -> anyhow::Result<Option<Arc<Metrics>>> {

@@ -4,9 +4,9 @@
 use super::{Sink, metrics_for, start_server};
 use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
+use crate::engine::{Engine, Observer, RecordSink};
 use crate::flow::EndReason;
-use crate::output::SessionRecord;
+use crate::output::{Records, SessionRecord};
 use crate::time::Ts;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -55,13 +55,15 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
     } else {
         None
     };
-    let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone().map(|m| m as Arc<dyn Observer>));
+    let mut engine =
+        Engine::new(super::engine_config(cfg, 1, metrics.as_deref()), metrics.clone().map(|m| m as Arc<dyn Observer>));
     let mut failed = None;
     {
-        let mut out = |r: SessionRecord| match &bar {
+        let write = |r: SessionRecord| match &bar {
             Some(b) => b.suspend(|| sink.write(r)),
             None => sink.write(r),
         };
+        let mut out = Records { write, skip_handshake_only: cfg.output.skip_handshake_only };
         for f in &files {
             let mut progress = |n: u64| {
                 if let Some(b) = &bar {

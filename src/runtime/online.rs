@@ -6,7 +6,7 @@ use crate::capture::{Frame, Receiver, live};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
 use crate::flow::EndReason;
-use crate::output::{Metrics, SessionRecord};
+use crate::output::{Metrics, Records, SessionRecord};
 use crate::time::Ts;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,17 +46,25 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
-        let (metrics, sink, ecfg) =
-            (metrics.clone(), sink.clone(), EngineConfig { live_verdicts: true, ..EngineConfig::from_config(cfg) });
+        let skip_handshake_only = cfg.output.skip_handshake_only;
+        let (metrics, sink, ecfg) = (
+            metrics.clone(),
+            sink.clone(),
+            EngineConfig {
+                live_verdicts: true,
+                ..super::engine_config(cfg, cfg.capture.interfaces.len(), metrics.as_deref())
+            },
+        );
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
             let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
-            let mut out = |r: SessionRecord| {
+            let write = |r: SessionRecord| {
                 if let Ok(mut s) = sink.lock() {
                     s.write(r);
                     let _ = s.flush();
                 }
             };
+            let mut out = Records { write, skip_handshake_only };
             let mut to = Live { engine: &mut engine, out: &mut out, metrics, interface: &o.interface, last: None };
             live::run(&o, cap, &mut to, &STOP);
             engine.finish_all(EndReason::Shutdown, &mut out);
