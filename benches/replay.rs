@@ -297,7 +297,8 @@ impl Frames {
     /// The engine as `echoloc live` runs it: Prometheus metrics on (the
     /// exported-series cap at its default, 500).
     fn engine_loop_metrics(&self) -> u64 {
-        let m = echoloc::output::Metrics::new(500, std::time::Duration::from_secs(60)).expect("metrics");
+        let m = echoloc::output::Metrics::new(500, std::time::Duration::from_secs(60), Default::default())
+            .expect("metrics");
         self.engine_loop_with(Some(std::sync::Arc::new(m)))
     }
 

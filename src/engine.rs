@@ -304,7 +304,7 @@ impl Engine {
             }
         }
         if let Some(e) = echo {
-            o.echo(proto, f64::from(e));
+            o.echo(proto, s.client.ip(), f64::from(e));
         }
     }
 

@@ -32,6 +32,17 @@ impl Policy {
         Policy { rules }
     }
 
+    /// The site of a client: the index of the most specific rule covering
+    /// it, in the order of [`Policy::sites`].
+    pub fn site_of(&self, ip: IpAddr) -> Option<usize> {
+        self.rules.iter().position(|(n, _)| n.contains(&ip))
+    }
+
+    /// The rules' subnets as text (`10.20.0.0/16`), most specific first.
+    pub fn sites(&self) -> impl Iterator<Item = String> + '_ {
+        self.rules.iter().map(|(n, _)| n.to_string())
+    }
+
     /// The most specific rule covering `ip`.
     pub fn limit_for(&self, ip: IpAddr) -> Option<Limit> {
         self.rules.iter().find(|(n, _)| n.contains(&ip)).map(|&(subnet, max_rtt_ms)| Limit { subnet, max_rtt_ms })

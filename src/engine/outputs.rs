@@ -21,8 +21,8 @@ pub trait Observer: Send + Sync {
     /// Transport round-trip samples of a `proto` session (those taken before
     /// its protocol was known, once it is).
     fn rtt_samples(&self, proto: Proto, samples: &[Option<RttSample>]);
-    /// A keystroke's echo delay, ms.
-    fn echo(&self, proto: Proto, ms: f64);
+    /// A keystroke's echo delay (ms) in a `proto` session of `client`.
+    fn echo(&self, proto: Proto, client: std::net::IpAddr, ms: f64);
     /// A live session's verdict as it stands (worked out at most once a
     /// second of packet time, when it has new figures).
     fn session_update(&self, key: &FlowKey, s: &Session, verdict: &Verdict);

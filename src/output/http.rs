@@ -74,6 +74,41 @@ async fn metrics_handler(State(st): State<AppState>, headers: HeaderMap) -> Resp
             .into_response();
     }
     let m = st.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || m.render()).await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    let header_has = |name: header::HeaderName, what: fn(&str) -> bool| {
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(what)
+    };
+    let open = header_has(header::ACCEPT, super::openmetrics::wanted);
+    let gzip = header_has(header::ACCEPT_ENCODING, accepts_gzip);
+    let (body, content_type) = tokio::task::spawn_blocking(move || {
+        let text = m.render();
+        let (text, ct) = if open {
+            (super::openmetrics::from_text(&text), super::openmetrics::CONTENT_TYPE)
+        } else {
+            (text, "text/plain; version=0.0.4; charset=utf-8")
+        };
+        (if gzip { gzipped(text.as_bytes()) } else { text.into_bytes() }, ct)
+    })
+    .await
+    .unwrap_or_default();
+    let mut res = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    if gzip {
+        res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    res.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    res
+}
+
+/// Whether an `Accept-Encoding` header takes gzip (not with q=0).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|p| {
+        let mut it = p.split(';').map(str::trim);
+        it.next() == Some("gzip") && !it.any(|q| q.replace(' ', "") == "q=0")
+    })
+}
+
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4), flate2::Compression::fast());
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 use super::SessionExport;
 use crate::decode::DropReason;
 use crate::flow::{Counters, EndReason};
+use crate::policy::Policy;
 use crate::proto::Proto;
 use crate::side::Side;
 use crate::verdict::ALERTS;
@@ -31,6 +32,8 @@ pub struct Metrics {
     pub handshake_rtt: ByProtoLeg,
     pub echo_delay: ByProtoLeg,
     pub app_turnaround: HistogramVec,
+    /// By site: the policy's client subnets (bounded by the policy file).
+    pub sites: Sites,
     /// Counted when sessions end (one per session record and alert).
     pub alerts: IntCounterVec,
     pub alerts_raised: IntCounterVec,
@@ -41,7 +44,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(max_exported: usize, linger: std::time::Duration) -> prometheus::Result<Metrics> {
+    pub fn new(max_exported: usize, linger: std::time::Duration, policy: Policy) -> prometheus::Result<Metrics> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
             let c = IntCounter::new(name, help)?;
@@ -120,6 +123,25 @@ impl Metrics {
                 "Alerts raised, by alert and protocol: once per session and alert, as soon as the session's verdict first reaches it (while the session runs, or when it ends), whatever the per-session export cap. Alert on increase() of this.",
                 &["alert", "proto"],
             )?,
+            sites: Sites {
+                labels: policy.sites().chain(["other".to_string()]).collect(),
+                policy,
+                typist_rtt: histogram(
+                    "echoloc_site_typist_rtt_seconds",
+                    "Typist round trip of each session by site (the policy subnet of its client, or \"other\") and protocol, observed when the session ends.",
+                    &["site", "proto"],
+                )?,
+                hidden: histogram(
+                    "echoloc_site_hidden_latency_seconds",
+                    "Latency hidden behind the nearest TCP endpoint of a side (leg: client, server) of each session by site and protocol, observed when the session ends.",
+                    &["site", "proto", "leg"],
+                )?,
+                echo: histogram(
+                    "echoloc_site_echo_delay_seconds",
+                    "Keystroke to echo delay by site (the policy subnet of the client, or \"other\") and protocol.",
+                    &["site", "proto"],
+                )?,
+            },
             sessions_handshake_only: counter_vec(
                 "echoloc_sessions_handshake_only_total",
                 "Ended TCP sessions that carried no payload either way (a lone SYN, a handshake only: scans), by protocol; also in echoloc_sessions_ended_total. Their records are left out with --skip-handshake-only.",
@@ -219,5 +241,25 @@ impl ByProtoLeg {
             Some(l) => self.vec.with_label_values(&[proto.as_str(), l.as_str()]),
             None => self.vec.with_label_values(&[proto.as_str()]),
         })
+    }
+}
+
+/// Histograms by site: a session's site is the policy subnet of its client
+/// (most specific), else "other"; so the label has at most as many values as
+/// the policy file has subnets, plus one.
+pub struct Sites {
+    policy: Policy,
+    /// The label of each site: the policy's subnets in order, then "other".
+    labels: Vec<String>,
+    pub typist_rtt: HistogramVec,
+    pub hidden: HistogramVec,
+    pub echo: HistogramVec,
+}
+
+impl Sites {
+    /// The site label of a client.
+    pub fn of(&self, ip: std::net::IpAddr) -> &str {
+        let i = self.policy.site_of(ip).unwrap_or(self.labels.len() - 1);
+        &self.labels[i]
     }
 }

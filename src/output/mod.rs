@@ -4,6 +4,7 @@ pub mod http;
 mod json;
 mod metrics;
 mod observer;
+mod openmetrics;
 mod record;
 mod sessions;
 mod table;

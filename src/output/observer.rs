@@ -28,8 +28,9 @@ impl Observer for Metrics {
         }
     }
 
-    fn echo(&self, proto: Proto, ms: f64) {
+    fn echo(&self, proto: Proto, client: std::net::IpAddr, ms: f64) {
         self.echo_delay.get(proto, None).observe(ms / 1e3);
+        self.sites.echo.with_label_values(&[self.sites.of(client), proto.as_str()]).observe(ms / 1e3);
     }
 
     fn session_update(&self, key: &FlowKey, s: &Session, v: &Verdict) {
@@ -45,7 +46,15 @@ impl Observer for Metrics {
             self.alerts.with_label_values(&[alert]).inc();
         }
         let proto = s.proto();
+        let site = self.sites.of(s.client.ip());
+        let a = &v.assessment;
+        if let Some(t) = a.typist_rtt_ms {
+            self.sites.typist_rtt.with_label_values(&[site, proto.as_str()]).observe(t / 1e3);
+        }
         for (i, leg) in ["client", "server"].into_iter().enumerate() {
+            if let Some(h) = a.hidden_ms[i] {
+                self.sites.hidden.with_label_values(&[site, proto.as_str(), leg]).observe(h / 1e3);
+            }
             if let Some(app) = v.assessment.app_rtt[i] {
                 // The floor as the record shows it (ms, 4 decimals), in seconds.
                 self.app_turnaround.with_label_values(&[proto.as_str(), leg]).observe(round(app.floor, 4) / 1e3);

@@ -35,6 +35,7 @@ pub struct SessionExport {
     keystrokes: GaugeVec,
     over_policy: GaugeVec,
     distance: GaugeVec,
+    distance_m: GaugeVec,
     exported: IntGauge,
     skipped: IntCounter,
 }
@@ -95,6 +96,11 @@ impl SessionExport {
             "Upper bound on the typist's distance from the sensor (light in fibre).",
             false,
         )?;
+        let distance_m = gauge(
+            "echoloc_session_max_distance_meters",
+            "Upper bound on the typist's distance from the sensor (light in fibre), in meters: echoloc_session_max_distance_km in base units.",
+            false,
+        )?;
         registry.register(Box::new(exported.clone()))?;
         registry.register(Box::new(limit))?;
         registry.register(Box::new(skipped.clone()))?;
@@ -110,6 +116,7 @@ impl SessionExport {
             keystrokes,
             over_policy,
             distance,
+            distance_m,
             exported,
             skipped,
         })
@@ -186,6 +193,7 @@ impl SessionExport {
         if let Some(t) = a.typist_rtt_ms {
             self.typist.with_label_values(&base).set(t / 1e3);
             self.distance.with_label_values(&base).set(max_distance_km(t));
+            self.distance_m.with_label_values(&base).set(max_distance_km(t) * 1e3);
         }
         if let Some(over) = v.over_policy {
             self.over_policy.with_label_values(&base).set(if over { 1.0 } else { 0.0 });
@@ -229,7 +237,7 @@ impl SessionExport {
 
     fn remove_series(&self, l: &[String; 4]) {
         let base = [l[0].as_str(), l[1].as_str(), l[2].as_str(), l[3].as_str()];
-        for g in [&self.typist, &self.keystrokes, &self.over_policy, &self.distance] {
+        for g in [&self.typist, &self.keystrokes, &self.over_policy, &self.distance, &self.distance_m] {
             let _ = g.remove_label_values(&base);
         }
         for leg in ["client", "server"] {

@@ -128,8 +128,10 @@ pub fn metrics_for(cfg: &Config) -> anyhow::Result<Option<Arc<Metrics>>> {
     if cfg.metrics.listen.is_none() {
         return Ok(None);
     }
-    let m = Metrics::new(cfg.metrics.max_exported_sessions, Duration::from_secs_f64(cfg.metrics.linger_s.max(0.0)))
-        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let policy = cfg.policy_table()?;
+    let m =
+        Metrics::new(cfg.metrics.max_exported_sessions, Duration::from_secs_f64(cfg.metrics.linger_s.max(0.0)), policy)
+            .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     Ok(Some(Arc::new(m)))
 }
 
