@@ -20,27 +20,49 @@ pub struct ReplayError {
     pub cause: String,
 }
 
+/// An input that gives no file to read: a directory that cannot be listed,
+/// or that holds no capture file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{0}")]
+    Unreadable(ReplayError),
+    #[error("no capture files in {}", .0.display())]
+    NoCaptures(PathBuf),
+}
+
 /// Expand directories: their capture files (`.pcap`, `.pcapng`, `.cap`,
 /// `.dmp`, and the numbered files of a `tcpdump -C` rotation, `.pcap1`…),
-/// in the order of their first packets (then by name): a rotated series
-/// comes in time order whatever its names.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
+/// in the order of their first packets (then by name): a rotated series comes in time order whatever
+/// its names. Files whose first packet cannot be read come last (their
+/// error is reported when they are read). Returns the files, and the
+/// inputs that gave none.
+pub fn expand(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<InputError>) {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let rd = std::fs::read_dir(p).map_err(|e| err(p, e.to_string()))?;
+            let rd = match std::fs::read_dir(p) {
+                Ok(rd) => rd,
+                Err(e) => {
+                    errors.push(InputError::Unreadable(err(p, os_cause(&e))));
+                    continue;
+                }
+            };
             let mut files: Vec<(Ts, PathBuf)> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.is_file() && is_capture_name(f))
                 .map(|f| (first_ts(&f).unwrap_or(Ts::MAX), f))
                 .collect();
+            if files.is_empty() {
+                errors.push(InputError::NoCaptures(p.clone()));
+            }
             files.sort();
             out.extend(files.into_iter().map(|(_, f)| f));
         } else {
             out.push(p.clone());
         }
     }
-    Ok(out)
+    (out, errors)
 }
 
 /// A capture file's name: `.pcap`, `.pcapng`, `.cap` or `.dmp`, maybe

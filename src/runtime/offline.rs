@@ -31,8 +31,10 @@ impl Receiver for Replay<'_> {
     }
 }
 
-/// Replay `paths`; returns the exit status (2 when a file could not be read
-/// to its end, after the records of what was read are written).
+/// Replay `paths`; returns the exit status: 2 when an input could not be
+/// read to its end (each is reported on stderr, `echoloc: FILE: cause`, and
+/// the others are read all the same), after the records of everything read
+/// are written.
 pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -> anyhow::Result<i32> {
     let metrics = metrics_for(cfg)?;
     if serve && metrics.is_none() {
@@ -42,7 +44,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         Some(m) => Some(start_server(cfg, m)?),
         None => None,
     };
-    let files = offline::expand(paths)?;
+    let (files, input_errors) = offline::expand(paths);
     let (mut sink, json) = Sink::open(cfg)?;
     let show_progress = !no_progress && !json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
     let bar = if show_progress {
@@ -55,8 +57,15 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
     } else {
         None
     };
+    let report = |e: &dyn std::fmt::Display| match &bar {
+        Some(b) => b.suspend(|| eprintln!("echoloc: {e}")),
+        None => eprintln!("echoloc: {e}"),
+    };
+    let mut failed = input_errors.len();
+    for e in &input_errors {
+        report(e);
+    }
     let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone().map(|m| m as Arc<dyn Observer>));
-    let mut failed = None;
     {
         let mut out = |r: SessionRecord| match &bar {
             Some(b) => b.suspend(|| sink.write(r)),
@@ -68,9 +77,12 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
                     b.inc(n)
                 }
             };
+            // A file that fails is reported and the next one read: what was
+            // read of it counts, as if it ended at the fault; one that cannot
+            // be opened leaves the engine as it was.
             if let Err(e) = offline::replay_file(f, &mut Replay { engine: &mut engine, out: &mut out }, &mut progress) {
-                failed = Some(e);
-                break;
+                report(&e);
+                failed += 1;
             }
         }
         engine.finish_all(EndReason::EndOfInput, &mut out);
@@ -84,8 +96,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         eprintln!("echoloc: writing records: {e}");
         return Ok(2);
     }
-    if let Some(e) = failed {
-        eprintln!("echoloc: {e}");
+    if failed > 0 {
         return Ok(2);
     }
     if serve && let Some(h) = server {

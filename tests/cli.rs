@@ -1,0 +1,124 @@
+//! The command line: bad inputs among good ones, compressed captures, the
+//! terminal table, help text, flags and their aliases, `check-config`.
+//! Each test runs the real binary.
+
+mod common;
+
+use common::pcap::{Capture, pcap_record_offsets};
+use common::{replay_with, scenarios, write_capture};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A bundled capture.
+fn bundled(rel: &str) -> PathBuf {
+    root().join("pcaps").join(rel)
+}
+
+/// The lines of `stderr` that are not logs (`… INFO …` on a new timeline).
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains(" INFO ")).collect()
+}
+
+/// Records of `files` replayed alone (exit status as expected).
+fn records_of(files: &[&Path], want_code: i32) -> Vec<Value> {
+    let r = replay_with(&[], files);
+    assert_eq!(r.code, Some(want_code), "{files:?}: stderr {}", r.stderr);
+    r.records
+}
+
+// ---------------------------------------------------------------------------
+// Issue 18, item 7: replay errors.
+
+/// A directory whose middle file (in the order of first packets) is cut
+/// short mid-record: every file is read, the bad one reported on one line
+/// (`echoloc: FILE: cause`), exit 2; the records are those of each file
+/// alone (the cut one's up to the fault), the good files' exactly those
+/// they give without the bad one.
+#[test]
+fn replay_goes_on_past_a_bad_file_in_a_directory() {
+    let (a, b, c) = (
+        bundled("public/zeek/sshguess.pcap"),                            // 2015
+        bundled("public/suricata-verify/bug-4663-03_icmp_and_ssh.pcap"), // 2021
+        bundled("lab/direct-tr30-rs7.5/server-edge.pcap"),               // 2026
+    );
+    let good = tmp();
+    let bad = tmp();
+    for (dir, name, from) in [(&good, "a.pcap", &a), (&good, "c.pcap", &c), (&bad, "a.pcap", &a), (&bad, "c.pcap", &c)]
+    {
+        std::fs::copy(from, dir.path().join(name)).unwrap();
+    }
+    let full = std::fs::read(&b).unwrap();
+    let offs = pcap_record_offsets(&full);
+    let cut = bad.path().join("b.pcap");
+    std::fs::write(&cut, &full[..offs[offs.len() / 2] + 20]).unwrap();
+
+    let (ra, rb, rc) = (records_of(&[&a], 0), records_of(&[&cut], 2), records_of(&[&c], 0));
+    assert!(!ra.is_empty() && !rb.is_empty() && !rc.is_empty());
+    let r = replay_with(&[], &[bad.path()]);
+    assert_eq!(r.code, Some(2), "stderr: {}", r.stderr);
+    let lines = error_lines(&r.stderr);
+    assert_eq!(lines.len(), 1, "one error line: {}", r.stderr);
+    assert!(lines[0].starts_with(&format!("echoloc: {}: ", cut.display())), "{}", lines[0]);
+    let want: Vec<Value> = ra.iter().chain(&rb).chain(&rc).cloned().collect();
+    assert_eq!(r.records, want, "the records of each file, in the order of first packets");
+    let without_bad = records_of(&[good.path()], 0);
+    let from_good: Vec<Value> = r.records.iter().filter(|x| !rb.contains(x)).cloned().collect();
+    assert_eq!(from_good, without_bad, "the good files' records as without the bad one");
+}
+
+/// Files on the command line: one that is not a capture and one that does
+/// not exist, between the two halves of one session split over two files.
+/// Both are reported (one line each), the session is still one record,
+/// identical to the one the two halves give alone, and the exit status is 2.
+#[test]
+fn replay_skips_unreadable_files_without_breaking_the_timeline() {
+    let sc = scenarios::handshake();
+    let dir = tmp();
+    let (first, second) = sc.packets.split_at(4);
+    let p1 = write_capture(dir.path(), "part1.pcap", &Capture::default(), first);
+    let p2 = write_capture(dir.path(), "part2.pcap", &Capture::default(), second);
+    let junk = dir.path().join("notes.pcap");
+    std::fs::write(&junk, "not a capture\n").unwrap();
+    let missing = dir.path().join("missing.pcap");
+    let alone = records_of(&[&p1, &p2], 0);
+    assert_eq!(alone.len(), 1);
+    let r = replay_with(&[], &[&p1, &junk, &missing, &p2]);
+    assert_eq!(r.code, Some(2), "stderr: {}", r.stderr);
+    let lines = error_lines(&r.stderr);
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(lines[0].starts_with(&format!("echoloc: {}: ", junk.display())), "{}", lines[0]);
+    assert_eq!(lines[1], format!("echoloc: {}: No such file or directory", missing.display()));
+    assert_eq!(r.records, alone);
+}
+
+/// A directory without capture files (empty, only other files, only a
+/// subdirectory, even one holding a capture: directories are not searched
+/// recursively) says so and exits 2; other inputs are still read.
+#[test]
+fn replay_of_a_directory_without_captures_is_an_error() {
+    let empty = tmp();
+    let other = tmp();
+    std::fs::write(other.path().join("notes.txt"), "not a capture\n").unwrap();
+    let nested = tmp();
+    let sub = nested.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::copy(bundled("lab/direct-tr30-rs7.5/server-edge.pcap"), sub.join("x.pcap")).unwrap();
+    for d in [empty.path(), other.path(), nested.path()] {
+        let r = replay_with(&[], &[d]);
+        assert_eq!(r.code, Some(2), "{}: {}", d.display(), r.stderr);
+        assert_eq!(error_lines(&r.stderr), [format!("echoloc: no capture files in {}", d.display())]);
+        assert!(r.records.is_empty());
+    }
+    let good = bundled("lab/direct-tr30-rs7.5/server-edge.pcap");
+    let r = replay_with(&[], &[empty.path(), &good]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.records, records_of(&[&good], 0));
+}
