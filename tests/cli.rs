@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::pcap::{Capture, pcap_record_offsets};
+use common::pcap::{Capture, Format, Link, pcap_record_offsets};
 use common::{replay_with, scenarios, write_capture};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -121,4 +121,73 @@ fn replay_of_a_directory_without_captures_is_an_error() {
     let r = replay_with(&[], &[empty.path(), &good]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert_eq!(r.records, records_of(&[&good], 0));
+}
+
+/// `FILE` gzip-compressed, written to `to`.
+fn gzip(from: &[u8], to: &Path) {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(from).unwrap();
+    std::fs::write(to, enc.finish().unwrap()).unwrap();
+}
+
+/// Gzip-compressed captures (`.pcap.gz`, `.pcapng.gz`) give the records of
+/// the plain file: named on the command line, found in a directory, and on
+/// standard input.
+#[test]
+fn replay_reads_gzip_compressed_captures() {
+    let dir = tmp();
+    let sc = scenarios::handshake();
+    let ng = write_capture(dir.path(), "ng.pcapng", &Capture::new(Link::ethernet(), Format::PcapNg), &sc.packets);
+    for plain in [bundled("public/zeek/ssh.pcap"), bundled("lab/jump-tr30-rs7.5/server-edge.pcap"), ng] {
+        let want = records_of(&[&plain], 0);
+        assert!(!want.is_empty());
+        let gz_dir = tmp();
+        let name = format!("{}.gz", plain.file_name().unwrap().to_str().unwrap());
+        let gz = gz_dir.path().join(&name);
+        gzip(&std::fs::read(&plain).unwrap(), &gz);
+        assert_eq!(records_of(&[&gz], 0), want, "{name}");
+        assert_eq!(records_of(&[gz_dir.path()], 0), want, "{name} in a directory");
+        let out = std::process::Command::new(common::bin())
+            .args(["replay", "--format", "json", "-"])
+            .stdin(std::fs::File::open(&gz).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(common::parse_jsonl(&String::from_utf8_lossy(&out.stdout)), want, "{name} on standard input");
+    }
+}
+
+/// A compressed capture cut short, or corrupt: exit 2, one line naming the
+/// file and saying it is the compression that failed; the sessions read
+/// before the fault are written, as for a plain file cut short.
+#[test]
+fn replay_of_a_damaged_gzip_capture_names_the_file() {
+    let dir = tmp();
+    let plain = std::fs::read(bundled("public/zeek/ssh.pcap")).unwrap();
+    let whole = dir.path().join("whole.gz");
+    gzip(&plain, &whole);
+    let z = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.pcap.gz");
+    std::fs::write(&cut, &z[..z.len() / 2]).unwrap();
+    let mut bad = z.clone();
+    for b in &mut bad[z.len() / 2..z.len() / 2 + 64] {
+        *b ^= 0x5a;
+    }
+    let corrupt = dir.path().join("corrupt.pcap.gz");
+    std::fs::write(&corrupt, &bad).unwrap();
+    let not_capture = dir.path().join("notes.pcap.gz");
+    gzip(b"not a capture\n", &not_capture);
+    for (path, want) in
+        [(&cut, "gzip: compressed data cut short"), (&corrupt, "gzip: "), (&not_capture, "unknown file format")]
+    {
+        let r = replay_with(&[], &[path]);
+        assert_eq!(r.code, Some(2), "{}: {}", path.display(), r.stderr);
+        let lines = error_lines(&r.stderr);
+        assert_eq!(lines.len(), 1, "{}", r.stderr);
+        assert!(lines[0].starts_with(&format!("echoloc: {}: {want}", path.display())), "{}", lines[0]);
+        if path != &not_capture {
+            assert!(!r.records.is_empty(), "{}: the sessions read before the fault", path.display());
+        }
+    }
 }
