@@ -193,7 +193,8 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
 fn init_logs(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log.level.as_deref().unwrap_or("info")));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Log lines take a replay's progress bar off the screen while written.
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| runtime::progress::LogWriter);
     if cfg.log.format == Some(LogFormat::Json) {
         let _ = b.json().try_init();
     } else {

@@ -4,6 +4,7 @@
 
 pub mod offline;
 pub mod online;
+pub mod progress;
 
 use crate::capture::Frame;
 use crate::config::{self, Config, OutputFormat};
@@ -21,7 +22,7 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn open(cfg: &Config) -> anyhow::Result<(Sink, bool)> {
+    pub fn open(cfg: &Config) -> anyhow::Result<Sink> {
         let (w, terminal): (Box<dyn Write + Send>, bool) = match &cfg.output.file {
             Some(p) => {
                 let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
@@ -33,7 +34,7 @@ impl Sink {
             Some(f) => f == OutputFormat::Json,
             None => !terminal,
         };
-        Ok((if json { Sink::Json(JsonWriter::new(w)) } else { Sink::Table(TableWriter::new(w)) }, json))
+        Ok(if json { Sink::Json(JsonWriter::new(w)) } else { Sink::Table(TableWriter::new(w)) })
     }
 
     pub fn write(&mut self, r: SessionRecord) {

@@ -1,7 +1,7 @@
 //! Replay: capture files (or directories of them) read in a row through one
 //! engine, records written as sessions end, metrics served if asked.
 
-use super::{Sink, metrics_for, start_server};
+use super::{Sink, metrics_for, progress, start_server};
 use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
@@ -45,31 +45,20 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         None => None,
     };
     let (files, input_errors) = offline::expand(paths);
-    let (mut sink, json) = Sink::open(cfg)?;
-    let show_progress = !no_progress && !json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
-    let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(offline::total_bytes(&files));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let report = |e: &dyn std::fmt::Display| match &bar {
-        Some(b) => b.suspend(|| eprintln!("echoloc: {e}")),
-        None => eprintln!("echoloc: {e}"),
-    };
+    let mut sink = Sink::open(cfg)?;
+    let bar = progress::wanted(no_progress, std::io::stderr().is_terminal())
+        .then(|| progress::Progress::start(offline::total_bytes(&files)));
+    // Records on the terminal the bar is on are written with it off the screen.
+    let records_on_terminal = bar.is_some() && cfg.output.file.is_none() && std::io::stdout().is_terminal();
+    let report = |e: &dyn std::fmt::Display| progress::suspend(|| eprintln!("echoloc: {e}"));
     let mut failed = input_errors.len();
     for e in &input_errors {
         report(e);
     }
     let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone().map(|m| m as Arc<dyn Observer>));
     {
-        let mut out = |r: SessionRecord| match &bar {
-            Some(b) => b.suspend(|| sink.write(r)),
-            None => sink.write(r),
+        let mut out = |r: SessionRecord| {
+            if records_on_terminal { progress::suspend(|| sink.write(r)) } else { sink.write(r) }
         };
         for f in &files {
             let mut progress = |n: u64| {
@@ -87,9 +76,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         }
         engine.finish_all(EndReason::EndOfInput, &mut out);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    drop(bar);
     if let Err(e) = sink.flush()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {

@@ -43,7 +43,7 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
         let s = stop.clone();
         register_signal(sig, s)?;
     }
-    let (sink, _) = Sink::open(cfg)?;
+    let sink = Sink::open(cfg)?;
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
