@@ -191,3 +191,48 @@ fn replay_of_a_damaged_gzip_capture_names_the_file() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Issue 18, item 8: terminal and command line.
+
+/// Every directory under `pcaps/` that holds capture files, in name order.
+fn bundled_capture_dirs() -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        if entries.iter().any(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng")) {
+            out.push(d.to_path_buf());
+        }
+        for p in entries.iter().filter(|p| p.is_dir()) {
+            walk(p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("pcaps"), &mut out);
+    out
+}
+
+/// `--format table` over every bundled capture: no line is wider than 120
+/// characters, and there is a row per record, starting with the first 8
+/// characters of its uid.
+#[test]
+fn table_rows_fit_120_columns() {
+    let dirs = bundled_capture_dirs();
+    assert!(dirs.len() > 40, "{dirs:?}");
+    let dirs: Vec<&Path> = dirs.iter().map(|d| d.as_path()).collect();
+    let json = records_of(&dirs, 0);
+    let mut args = vec!["replay".to_string(), "--format".into(), "table".into()];
+    args.extend(dirs.iter().map(|d| d.display().to_string()));
+    let out = std::process::Command::new(common::bin()).args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines {
+        assert!(l.chars().count() <= 120, "{} characters:\n{l}", l.chars().count());
+    }
+    assert_eq!(lines[0].split_whitespace().take(4).collect::<Vec<_>>(), ["UID", "PROTO", "CLIENT", "SERVER"]);
+    assert_eq!(lines.len(), json.len() + 1);
+    for (l, r) in lines[1..].iter().zip(&json) {
+        assert_eq!(l.split_whitespace().next(), Some(&r["uid"].as_str().unwrap()[..8]), "{l}");
+    }
+}

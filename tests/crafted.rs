@@ -1025,16 +1025,27 @@ fn s_table_format() {
     let (code, out, err) = run_text(&["replay", "--format", "table", path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains('{'), "a table, not JSON:\n{out}");
+    let records = replay_ok(&[&path]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     let head: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(&head[..4], ["PROTO", "CLIENT", "SERVER", "START"], "{out}");
-    for (line, t) in lines[1..].iter().zip([&t1, &t2]) {
+    assert_eq!(&head[..5], ["UID", "PROTO", "CLIENT", "SERVER", "START"], "{out}");
+    for ((line, t), r) in lines[1..].iter().zip([&t1, &t2]).zip(&records) {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        // proto, client, server, start, duration s, keys, RTT floor c/s ms, …, end reason
+        // uid (8 characters), proto, client, server, start (UTC time of
+        // day), duration s, keys, RTT floor c/s ms, …, end reason
         assert_eq!(
-            cols[..7],
-            ["tcp", &t.client, &t.server, &rfc3339_ns(t.start)[..19], "0.2", "-", "20.0/5.0"],
+            cols[..8],
+            [
+                &r["uid"].as_str().unwrap()[..8],
+                "tcp",
+                &t.client,
+                &t.server,
+                &rfc3339_ns(t.start)[11..19],
+                "0.2",
+                "-",
+                "20.0/5.00"
+            ],
             "{out}"
         );
         assert_eq!(cols.last(), Some(&"fin"), "{out}");
