@@ -72,11 +72,12 @@ struct Common {
     /// Write session records to this file instead of stdout.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
-    /// Serve Prometheus /metrics on this address (live default 127.0.0.1:9617).
-    #[arg(long)]
+    /// Serve Prometheus /metrics on this address: IP:PORT, [IPv6]:PORT, HOST:PORT (localhost:9617) or
+    /// :PORT (every interface) (live default 127.0.0.1:9617).
+    #[arg(long, visible_alias = "web.listen-address")]
     listen: Option<String>,
     /// Exporter web-config file (tls_server_config, basic_auth_users).
-    #[arg(long = "web.config.file")]
+    #[arg(long = "web.config.file", visible_alias = "web-config-file")]
     web_config_file: Option<PathBuf>,
     /// Most sessions in each captured interface's table; when full the least
     /// recently active is evicted (established interactive sessions last).

@@ -7,7 +7,7 @@ use crate::web_config::WebConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9617";
@@ -162,8 +162,26 @@ impl Config {
     }
 }
 
+/// Where /metrics is served: `IP:PORT`, `[IPv6]:PORT`, `:PORT` (every
+/// interface, IPv4 and IPv6, as Prometheus exporters take it: `[::]`, which
+/// the server opens for both) or `HOST:PORT` (resolved; its first IPv4
+/// address if it has one: `localhost:9617` is 127.0.0.1).
 pub fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
-    s.parse().map_err(|_| anyhow::anyhow!("listen address {s:?} is not like 127.0.0.1:9617 or [::1]:9617"))
+    let bad =
+        || anyhow::anyhow!("listen address {s:?} is not like 127.0.0.1:9617, [::1]:9617, localhost:9617 or :9617");
+    if let Some(port) = s.strip_prefix(':') {
+        return Ok(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port.parse().map_err(|_| bad())?));
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || host.contains([':', '[', ']', '/']) || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    let addrs: Vec<SocketAddr> =
+        s.to_socket_addrs().map_err(|e| anyhow::anyhow!("listen address {s:?}: cannot resolve {host}: {e}"))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -179,6 +197,18 @@ mod tests {
         assert!(l.exceeded_by(100.1) && !l.exceeded_by(100.0));
         assert_eq!(p.limit_for("10.9.1.2".parse().unwrap()).unwrap().max_rtt_ms, 150.0);
         assert!(p.limit_for("192.0.2.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let a = |s: &str| parse_listen(s).unwrap().to_string();
+        assert_eq!(a("127.0.0.1:9617"), "127.0.0.1:9617");
+        assert_eq!(a("[::1]:9617"), "[::1]:9617");
+        assert_eq!(a(":9617"), "[::]:9617");
+        assert_eq!(a("localhost:9617"), "127.0.0.1:9617");
+        for bad in ["9617", ":", ":http", "localhost", "localhost:port", "::1:9617", "[::1]", "127.0.0.1:70000", ""] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -236,3 +236,58 @@ fn table_rows_fit_120_columns() {
         assert_eq!(l.split_whitespace().next(), Some(&r["uid"].as_str().unwrap()[..8]), "{l}");
     }
 }
+
+/// Run the binary with `args`; (exit code, stdout, stderr) as text.
+fn run_text(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(common::bin()).args(args).output().expect("spawning echoloc");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `GET /metrics` from `addr`: the body, or `None` while nothing answers.
+fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    (text.starts_with("HTTP/1.") && text.lines().next()?.contains(" 200 ")).then_some(text)
+}
+
+/// `--listen :PORT` serves on every interface, IPv4 and IPv6 (as Prometheus
+/// exporters take it); `localhost:PORT` on loopback; `--web.listen-address`
+/// is `--listen` under the exporters' name.
+#[test]
+fn listen_addresses_as_exporters_take_them() {
+    let cap = bundled("lab/direct-tr30-rs7.5/server-edge.pcap");
+    let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    for flag in ["--listen", "--web.listen-address"] {
+        for (form, from) in [(":{}", &["127.0.0.1", "::1"][..]), ("localhost:{}", &["127.0.0.1"])] {
+            let port = common::netns::free_port();
+            let addr = form.replace("{}", &port.to_string());
+            let mut args = vec![flag.to_string(), addr.clone(), "--no-progress".into()];
+            args.push(cap.display().to_string());
+            let mut server = common::netns::serve_replay(&args);
+            for ip in from.iter().filter(|ip| ipv6 || !ip.contains(':')) {
+                let at = std::net::SocketAddr::new(ip.parse().unwrap(), port);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                let body = loop {
+                    if let Some(b) = scrape(at) {
+                        break b;
+                    }
+                    if let Ok(Some(st)) = server.0.try_wait() {
+                        panic!("{flag} {addr}: echoloc exited {st}");
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{flag} {addr}: nothing serves on {at}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                };
+                assert!(body.contains("echoloc_packets_total"), "{flag} {addr} from {at}: {body}");
+            }
+        }
+    }
+    for bad in ["9617", "localhost", ":http", "::1:9617"] {
+        let (code, _, err) = run_text(&["replay", "--listen", bad, cap.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{bad}");
+        assert!(err.contains("is not like 127.0.0.1:9617, [::1]:9617, localhost:9617 or :9617"), "{bad}: {err}");
+    }
+}

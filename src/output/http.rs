@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::web_config::WebConfig;
@@ -18,8 +17,10 @@ struct AppState {
     web: Arc<WebConfig>,
 }
 
-/// Serve /metrics on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, web: WebConfig) -> anyhow::Result<()> {
+/// Serve /metrics on `listener` until the process ends.
+pub async fn serve(listener: std::net::TcpListener, metrics: Arc<Metrics>, web: WebConfig) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
     let tls = web.tls.clone();
     let state = AppState { metrics, web: Arc::new(web) };
     let app = Router::new().route("/metrics", get(metrics_handler)).route("/", get(index)).with_state(state);
@@ -29,12 +30,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, web: WebConfig) -> a
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot load TLS certificate or key: {e}"))?;
             tracing::info!(%addr, "serving metrics over TLS");
-            axum_server::bind_rustls(addr, cfg).serve(app.into_make_service()).await?;
+            axum_server::from_tcp_rustls(listener, cfg)?.serve(app.into_make_service()).await?;
         }
         None => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
             tracing::info!(%addr, "serving metrics");
             axum::serve(listener, app).await?;
         }
