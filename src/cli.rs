@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Replay { paths, serve, no_progress, common } => {
             let cfg = merged(&common, None)?;
+            cfg.validate()?;
             init_logs(&cfg);
             runtime::offline::replay(&cfg, &paths, serve, no_progress)
         }
@@ -139,13 +140,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some(s) = snaplen {
                 cfg.capture.snaplen = s;
             }
+            cfg.validate()?;
             init_logs(&cfg);
             runtime::online::live_capture(&cfg)
         }
     }
 }
 
-/// The config file (if any) with the flags laid over it.
+/// The config file (if any) with the flags laid over it (validated by the caller).
 fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     let mut cfg = match &c.config {
         Some(p) => Config::load(p)?,
@@ -187,7 +189,6 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     if let Some(l) = c.log_format {
         cfg.log.format = Some(l);
     }
-    cfg.validate()?;
     Ok(cfg)
 }
 

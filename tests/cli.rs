@@ -291,3 +291,60 @@ fn listen_addresses_as_exporters_take_them() {
         assert!(err.contains("is not like 127.0.0.1:9617, [::1]:9617, localhost:9617 or :9617"), "{bad}: {err}");
     }
 }
+
+/// `check-config` compiles the BPF filter with libpcap and knows the log
+/// levels: a bad value is an error (exit 2) naming its key.
+#[test]
+fn check_config_compiles_the_filter_and_checks_the_log_level() {
+    let dir = tmp();
+    for (text, want) in [
+        ("[capture]\nbpf = \"tcp port foo\"\n", "capture.bpf (--bpf): \"tcp port foo\" is not a capture filter: "),
+        ("[log]\nlevel = \"verbose\"\n", "log.level: \"verbose\" is not one of error, warn, info, debug, trace, off"),
+        ("[capture]\ninterfaces = [\"eth1\", \"eth1\"]\n", "capture.interfaces (--interface): eth1 is given twice"),
+    ] {
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, text).unwrap();
+        let (code, out, err) = run_text(&["check-config", f.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{text}: {out}{err}");
+        assert!(err.starts_with(&format!("echoloc: {}: {want}", f.display())), "{text}: {err}");
+    }
+    let f = dir.path().join("good.toml");
+    std::fs::write(&f, "[capture]\nbpf = \"tcp port 22 or udp port 51820\"\n[log]\nlevel = \"debug\"\n").unwrap();
+    let (code, out, err) = run_text(&["check-config", f.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("valid"));
+    // A bad filter on the command line is refused before anything is opened.
+    let (code, _, err) = run_text(&["live", "-i", "nosuch0", "--bpf", "tcp port foo"]);
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("echoloc: capture.bpf (--bpf): "), "{err}");
+}
+
+/// A TOML error says where: `FILE:LINE:COLUMN: message`.
+#[test]
+fn toml_errors_give_line_and_column() {
+    let dir = tmp();
+    for (text, at, msg) in [
+        ("[capture]\npromiscuous = true\n\n[sessions]\ntcp_idle = 5\n", "5:1", "unknown field `tcp_idle`"),
+        ("[capture]\nbpf = \"tcp\n", "2:11", "invalid basic string"),
+        ("[sessions]\ntcp_idle_s = \"five\"\n", "2:14", "invalid type: string \"five\", expected f64"),
+    ] {
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, text).unwrap();
+        let (code, _, err) = run_text(&["check-config", f.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(err.starts_with(&format!("echoloc: {}:{at}: {msg}", f.display())), "{text}: {err}");
+        // The same file given to replay or live.
+        let (code, _, err2) = run_text(&["replay", "--config", f.to_str().unwrap(), "-"]);
+        assert_eq!((code, err2), (Some(2), err));
+    }
+}
+
+/// An interface given twice is refused with a clear message (it was
+/// captured twice, every packet counted twice).
+#[test]
+fn an_interface_given_twice_is_refused() {
+    let args: Vec<String> = ["live", "-i", "lo", "-i", "lo", "--listen", "127.0.0.1:0"].map(String::from).to_vec();
+    let r = common::run_with_timeout(&args, std::time::Duration::from_secs(20));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.stderr.trim_end(), "echoloc: capture.interfaces (--interface): lo is given twice");
+}
