@@ -237,11 +237,70 @@ fn table_rows_fit_120_columns() {
     }
 }
 
+/// `--help` shows the defaults (the config's, which a flag not given leaves
+/// as the config file sets them).
+#[test]
+fn help_shows_the_defaults() {
+    let (code, live, _) = run_text(&["live", "--help"]);
+    assert_eq!(code, Some(0));
+    for want in [
+        "Idle timeout of TCP sessions, seconds [default: 300]",
+        "Idle timeout of UDP and other sessions, seconds [default: 60]",
+        "[default: 14400]",
+        "[default: 1000000]",
+        "Most sessions with their own Prometheus series at once [default: 500]",
+        "Seconds a session's series stay after it ends [default: 60]",
+        "Kernel capture buffer, MiB [default: 64]",
+        "[default: 65535]",
+        "[default: 127.0.0.1:9617 for live; none for replay]",
+        "Log format [default: text]",
+        "--immediate",
+        "--no-immediate",
+    ] {
+        assert!(live.contains(want), "live --help lacks {want:?}:\n{live}");
+    }
+    let (_, replay, _) = run_text(&["replay", "--help"]);
+    assert!(replay.contains("[default: 300]") && replay.contains("--no-progress"), "{replay}");
+    // A default in the help text is not a value: the config file's stays.
+    let dir = tmp();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[sessions]\ntcp_idle_s = 5.0\n").unwrap();
+    let mut cv = scenarios::conv();
+    cv.handshake(common::pcap::at(0.0));
+    cv.data(common::conv::Dir::C2S, common::pcap::at(10_000.0), 100);
+    let cap = write_capture(dir.path(), "idle.pcap", &Capture::default(), &cv.packets());
+    let r = replay_with(&["--config", cfg.to_str().unwrap()], &[&cap]);
+    assert_eq!(r.records.len(), 2, "tcp_idle_s = 5 from the file splits the session: {}", r.stdout);
+}
+
 /// Run the binary with `args`; (exit code, stdout, stderr) as text.
 fn run_text(args: &[&str]) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(common::bin()).args(args).output().expect("spawning echoloc");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// `--immediate` and `--no-immediate` (as the README writes them) and
+/// `--promiscuous` / `--no-promiscuous` are switches, the last one given
+/// winning: the command line is accepted, and the run gets as far as opening
+/// the (missing) interface.
+#[test]
+fn immediate_and_promiscuous_are_switches() {
+    for opts in [
+        &["--immediate"][..],
+        &["--no-immediate"],
+        &["--no-immediate", "--immediate"],
+        &["--promiscuous"],
+        &["--no-promiscuous", "--promiscuous", "--no-immediate"],
+    ] {
+        let mut args = vec!["live", "-i", "nosuch0"];
+        args.extend(opts);
+        let (code, _, err) = run_text(&args);
+        assert_eq!(code, Some(2), "{opts:?}: {err}");
+        assert!(err.starts_with("echoloc: cannot capture on nosuch0"), "{opts:?}: {err}");
+    }
+    let (_, _, err) = run_text(&["live", "-i", "nosuch0", "--immediate", "false"]);
+    assert!(err.contains("unexpected argument 'false'"), "{err}");
 }
 
 /// `GET /metrics` from `addr`: the body, or `None` while nothing answers.
