@@ -16,7 +16,8 @@ out = [
     '<g font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="12" xml:space="preserve">',
 ]
 for i, line in enumerate(lines):
-    color = "#9cdcfe" if i == 0 else ("#f48771" if "relay_suspected" in line or "rtt_over_policy" in line else "#d4d4d4")
+    # An alert: a relay suspected (`*` after a hidden latency) or a typist over policy (`!`).
+    color = "#9cdcfe" if i == 0 else ("#f48771" if "*" in line or "!" in line else "#d4d4d4")
     out.append(f'<text x="{pad}" y="{pad + (i + 1) * lh - 4}" fill="{color}">{html.escape(line)}</text>')
 out.append("</g></svg>")
 print("\n".join(out))

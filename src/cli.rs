@@ -18,17 +18,28 @@ pub struct Cli {
     cmd: Cmd,
 }
 
+/// Help text ending with the default it stands for. The defaults are the
+/// config's: a flag not given leaves the config file's value, so clap is
+/// given no default of its own.
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+fn defaults() -> Config {
+    Config::default()
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Replay pcap/pcapng files (or directories of them) and report every session.
+    /// Replay pcap/pcapng files, plain or gzip-compressed (or directories of them), and report every session.
     Replay {
-        /// Capture files or directories, read in order.
+        /// Capture files or directories, read in order ("-": standard input).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Keep serving /metrics after the input ends (needs --listen).
         #[arg(long)]
         serve: bool,
-        /// Never show a progress bar.
+        /// Never show a progress bar (shown on stderr when it is a terminal).
         #[arg(long)]
         no_progress: bool,
         #[command(flatten)]
@@ -39,20 +50,27 @@ enum Cmd {
         /// Interface to capture on (repeat for several).
         #[arg(long, short = 'i')]
         interface: Vec<String>,
-        /// BPF capture filter, e.g. "tcp port 22 or tcp port 3389 or udp port 51820".
+        /// BPF capture filter, e.g. "tcp port 22 or tcp port 3389 or udp port 51820" [default: none].
         #[arg(long)]
         bpf: Option<String>,
+        /// Put the interface in promiscuous mode [default: on].
+        #[arg(long, overrides_with = "no_promiscuous")]
+        promiscuous: bool,
         /// Do not put the interface in promiscuous mode.
-        #[arg(long)]
+        #[arg(long, overrides_with = "promiscuous")]
         no_promiscuous: bool,
-        /// Kernel capture buffer, MiB.
-        #[arg(long)]
+        #[arg(long, help = with_default("Kernel capture buffer, MiB", defaults().capture.buffer_mib))]
         buffer_mib: Option<u32>,
-        /// Deliver packets as they arrive (libpcap immediate mode): true or false.
-        #[arg(long)]
-        immediate: Option<bool>,
-        /// Bytes captured per packet (headers suffice for timing; reading the SSH versions and algorithms needs full packets).
-        #[arg(long)]
+        /// Deliver packets as they arrive (libpcap immediate mode) [default: on].
+        #[arg(long, overrides_with = "no_immediate")]
+        immediate: bool,
+        /// Let the kernel batch packets (immediate mode off).
+        #[arg(long, overrides_with = "immediate")]
+        no_immediate: bool,
+        #[arg(long, help = with_default(
+            "Bytes captured per packet (headers suffice for timing; reading the SSH versions and algorithms needs full packets)",
+            defaults().capture.snaplen,
+        ))]
         snaplen: Option<u32>,
         #[command(flatten)]
         common: Common,
@@ -66,43 +84,46 @@ struct Common {
     /// Config file (TOML); flags given here override it.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Session record format (default: table on a terminal, else json).
+    /// Session record format [default: table on a terminal, else json].
     #[arg(long, value_enum)]
     format: Option<OutputFormat>,
-    /// Write session records to this file instead of stdout.
+    /// Write session records to this file [default: stdout].
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// Leave TCP sessions without payload either way (a lone SYN, a
     /// handshake only: scans) out of the records; they are still counted.
     #[arg(long)]
     skip_handshake_only: bool,
-    /// Serve Prometheus /metrics on this address (live default 127.0.0.1:9617).
-    #[arg(long)]
+    #[arg(long, visible_alias = "web.listen-address", help = with_default(
+        "Serve Prometheus /metrics on this address: IP:PORT, [IPv6]:PORT, HOST:PORT (localhost:9617) or :PORT (every interface)",
+        format!("{} for live; none for replay", config::DEFAULT_LISTEN),
+    ))]
     listen: Option<String>,
-    /// Exporter web-config file (tls_server_config, http_server_config, basic_auth_users).
-    #[arg(long = "web.config.file")]
+    /// Exporter web-config file (tls_server_config, http_server_config, basic_auth_users) [default: none].
+    #[arg(long = "web.config.file", visible_alias = "web-config-file")]
     web_config_file: Option<PathBuf>,
-    /// Most sessions in each captured interface's table; when full the least
-    /// recently active is evicted (established interactive sessions last).
-    #[arg(long)]
+    #[arg(long, help = with_default(
+        "Most sessions in each captured interface's table; when full the least recently active is evicted (established interactive sessions last)",
+        defaults().sessions.max_sessions,
+    ))]
     max_sessions: Option<usize>,
-    /// Idle timeout of TCP sessions, seconds.
-    #[arg(long)]
+    #[arg(long, help = with_default("Idle timeout of TCP sessions, seconds", defaults().sessions.tcp_idle_s))]
     tcp_idle: Option<f64>,
-    /// Idle timeout of UDP and other sessions, seconds.
-    #[arg(long)]
+    #[arg(long, help = with_default("Idle timeout of UDP and other sessions, seconds", defaults().sessions.udp_idle_s))]
     udp_idle: Option<f64>,
-    /// Idle timeout of established interactive sessions (SSH, RDP, VNC,
-    /// OpenVPN over TCP), seconds (default 14400: four hours).
-    #[arg(long)]
+    #[arg(long, help = with_default(
+        "Idle timeout of established interactive sessions (SSH, RDP, VNC, OpenVPN over TCP), seconds",
+        defaults().sessions.interactive_idle_s,
+    ))]
     interactive_idle: Option<f64>,
-    /// Most sessions with their own Prometheus series at once.
-    #[arg(long)]
+    #[arg(long, help = with_default(
+        "Most sessions with their own Prometheus series at once",
+        defaults().metrics.max_exported_sessions,
+    ))]
     max_exported_sessions: Option<usize>,
-    /// Seconds a session's series stay after it ends.
-    #[arg(long)]
+    #[arg(long, help = with_default("Seconds a session's series stay after it ends", defaults().metrics.linger_s))]
     linger: Option<f64>,
-    /// Log format.
+    /// Log format [default: text].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
 }
@@ -119,10 +140,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Replay { paths, serve, no_progress, common } => {
             let cfg = merged(&common, None)?;
+            cfg.validate()?;
             init_logs(&cfg);
             runtime::offline::replay(&cfg, &paths, serve, no_progress)
         }
-        Cmd::Live { interface, bpf, no_promiscuous, buffer_mib, immediate, snaplen, common } => {
+        Cmd::Live {
+            interface,
+            bpf,
+            promiscuous,
+            no_promiscuous,
+            buffer_mib,
+            immediate,
+            no_immediate,
+            snaplen,
+            common,
+        } => {
             let mut cfg = merged(&common, Some(config::DEFAULT_LISTEN))?;
             if !interface.is_empty() {
                 cfg.capture.interfaces = interface;
@@ -130,25 +162,27 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if bpf.is_some() {
                 cfg.capture.bpf = bpf;
             }
-            if no_promiscuous {
-                cfg.capture.promiscuous = false;
+            // Of a flag and its --no- form the last given wins (clap keeps one).
+            if promiscuous || no_promiscuous {
+                cfg.capture.promiscuous = promiscuous;
             }
             if let Some(b) = buffer_mib {
                 cfg.capture.buffer_mib = b;
             }
-            if let Some(i) = immediate {
-                cfg.capture.immediate = i;
+            if immediate || no_immediate {
+                cfg.capture.immediate = immediate;
             }
             if let Some(s) = snaplen {
                 cfg.capture.snaplen = s;
             }
+            cfg.validate()?;
             init_logs(&cfg);
             runtime::online::live_capture(&cfg)
         }
     }
 }
 
-/// The config file (if any) with the flags laid over it.
+/// The config file (if any) with the flags laid over it (validated by the caller).
 fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     let mut cfg = match &c.config {
         Some(p) => Config::load(p)?,
@@ -191,14 +225,14 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     if let Some(l) = c.log_format {
         cfg.log.format = Some(l);
     }
-    cfg.validate()?;
     Ok(cfg)
 }
 
 fn init_logs(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log.level.as_deref().unwrap_or("info")));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Log lines take a replay's progress bar off the screen while written.
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| runtime::progress::LogWriter);
     if cfg.log.format == Some(LogFormat::Json) {
         let _ = b.json().try_init();
     } else {

@@ -1025,16 +1025,27 @@ fn s_table_format() {
     let (code, out, err) = run_text(&["replay", "--format", "table", path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains('{'), "a table, not JSON:\n{out}");
+    let records = replay_ok(&[&path]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     let head: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(&head[..4], ["PROTO", "CLIENT", "SERVER", "START"], "{out}");
-    for (line, t) in lines[1..].iter().zip([&t1, &t2]) {
+    assert_eq!(&head[..5], ["UID", "PROTO", "CLIENT", "SERVER", "START"], "{out}");
+    for ((line, t), r) in lines[1..].iter().zip([&t1, &t2]).zip(&records) {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        // proto, client, server, start, duration s, keys, RTT floor c/s ms, …, end reason
+        // uid (8 characters), proto, client, server, start (UTC time of
+        // day), duration s, keys, RTT floor c/s ms, …, end reason
         assert_eq!(
-            cols[..7],
-            ["tcp", &t.client, &t.server, &rfc3339_ns(t.start)[..19], "0.2", "-", "20.0/5.0"],
+            cols[..8],
+            [
+                &r["uid"].as_str().unwrap()[..8],
+                "tcp",
+                &t.client,
+                &t.server,
+                &rfc3339_ns(t.start)[11..19],
+                "0.2",
+                "-",
+                "20.0/5.00"
+            ],
             "{out}"
         );
         assert_eq!(cols.last(), Some(&"fin"), "{out}");
@@ -1098,9 +1109,12 @@ fn s_directory_input() {
     assert_record_ignoring("directory", &recs[0], &t, &["client_rtt_ms.samples", "server_rtt_ms.samples"]);
 }
 
-/// A replay on a terminal shows a progress bar (bytes read of the total);
-/// not with JSON output, nor with `--no-progress`. Run under `script`,
-/// which gives the binary a pseudo-terminal.
+/// A replay shows a progress bar (bytes read of the total) whenever stderr
+/// is a terminal, whatever the records' format: not with `--no-progress`,
+/// nor with stderr elsewhere. Log lines (here the one a new timeline logs)
+/// take the bar off the screen while they are written, so no line holds a
+/// bar and a log. Run under `script`, which gives the binary a
+/// pseudo-terminal.
 #[test]
 fn s_progress_bar_on_a_terminal_only() {
     let (c, s) = ("192.0.2.1:51000".parse().unwrap(), "192.0.2.2:6000".parse().unwrap());
@@ -1108,15 +1122,28 @@ fn s_progress_bar_on_a_terminal_only() {
     let packets: Vec<Packet> = (0..20_000).map(|i| Udp::new(c, s, vec![b'x'; 100]).at(at(i as f64))).collect();
     let dir = tmp();
     let path = write_capture(dir.path(), "long.pcap", &Capture::default(), &packets);
+    // A day later: a new timeline, which is logged (INFO) once the bar is up.
+    let (later, _) = closed_session(40000, at(86_400_000.0));
+    let later = write_capture(dir.path(), "later.pcap", &Capture::default(), &later);
     let on_tty = |opts: &str| {
-        let cmd = format!("{} replay {opts} {}", common::bin(), path.display());
+        let cmd = format!("{} replay {opts} {} {}", common::bin(), path.display(), later.display());
         let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script");
         assert!(out.status.success(), "{cmd}: {out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let shown = on_tty("");
-    assert!(shown.contains("MiB/3.") && shown.contains("PROTO"), "no progress bar, or no table:\n{shown}");
-    for opts in ["--format json", "--no-progress"] {
+    for opts in ["", "--format json", "--format table -o /dev/null"] {
+        let shown = on_tty(opts);
+        assert!(shown.contains("MiB/3."), "{opts}: no progress bar:\n{shown}");
+        assert!(opts.contains("-o") || shown.contains("192.0.2.1:51000"), "{opts}: no record:\n{shown}");
+        // The log line: what precedes it on its line on screen (after the
+        // last carriage return or line erase) is no bar.
+        let at_log = shown.find("new timeline").unwrap_or_else(|| panic!("{opts}: no log line:\n{shown}"));
+        let line = &shown[shown[..at_log].rfind('\n').map_or(0, |i| i + 1)..at_log];
+        let on_screen = line.rsplit(['\r']).next().unwrap_or(line);
+        let on_screen = on_screen.rsplit("\x1b[2K").next().unwrap_or(on_screen);
+        assert!(!on_screen.contains("MiB"), "{opts}: a log line written over the bar: {line:?}");
+    }
+    for opts in ["--no-progress", "--format json 2>/dev/null", "--format json --no-progress"] {
         let out = on_tty(opts);
         assert!(!out.contains("MiB/"), "{opts}: a progress bar:\n{out}");
         assert!(out.contains("192.0.2.1:51000"), "{opts}: no record:\n{out}");

@@ -241,7 +241,7 @@ fn capture_options_reach_the_interface() {
     };
     // (options, promiscuity while capturing, packets that pass, SSH sessions)
     let runs: [(&[&str], &str, u64, usize); 2] = [
-        (&["--bpf", "tcp port 22", "--immediate", "false", "--buffer-mib", "8"], "1", 129, 1),
+        (&["--bpf", "tcp port 22", "--no-immediate", "--buffer-mib", "8"], "1", 129, 1),
         (&["--no-promiscuous", "--bpf", "udp"], "0", 0, 0),
     ];
     for (i, (opts, promisc, passed, ssh)) in runs.into_iter().enumerate() {

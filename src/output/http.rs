@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::web_config::WebConfig;
@@ -19,8 +18,10 @@ struct AppState {
     web: Arc<WebConfig>,
 }
 
-/// Serve /metrics on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, web: WebConfig) -> anyhow::Result<()> {
+/// Serve /metrics on `listener` until the process ends.
+pub async fn serve(listener: std::net::TcpListener, metrics: Arc<Metrics>, web: WebConfig) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
     for note in &web.notes {
         tracing::warn!("web config: {note}");
     }
@@ -33,7 +34,6 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, web: WebConfig) -> a
         .route("/", get(index))
         .with_state(state)
         .layer(middleware::map_response_with_state(headers, add_headers));
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     match tls {
         Some(tls) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_config(tls);

@@ -5,6 +5,7 @@
 mod memory;
 pub mod offline;
 pub mod online;
+pub mod progress;
 
 use crate::capture::Frame;
 use crate::config::{self, Config, OutputFormat};
@@ -12,6 +13,7 @@ use crate::engine::{Engine, EngineConfig, RecordSink};
 use crate::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
 use crate::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +33,7 @@ enum Writer {
 impl Sink {
     /// The configured output; `append` keeps what a file holds (live
     /// capture: a restart loses no records), else the file is replaced.
-    /// Also returns whether records are JSON.
-    pub fn open(cfg: &Config, append: bool) -> anyhow::Result<(Sink, bool)> {
+    pub fn open(cfg: &Config, append: bool) -> anyhow::Result<Sink> {
         let file = cfg.output.file.clone().map(|p| (p, append));
         let (w, terminal): (Box<dyn Write + Send>, bool) = match &file {
             Some((p, append)) => (open_file(p, *append)?, false),
@@ -43,7 +44,7 @@ impl Sink {
             None => !terminal,
         };
         let writer = if json { Writer::Json(JsonWriter::new(w)) } else { Writer::Table(TableWriter::new(w)) };
-        Ok((Sink { writer, file }, json))
+        Ok(Sink { writer, file })
     }
 
     pub fn write(&mut self, r: SessionRecord) {
@@ -142,14 +143,38 @@ pub fn start_server(cfg: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<std:
         Some(p) => WebConfig::load(p)?,
         None => WebConfig::default(),
     };
-    // Bind first, so a busy port is an error now rather than a log line later.
-    let probe = std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    drop(probe);
+    // Bound now, so a busy port is an error now rather than a log line later.
+    let listener = listen(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let m = metrics.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     Ok(std::thread::spawn(move || {
-        if let Err(e) = rt.block_on(crate::output::http::serve(addr, m, web)) {
+        if let Err(e) = rt.block_on(crate::output::http::serve(listener, m, web)) {
             tracing::error!(error = %e, "metrics server stopped");
         }
     }))
+}
+
+/// A listening socket on `addr`. `[::]` (from `:PORT`) takes IPv4 as well,
+/// whatever the system's default (`net.ipv6.bindv6only`); without IPv6 on
+/// the host, it is `0.0.0.0`.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let open = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            s.set_only_v6(false)?;
+        }
+        // As the standard library's listeners: a restart need not wait for
+        // the old connections' TIME_WAIT.
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        Ok(s.into())
+    };
+    match open(addr) {
+        Err(e) if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+            open(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()))
+        }
+        r => r,
+    }
 }

@@ -1,7 +1,7 @@
 //! Replay: capture files (or directories of them) read in a row through one
 //! engine, records written as sessions end, metrics served if asked.
 
-use super::{Sink, metrics_for, start_server};
+use super::{Sink, metrics_for, progress, start_server};
 use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
 use crate::engine::{Engine, Observer, RecordSink};
@@ -31,8 +31,10 @@ impl Receiver for Replay<'_> {
     }
 }
 
-/// Replay `paths`; returns the exit status (2 when a file could not be read
-/// to its end, after the records of what was read are written).
+/// Replay `paths`; returns the exit status: 2 when an input could not be
+/// read to its end (each is reported on stderr, `echoloc: FILE: cause`, and
+/// the others are read all the same), after the records of everything read
+/// are written.
 pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -> anyhow::Result<i32> {
     let metrics = metrics_for(cfg)?;
     if serve && metrics.is_none() {
@@ -42,26 +44,22 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
         Some(m) => Some(start_server(cfg, m)?),
         None => None,
     };
-    let files = offline::expand(paths)?;
-    let (mut sink, json) = Sink::open(cfg, false)?;
-    let show_progress = !no_progress && !json && std::io::stderr().is_terminal() && std::io::stdout().is_terminal();
-    let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(offline::total_bytes(&files));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let (files, input_errors) = offline::expand(paths);
+    let mut sink = Sink::open(cfg, false)?;
+    let bar = progress::wanted(no_progress, std::io::stderr().is_terminal())
+        .then(|| progress::Progress::start(offline::total_bytes(&files)));
+    // Records on the terminal the bar is on are written with it off the screen.
+    let records_on_terminal = bar.is_some() && cfg.output.file.is_none() && std::io::stdout().is_terminal();
+    let report = |e: &dyn std::fmt::Display| progress::suspend(|| eprintln!("echoloc: {e}"));
+    let mut failed = input_errors.len();
+    for e in &input_errors {
+        report(e);
+    }
     let mut engine =
         Engine::new(super::engine_config(cfg, 1, metrics.as_deref()), metrics.clone().map(|m| m as Arc<dyn Observer>));
-    let mut failed = None;
     {
-        let write = |r: SessionRecord| match &bar {
-            Some(b) => b.suspend(|| sink.write(r)),
-            None => sink.write(r),
+        let write = |r: SessionRecord| {
+            if records_on_terminal { progress::suspend(|| sink.write(r)) } else { sink.write(r) }
         };
         let mut out = Records { write, skip_handshake_only: cfg.output.skip_handshake_only };
         for f in &files {
@@ -70,24 +68,24 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
                     b.inc(n)
                 }
             };
+            // A file that fails is reported and the next one read: what was
+            // read of it counts, as if it ended at the fault; one that cannot
+            // be opened leaves the engine as it was.
             if let Err(e) = offline::replay_file(f, &mut Replay { engine: &mut engine, out: &mut out }, &mut progress) {
-                failed = Some(e);
-                break;
+                report(&e);
+                failed += 1;
             }
         }
         engine.finish_all(EndReason::EndOfInput, &mut out);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    drop(bar);
     if let Err(e) = sink.flush()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         eprintln!("echoloc: writing records: {e}");
         return Ok(2);
     }
-    if let Some(e) = failed {
-        eprintln!("echoloc: {e}");
+    if failed > 0 {
         return Ok(2);
     }
     if serve && let Some(h) = server {

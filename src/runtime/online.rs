@@ -42,7 +42,7 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
         register_signal(sig)?;
     }
     // Appended to: a restart loses no records; SIGHUP reopens it (logrotate).
-    let (sink, _) = Sink::open(cfg, true)?;
+    let sink = Sink::open(cfg, true)?;
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
