@@ -2,6 +2,8 @@
 //!
 //! - `scripts/setup.sh --check-toolchain` with fake `cargo` programs on PATH:
 //!   too old, new enough, missing, broken.
+//! - The example record (the ```json block) against a real record of the
+//!   capture it names: the same keys at every depth.
 
 use std::path::Path;
 use std::process::Command;
@@ -107,4 +109,124 @@ fn setup_checks_the_toolchain_before_building() {
     assert!(check < build, "setup.sh must check the toolchain before cargo build");
     let test = std::fs::read_to_string(root().join("scripts/test.sh")).unwrap();
     assert!(test.contains("scripts/setup.sh --check-toolchain"), "scripts/test.sh checks the toolchain");
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(root().join("README.md")).unwrap()
+}
+
+/// The command in backticks of the README line `Example (`...`):` before its
+/// ```json block, the block's text, and the block's first line number.
+fn json_example(readme: &str) -> (String, String, usize) {
+    let lines: Vec<&str> = readme.lines().collect();
+    let open = lines.iter().position(|l| l.trim() == "```json").expect("README has a ```json block");
+    let close = open + 1 + lines[open + 1..].iter().position(|l| l.trim() == "```").expect("```json block closed");
+    // The paragraph before the block (blank lines between them skipped).
+    let before: Vec<&str> = lines[..open].iter().rev().skip_while(|l| l.trim().is_empty()).copied().collect();
+    let mut para: Vec<&str> = before.iter().take_while(|l| !l.trim().is_empty()).copied().collect();
+    para.reverse();
+    let intro = para.join(" ");
+    let command = intro
+        .split_once("Example (`")
+        .and_then(|(_, r)| r.split_once("`)"))
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_else(|| {
+            panic!("the paragraph before the ```json block names its command, Example (`echoloc ...`): {intro}")
+        });
+    (command, lines[open + 1..close].join("\n"), open + 2)
+}
+
+/// Every key path of a JSON value: `a`, `a.b`, `list[].c`.
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for v in a {
+                key_paths(v, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A record line as the README shows it: one top-level field a line, in the
+/// order echoloc writes them.
+fn readme_block(line: &str) -> String {
+    let body = line.trim().strip_prefix('{').and_then(|b| b.strip_suffix('}')).expect("a JSON object");
+    let (mut fields, mut depth, mut in_str, mut esc, mut start) = (Vec::new(), 0, false, false, 0);
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if esc => esc = false,
+            '\\' if in_str => esc = true,
+            '"' => in_str = !in_str,
+            '{' | '[' if !in_str => depth += 1,
+            '}' | ']' if !in_str => depth -= 1,
+            ',' if !in_str && depth == 0 => {
+                fields.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&body[start..]);
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|f| match f.split_once("\":") {
+            Some((k, v)) => format!("  {k}\": {v}"),
+            None => format!("  {f}"),
+        })
+        .collect();
+    format!("{{\n{}\n}}", fields.join(",\n"))
+}
+
+/// Run a README command line (`echoloc ...`, whitespace-separated words) in the
+/// repository's root: its stdout.
+fn run_echoloc_line(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"echoloc"), "{line}");
+    let out = Command::new(env!("CARGO_BIN_EXE_echoloc")).args(&words[1..]).current_dir(root()).output().unwrap();
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The README's example record has the keys, at every depth, of the record
+/// that the command it names really writes. When fields are added, the
+/// failure lists them and prints the block to paste.
+#[test]
+fn readme_example_record_has_the_real_keys() {
+    let readme = readme();
+    let (command, block, line) = json_example(&readme);
+    let shown: serde_json::Value = serde_json::from_str(&block)
+        .unwrap_or_else(|e| panic!("README.md line {line}: the ```json block is not one JSON record ({e})"));
+    let output = run_echoloc_line(&command);
+    let records: Vec<(&str, serde_json::Value)> =
+        output.lines().map(|l| (l, serde_json::from_str(l).unwrap())).collect();
+    let (real_line, real) = records.iter().find(|(_, r)| r["uid"] == shown["uid"]).unwrap_or_else(|| {
+        panic!(
+            "README.md line {line}: `{command}` writes no record with uid {}. Replace the ```json block with:\n{}",
+            shown["uid"],
+            records.iter().map(|(l, _)| readme_block(l)).collect::<Vec<_>>().join("\n")
+        )
+    });
+    for field in ["client", "server", "start", "proto"] {
+        assert_eq!(shown[field], real[field], "README.md line {line}: {field} is not the real record's");
+    }
+    let (mut want, mut have) = (Default::default(), Default::default());
+    key_paths(real, "", &mut want);
+    key_paths(&shown, "", &mut have);
+    let missing: Vec<&String> = want.difference(&have).collect();
+    let extra: Vec<&String> = have.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README.md line {line}: the example record's keys differ from a real record of `{command}`:\n  \
+         written, not in the README: {missing:?}\n  in the README, not written: {extra:?}\n\
+         Replace the ```json block with (and describe new fields in the table above it):\n{}",
+        readme_block(real_line)
+    );
 }
