@@ -65,6 +65,7 @@ PACKAGES=(
   iproute2 iputils-ping ethtool procps          # lab: namespaces, veth, offloads
   mptcpize                                      # lab/mptcp.py: mptcpize run ssh/sshd (Multipath TCP)
   curl openssl                                  # tests: TLS and basic auth of /metrics
+  apache2-utils                                 # tests/readme.rs: the README's htpasswd (bcrypt hash)
   bsdutils                                      # tests: script(1) gives replay a terminal (progress bar)
   prometheus                                    # tests: a real Prometheus server, promtool
   systemd yamllint jq python3 python3-venv      # deploy/check.sh
