@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --deps
+bash scripts/setup.sh --check-toolchain
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --release -- --test-threads 2
