@@ -72,6 +72,9 @@ struct Common {
     /// Write session records to this file instead of stdout.
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// The sensor's name in every record's `sensor` field (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    sensor: Option<String>,
     /// Serve Prometheus /metrics on this address (live default 127.0.0.1:9617).
     #[arg(long)]
     listen: Option<String>,
@@ -155,6 +158,9 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     }
     if c.output.is_some() {
         cfg.output.file = c.output.clone();
+    }
+    if c.sensor.is_some() {
+        cfg.output.sensor = c.sensor.clone();
     }
     if c.listen.is_some() {
         cfg.metrics.listen = c.listen.clone();

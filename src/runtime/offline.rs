@@ -1,7 +1,7 @@
 //! Replay: capture files (or directories of them) read in a row through one
 //! engine, records written as sessions end, metrics served if asked.
 
-use super::{Sink, metrics_for, start_server};
+use super::{Sink, metrics_for, sensor_name, start_server};
 use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
@@ -57,12 +57,20 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
     };
     let mut engine = Engine::new(EngineConfig::from_config(cfg), metrics.clone().map(|m| m as Arc<dyn Observer>));
     let mut failed = None;
+    // Records name the sensor, and the file (as given) of their first packet.
+    let sensor = sensor_name(cfg);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     {
-        let mut out = |r: SessionRecord| match &bar {
-            Some(b) => b.suspend(|| sink.write(r)),
-            None => sink.write(r),
+        let mut out = |mut r: SessionRecord| {
+            r.sensor.clone_from(&sensor);
+            r.source = names.get(r.input as usize).cloned();
+            match &bar {
+                Some(b) => b.suspend(|| sink.write(r)),
+                None => sink.write(r),
+            }
         };
-        for f in &files {
+        for (i, f) in files.iter().enumerate() {
+            engine.set_input(u32::try_from(i).unwrap_or(u32::MAX));
             let mut progress = |n: u64| {
                 if let Some(b) = &bar {
                     b.inc(n)

@@ -1,7 +1,7 @@
 //! Live capture: one engine per interface, each on its own thread, until
 //! SIGINT or SIGTERM; then open sessions are written and the run ends.
 
-use super::{Sink, metrics_for, start_server};
+use super::{Sink, metrics_for, sensor_name, start_server};
 use crate::capture::{Frame, Receiver, live};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
@@ -44,14 +44,18 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     // Appended to: a restart loses no records; SIGHUP reopens it (logrotate).
     let (sink, _) = Sink::open(cfg, true)?;
     let sink = Arc::new(std::sync::Mutex::new(sink));
+    let sensor = sensor_name(cfg);
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
         let (metrics, sink, ecfg) =
             (metrics.clone(), sink.clone(), EngineConfig { live_verdicts: true, ..EngineConfig::from_config(cfg) });
+        let (sensor, source) = (sensor.clone(), Some(format!("interface:{}", o.interface)));
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
             let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
-            let mut out = |r: SessionRecord| {
+            let mut out = |mut r: SessionRecord| {
+                r.sensor.clone_from(&sensor);
+                r.source.clone_from(&source);
                 if let Ok(mut s) = sink.lock() {
                     s.write(r);
                     let _ = s.flush();
