@@ -87,6 +87,22 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
   systemctl stop prometheus || true
 fi
 
+# PyPI packages the tests compare with (tests/fields.rs: community_id against the
+# reference implementation), pinned, in a venv of their own (deploy/check.sh keeps
+# another for its tools): ${XDG_CACHE_HOME:-$HOME/.cache}/echoloc-ci/test-venv, or
+# ECHOLOC_TEST_VENV.
+TEST_PIP=("communityid==1.5.0")
+TEST_VENV="${ECHOLOC_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/echoloc-ci/test-venv}"
+stamp="$TEST_VENV/.echoloc-requirements"
+if ! { [ -x "$TEST_VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${TEST_PIP[*]}" ]; }; then
+  echo "setup: test venv $TEST_VENV (${TEST_PIP[*]})" >&2
+  rm -rf "$TEST_VENV"
+  mkdir -p "$(dirname "$TEST_VENV")"
+  python3 -m venv "$TEST_VENV"
+  "$TEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${TEST_PIP[@]}"
+  printf '%s' "${TEST_PIP[*]}" >"$stamp"
+fi
+
 [ "${1:-}" = "--deps" ] && exit 0
 check_toolchain
 cargo build --release --locked

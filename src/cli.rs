@@ -90,6 +90,9 @@ struct Common {
     /// Write session records to this file [default: stdout].
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
+    /// The sensor's name in every record's `sensor` field (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    sensor: Option<String>,
     /// Leave TCP sessions without payload either way (a lone SYN, a
     /// handshake only: scans) out of the records; they are still counted.
     #[arg(long)]
@@ -195,6 +198,9 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
         cfg.output.file = c.output.clone();
     }
     cfg.output.skip_handshake_only |= c.skip_handshake_only;
+    if c.sensor.is_some() {
+        cfg.output.sensor = c.sensor.clone();
+    }
     if c.listen.is_some() {
         cfg.metrics.listen = c.listen.clone();
     }

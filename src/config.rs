@@ -92,6 +92,8 @@ pub struct OutputConfig {
     /// a handshake only: scans) out of the records; they are still counted
     /// (`echoloc_sessions_handshake_only_total`).
     pub skip_handshake_only: bool,
+    /// The sensor's name in every record (`sensor`); the host name when unset.
+    pub sensor: Option<String>,
 }
 
 /// How session records are written.
@@ -166,6 +168,9 @@ impl Config {
             || self.sessions.interactive_idle_s <= 0.0
         {
             anyhow::bail!("idle timeouts must be positive");
+        }
+        if self.output.sensor.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            anyhow::bail!("output.sensor must not be empty (leave it out for the host name)");
         }
         if let Some(w) = &self.metrics.web_config_file {
             WebConfig::load(w)?;

@@ -43,6 +43,8 @@ pub struct Engine {
     pub counters: Counters,
     flushed: Counters,
     observer: Option<Arc<dyn Observer>>,
+    /// The input new sessions are opened from ([`Engine::set_input`]).
+    input: u32,
 }
 
 impl Engine {
@@ -57,7 +59,15 @@ impl Engine {
             counters: Counters::default(),
             flushed: Counters::default(),
             observer,
+            input: 0,
         }
+    }
+
+    /// Sessions opened from now on came from input `i` (a replay's file, by
+    /// its place in the run): an index the runtime names, kept in each
+    /// session ([`Session::input`]) and its record.
+    pub fn set_input(&mut self, i: u32) {
+        self.input = i;
     }
 
     /// Process one captured frame (its length on the wire unknown).
@@ -177,7 +187,8 @@ impl Engine {
             self.counters.evicted += 1;
             self.emit(&k, s, EndReason::Evicted, out);
         }
-        let s = Session::new(key, client_is_lo(p, src_is_lo), p.ts);
+        let mut s = Session::new(key, client_is_lo(p, src_is_lo), p.ts);
+        s.input = self.input;
         let lane = if tcp.is_some() { Lane::Tcp } else { Lane::Other };
         let id = self.table.insert(*key, s, lane, p.ts);
         if let Some(t) = tcp

@@ -268,7 +268,8 @@ fn capture_options_reach_the_interface() {
 /// `--max-sessions` bounds each interface's table, and
 /// `echoloc_sessions_active` is the sum of the tables: with a bound of 20,
 /// the 25 sessions of Zeek's ssh.pcap leave 20 on one interface, the lab
-/// capture's one session is on the other, and the gauge says 21.
+/// capture's one session is on the other, and the gauge says 21. Each
+/// record's `source` names the interface it was captured on.
 #[test]
 fn two_interfaces_at_once() {
     if !require_root("two_interfaces_at_once") {
@@ -303,10 +304,14 @@ fn two_interfaces_at_once() {
     assert_eq!(active, Some("21"), "{metrics}");
     let key = |r: &Value| (r["client"].to_string(), r["server"].to_string(), r["proto"].to_string());
     let mut want: Vec<_> = files.iter().flat_map(|f| common::replay_ok(&[f])).map(|r| key(&r)).collect();
-    let mut got: Vec<_> = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap()).iter().map(key).collect();
+    let live = common::parse_jsonl(&std::fs::read_to_string(&out).unwrap());
+    let mut got: Vec<_> = live.iter().map(key).collect();
     want.sort();
     got.sort();
     assert_eq!(got, want, "{err}");
+    // Each record names the interface it was captured on.
+    let on = |i: &str| live.iter().filter(|r| r["source"] == format!("interface:{i}").as_str()).count();
+    assert_eq!((on("cap0"), on("cap1")), (1, 25), "{}", common::pretty(&live));
 }
 
 /// Records are never lost to a restart or a rotation: `live --output FILE`

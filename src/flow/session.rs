@@ -87,6 +87,10 @@ pub struct Session {
     /// Alerts raised so far (bits: `verdict::alert_bit`): each is raised
     /// once, when a verdict first reaches it.
     pub raised: u8,
+    /// Which input of the run opened the session (the engine's
+    /// [`crate::engine::Engine::set_input`]: a replay's file, 0 live): the
+    /// runtime names it in the record's `source`.
+    pub input: u32,
     /// Round-trip samples taken before the protocol was known (the handshake):
     /// exported once it is, so histograms carry the right `proto` label.
     pub early: [Option<RttSample>; 4],
@@ -119,6 +123,7 @@ impl Default for Session {
             start: 0,
             judged: Ts::MIN,
             raised: 0,
+            input: 0,
             client: unspecified,
             server: unspecified,
             early: [None; 4],

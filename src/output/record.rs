@@ -1,6 +1,7 @@
 //! The JSON session record: a stable contract (see README "Session record").
 //! Fields are added, never renamed. `null` means "could not be measured".
 
+use super::community_id::community_id;
 use crate::analysis::Quantiles;
 use crate::analysis::relay::{Relay, ttl_hops};
 use crate::analysis::turns::AppRtt;
@@ -94,9 +95,35 @@ pub struct SessionRecord {
     pub ssh: Option<SshInfo>,
     /// Multipath TCP: the connection's subflows (null for a TCP connection without it).
     pub mptcp: Option<MptcpRecord>,
+    /// The record's schema: [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The sensor's name (`--sensor`, `output.sensor`, else the host name);
+    /// set by the runtime, null when none could be had.
+    pub sensor: Option<String>,
+    /// Where the session was seen: the capture file (as given) that held its
+    /// first packet, or `interface:NAME`; set by the runtime.
+    pub source: Option<String>,
+    /// Community ID v1 (seed 0) of the session's first tuple.
+    pub community_id: String,
+    /// The client's and server's address and port apart (ports null without
+    /// them: ESP).
+    pub client_ip: String,
+    pub client_port: Option<u16>,
+    pub server_ip: String,
+    pub server_port: Option<u16>,
     #[serde(skip)]
     pub start_ts: Ts,
+    /// Which input of the run opened the session ([`Session::input`]): the
+    /// runtime names it in `source`.
+    #[serde(skip)]
+    pub input: u32,
 }
+
+/// The record's schema version, raised by one whenever fields are added.
+/// 1: the records before `schema_version` existed (no such field); 2: adds
+/// `schema_version`, `sensor`, `source`, `community_id`, `client_ip`,
+/// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A Multipath TCP connection, or a join subflow recorded alone.
 #[derive(Debug, Clone, Serialize)]
@@ -249,7 +276,16 @@ impl SessionRecord {
             alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
             mptcp: mptcp_record(s, reason),
+            schema_version: SCHEMA_VERSION,
+            sensor: None,
+            source: None,
+            community_id: community_id(s.transport, s.client, s.server),
+            client_ip: ip(s.client.ip()),
+            client_port: s.transport.has_ports().then_some(s.client.port()),
+            server_ip: ip(s.server.ip()),
+            server_port: s.transport.has_ports().then_some(s.server.port()),
             start_ts: s.start,
+            input: s.input,
         }
     }
 
@@ -285,13 +321,36 @@ pub fn round(v: f64, digits: i32) -> f64 {
 /// IPv4 numbers are written with `itoa`: through `fmt` an address cost about
 /// 1,400 instructions, twice per session record.
 fn addr(a: SocketAddr, transport: IpProto) -> String {
-    use std::fmt::Write;
     // Sized for the longest IPv6 form: one allocation, no regrowth.
     let mut out = String::with_capacity(48);
-    let mut num = itoa::Buffer::new();
     let with_port = transport.has_ports();
-    match a.ip() {
+    let bracket = with_port && a.is_ipv6();
+    if bracket {
+        out.push('[');
+    }
+    push_ip(&mut out, a.ip());
+    if bracket {
+        out.push(']');
+    }
+    if with_port {
+        out.push(':');
+        out.push_str(itoa::Buffer::new().format(a.port()));
+    }
+    out
+}
+
+/// An address as std writes it (IPv6 as RFC 5952: compressed, lower case).
+fn ip(a: IpAddr) -> String {
+    let mut out = String::with_capacity(if a.is_ipv4() { 15 } else { 39 });
+    push_ip(&mut out, a);
+    out
+}
+
+fn push_ip(out: &mut String, a: IpAddr) {
+    use std::fmt::Write;
+    match a {
         IpAddr::V4(v4) => {
+            let mut num = itoa::Buffer::new();
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push('.');
@@ -299,18 +358,10 @@ fn addr(a: SocketAddr, transport: IpProto) -> String {
                 out.push_str(num.format(o));
             }
         }
-        IpAddr::V6(v6) if with_port => {
-            let _ = write!(out, "[{v6}]");
-        }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
     }
-    if with_port {
-        out.push(':');
-        out.push_str(num.format(a.port()));
-    }
-    out
 }
 
 /// A session id anyone can recompute: `C` and 11 base62 digits (least
@@ -377,6 +428,7 @@ mod tests {
             for transport in [IpProto::ESP, IpProto(47)] {
                 assert_eq!(addr(a, transport), a.ip().to_string());
             }
+            assert_eq!(ip(a.ip()), a.ip().to_string());
         }
     }
 }

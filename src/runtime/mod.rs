@@ -94,6 +94,24 @@ fn open_file(p: &Path, append: bool) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(Box::new(std::io::BufWriter::new(f)))
 }
 
+/// The sensor's name its records carry: `output.sensor` (`--sensor`), else
+/// the host name; None when neither can be had.
+pub fn sensor_name(cfg: &Config) -> Option<String> {
+    cfg.output.sensor.clone().or_else(hostname)
+}
+
+/// The machine's host name (gethostname(2)).
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
 /// Hand one captured frame to the engine.
 #[inline]
 fn feed(engine: &mut Engine, f: &Frame<'_>, out: &mut dyn RecordSink) {

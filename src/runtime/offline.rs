@@ -1,7 +1,7 @@
 //! Replay: capture files (or directories of them) read in a row through one
 //! engine, records written as sessions end, metrics served if asked.
 
-use super::{Sink, metrics_for, progress, start_server};
+use super::{Sink, metrics_for, progress, sensor_name, start_server};
 use crate::capture::{Frame, Receiver, offline};
 use crate::config::Config;
 use crate::engine::{Engine, Observer, RecordSink};
@@ -57,12 +57,18 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], serve: bool, no_progress: bool) -
     }
     let mut engine =
         Engine::new(super::engine_config(cfg, 1, metrics.as_deref()), metrics.clone().map(|m| m as Arc<dyn Observer>));
+    // Records name the sensor, and the file (as given) of their first packet.
+    let sensor = sensor_name(cfg);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     {
-        let write = |r: SessionRecord| {
+        let write = |mut r: SessionRecord| {
+            r.sensor.clone_from(&sensor);
+            r.source = names.get(r.input as usize).cloned();
             if records_on_terminal { progress::suspend(|| sink.write(r)) } else { sink.write(r) }
         };
         let mut out = Records { write, skip_handshake_only: cfg.output.skip_handshake_only };
-        for f in &files {
+        for (i, f) in files.iter().enumerate() {
+            engine.set_input(u32::try_from(i).unwrap_or(u32::MAX));
             let mut progress = |n: u64| {
                 if let Some(b) = &bar {
                     b.inc(n)

@@ -1,7 +1,7 @@
 //! Live capture: one engine per interface, each on its own thread, until
 //! SIGINT or SIGTERM; then open sessions are written and the run ends.
 
-use super::{Sink, metrics_for, start_server};
+use super::{Sink, metrics_for, sensor_name, start_server};
 use crate::capture::{Frame, Receiver, live};
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
@@ -44,6 +44,7 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     // Appended to: a restart loses no records; SIGHUP reopens it (logrotate).
     let sink = Sink::open(cfg, true)?;
     let sink = Arc::new(std::sync::Mutex::new(sink));
+    let sensor = sensor_name(cfg);
     let mut threads = Vec::new();
     for (o, cap) in opts.into_iter().zip(caps) {
         let skip_handshake_only = cfg.output.skip_handshake_only;
@@ -55,10 +56,13 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
                 ..super::engine_config(cfg, cfg.capture.interfaces.len(), metrics.as_deref())
             },
         );
+        let (sensor, source) = (sensor.clone(), Some(format!("interface:{}", o.interface)));
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
             let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
-            let write = |r: SessionRecord| {
+            let write = |mut r: SessionRecord| {
+                r.sensor.clone_from(&sensor);
+                r.source.clone_from(&source);
                 if let Ok(mut s) = sink.lock() {
                     s.write(r);
                     let _ = s.flush();

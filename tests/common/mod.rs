@@ -152,12 +152,13 @@ pub fn pretty(records: &[Value]) -> String {
     records.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
 }
 
-/// A copy of the record without its uid (for comparing records of the same
-/// session read from different files).
+/// A copy of the record without its uid and source (for comparing records
+/// of the same session read from different files).
 pub fn without_uid(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("uid");
+        o.remove("source");
     }
     v
 }

@@ -1,4 +1,7 @@
-//! KEXINIT name-lists and the packet-size arithmetic of the negotiated cipher.
+//! KEXINIT name-lists, HASSH fingerprints, and the packet-size arithmetic
+//! of the negotiated cipher.
+
+use crate::side::Side;
 
 /// The name-lists of one KEXINIT (RFC 4253 §7.1).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,6 +40,44 @@ impl KexInit {
             mac_s2c: it.next()?,
         })
     }
+}
+
+/// The raw name-lists of a KEXINIT payload (starting at the message number
+/// 20), in their order: kex, host key, encryption c→s and s→c, MAC c→s and
+/// s→c, compression c→s and s→c. None if the payload holds fewer.
+fn raw_lists(payload: &[u8]) -> Option<[&[u8]; 8]> {
+    if payload.first() != Some(&20) {
+        return None;
+    }
+    let mut at = 17usize;
+    let mut lists: [&[u8]; 8] = [&[]; 8];
+    for l in &mut lists {
+        let len = u32::from_be_bytes(payload.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize;
+        at += 4;
+        *l = payload.get(at..at.checked_add(len)?)?;
+        at += len;
+    }
+    Some(lists)
+}
+
+/// HASSH (Salesforce) of a KEXINIT sent by `from`: the MD5, in lower-case
+/// hex, of `kex;encryption;mac;compression`, the name-lists as sent, for
+/// the direction that side sends in (client: client→server, the HASSH;
+/// server: server→client, the HASSH-server). None if a list is missing.
+pub fn hassh(payload: &[u8], from: Side) -> Option<String> {
+    let l = raw_lists(payload)?;
+    let (enc, mac, comp) = match from {
+        Side::Client => (l[2], l[4], l[6]),
+        Side::Server => (l[3], l[5], l[7]),
+    };
+    let mut text = Vec::with_capacity(l[0].len() + enc.len() + mac.len() + comp.len() + 3);
+    for (i, part) in [l[0], enc, mac, comp].into_iter().enumerate() {
+        if i > 0 {
+            text.push(b';');
+        }
+        text.extend_from_slice(part);
+    }
+    Some(format!("{:x}", md5::compute(&text)))
 }
 
 /// Algorithms agreed by both sides (client→server direction).
@@ -145,5 +186,39 @@ mod tests {
         assert_eq!(n.cipher, "aes128-ctr");
         assert_eq!(n.mac.as_deref(), Some("hmac-sha2-256"));
         assert!(KexInit::parse(&p[..30]).is_none());
+    }
+
+    /// HASSH and HASSH-server take each side's own direction's lists, as
+    /// sent. Expected: `python3 -c "import hashlib; print(hashlib.md5(b'...').hexdigest())"`
+    /// of the joined lists; tests/fields.rs compares the bundled captures with tshark.
+    #[test]
+    fn hassh_of_each_side() {
+        let mut p = vec![20u8];
+        p.extend([7u8; 16]);
+        let lists = [
+            "curve25519-sha256,ext-info-c",
+            "ssh-ed25519",
+            "chacha20-poly1305@openssh.com,aes128-ctr",
+            "aes128-ctr",
+            "hmac-sha2-256",
+            "hmac-sha2-512",
+            "none",
+            "zlib@openssh.com",
+            "",
+            "",
+        ];
+        for list in lists {
+            p.extend((list.len() as u32).to_be_bytes());
+            p.extend(list.as_bytes());
+        }
+        p.extend([0, 0, 0, 0, 0]);
+        // md5("curve25519-sha256,ext-info-c;chacha20-poly1305@openssh.com,aes128-ctr;hmac-sha2-256;none")
+        assert_eq!(hassh(&p, Side::Client).as_deref(), Some("f3536a829bbbe7404730f4e8ceced46b"));
+        // md5("curve25519-sha256,ext-info-c;aes128-ctr;hmac-sha2-512;zlib@openssh.com")
+        assert_eq!(hassh(&p, Side::Server).as_deref(), Some("c385f81ca573ca867a6d505159f29b55"));
+        // Cut inside the compression lists: no fingerprint.
+        let cut = 17 + lists[..7].iter().map(|l| 4 + l.len()).sum::<usize>() + 2;
+        assert_eq!(hassh(&p[..cut], Side::Client), None);
+        assert_eq!(hassh(&p[1..], Side::Client), None, "not a KEXINIT");
     }
 }

@@ -68,6 +68,10 @@ pub struct SshInfo {
     pub ping_supported: Option<bool>,
     /// Payload size of a one-character keystroke packet for this session.
     pub keystroke_size: Option<u32>,
+    /// HASSH of the client's KEXINIT and HASSH-server of the server's (MD5
+    /// hex of `kex;encryption;mac;compression` as sent); null when it was not seen.
+    pub hassh: Option<String>,
+    pub hassh_server: Option<String>,
 }
 
 impl SshInfo {

@@ -134,7 +134,16 @@ impl SshStream {
             let pad = d.buf[4] as usize;
             let payload = &d.buf[5..(4 + plen).saturating_sub(pad).max(5)];
             match payload.first().copied() {
-                Some(20) => d.kexinit = KexInit::parse(payload).map(Box::new),
+                Some(20) => {
+                    let hassh = match from {
+                        Side::Client => &mut self.info.hassh,
+                        Side::Server => &mut self.info.hassh_server,
+                    };
+                    if hassh.is_none() {
+                        *hassh = super::kex::hassh(payload, from);
+                    }
+                    d.kexinit = KexInit::parse(payload).map(Box::new);
+                }
                 Some(21) => {
                     d.newkeys = true;
                     d.buf.drain(..4 + plen);
