@@ -251,3 +251,25 @@ fn relay_alerts_fire_while_sessions_run() {
     let live = live_alerts(&log);
     assert_eq!(live.len(), 3, "{log}");
 }
+
+/// Alert log lines print figures as plain numbers, or `null` when not
+/// measured: never Rust's `Some(76.1168)`.
+#[test]
+fn alert_log_lines_print_plain_numbers_or_null() {
+    let capture = root().join("pcaps/lab/jump-tr30-rs7.5/server-edge.pcap");
+    let port = common::netns::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let r = common::replay_with(&["--no-progress", "--listen", &listen, "--log-format", "text"], &[&capture]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let alerts: Vec<&str> = r.stderr.lines().filter(|l| l.contains("alert=relay_suspected")).collect();
+    // One line while the session ran, one with its record.
+    assert_eq!(alerts.len(), 2, "{}", r.stderr);
+    for l in &alerts {
+        assert!(!l.contains("Some(") && !l.contains("None"), "{l}");
+        let typist = l.split_whitespace().find_map(|w| w.strip_prefix("typist_rtt_ms=")).expect("typist_rtt_ms");
+        assert!(typist == "null" || typist.parse::<f64>().is_ok(), "{l}");
+        let hidden = l.split_whitespace().find_map(|w| w.strip_prefix("client_hidden_ms=")).expect("client_hidden_ms");
+        assert!(hidden.parse::<f64>().is_ok(), "{l}");
+    }
+    assert!(alerts.iter().any(|l| l.contains("typist_rtt_ms=null")), "the live line, before the typist figure");
+}
