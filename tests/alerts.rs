@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -95,15 +95,6 @@ fn live_alerts_are_never_retracted() {
     assert!(at_end >= 60 && when.len() * 100 >= at_end * 95, "{} of {at_end} raised live", when.len());
 }
 
-fn prometheus() -> Option<&'static str> {
-    let p = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| Path::new(p).exists());
-    if p.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install the Debian package prometheus");
-        eprintln!("SKIP: prometheus not installed");
-    }
-    p
-}
-
 /// A query of Prometheus' HTTP API, from inside the namespace.
 fn query(ns: &Netns, port: u16, q: &str) -> Vec<Value> {
     let code = "import sys,urllib.request,urllib.parse\n\
@@ -131,18 +122,6 @@ fn tcpreplay(ns: &Netns, file: &Path) -> Child {
         .expect("tcpreplay (Debian package tcpreplay)")
 }
 
-/// Until `f` holds, at most `secs` seconds.
-fn wait(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
-
 /// Live capture, a real Prometheus with the shipped alert rules, real
 /// relayed SSH sessions put on the wire at their own pace. With no
 /// per-session series at all (`--max-exported-sessions 0`) and a 1 s
@@ -154,7 +133,7 @@ fn relay_alerts_fire_while_sessions_run() {
     if !require_root("relay_alerts_fire_while_sessions_run") {
         return;
     }
-    let Some(prom_bin) = prometheus() else { return };
+    let Some(prom_bin) = common::prometheus_bin() else { return };
     let _serial = common::netns::realtime_lock();
     let ns = Netns::new("alerts");
     let dir = tempfile::tempdir().unwrap();
@@ -210,8 +189,10 @@ fn relay_alerts_fire_while_sessions_run() {
         .spawn()
         .expect("echoloc live"),
     );
-    wait("prometheus scraping echoloc", 30, || query(&ns, prom_port, "up{job=\"echoloc\"} == 1").len() == 1);
-    wait("the alert counters at 0", 10, || {
+    common::wait_until("prometheus scraping echoloc", 30, || {
+        query(&ns, prom_port, "up{job=\"echoloc\"} == 1").len() == 1
+    });
+    common::wait_until("the alert counters at 0", 10, || {
         !query(&ns, prom_port, "echoloc_alerts_raised_total{alert=\"relay_suspected\",proto=\"ssh\"}").is_empty()
     });
     assert!(!firing(&ns, prom_port, "EcholocRelaySuspected"), "fires before any traffic");
@@ -220,7 +201,9 @@ fn relay_alerts_fire_while_sessions_run() {
     let short = root().join("pcaps/lab/portfwd-tr30-rs7.5/server-edge.pcap");
     let t0 = Instant::now();
     let mut replay = tcpreplay(&ns, &short);
-    wait("EcholocRelaySuspected firing for the short session", 30, || firing(&ns, prom_port, "EcholocRelaySuspected"));
+    common::wait_until("EcholocRelaySuspected firing for the short session", 30, || {
+        firing(&ns, prom_port, "EcholocRelaySuspected")
+    });
     eprintln!("short session: firing {:.1} s after its first packet", t0.elapsed().as_secs_f64());
     let _ = replay.wait();
     assert_eq!(raised(&ns, prom_port), 1.0);
@@ -235,7 +218,7 @@ fn relay_alerts_fire_while_sessions_run() {
     let long = root().join("pcaps/public/zeek/wstunnel-ssh.pcap");
     let t1 = Instant::now();
     let mut replay = tcpreplay(&ns, &long);
-    wait("both wstunnel sessions' alerts counted", 40, || raised(&ns, prom_port) >= 3.0);
+    common::wait_until("both wstunnel sessions' alerts counted", 40, || raised(&ns, prom_port) >= 3.0);
     let at = t1.elapsed().as_secs_f64();
     let records = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(replay.try_wait().unwrap().is_none(), "tcpreplay already over at {at:.1} s");

@@ -6,6 +6,7 @@
 mod common;
 
 use common::netns::{Kill, free_port, serve_replay, wait_for};
+use common::wait_until;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,25 +25,9 @@ fn scalar(prom: u16, q: &str) -> Option<f64> {
     r.first().and_then(|s| s["value"][1].as_str()).and_then(|v| v.parse().ok())
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[test]
 fn prometheus_scrapes_histograms_and_bounded_per_session_series() {
-    let prom_bin = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| Path::new(p).exists());
-    let Some(prom_bin) = prom_bin else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install the Debian package prometheus");
-        eprintln!("SKIP: prometheus not installed");
-        return;
-    };
+    let Some(prom_bin) = common::prometheus_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (pe, pp) = (free_port(), free_port());
     let cfg = dir.path().join("prometheus.yml");

@@ -254,3 +254,26 @@ pub fn assert_session(what: &str, records: &[Value], t: &Truth) {
 pub fn have(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(prog).is_file()))
 }
+
+/// Wait until `f` holds; panics after `secs` seconds naming `what`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// The Prometheus server binary (Debian package `prometheus`): None, said,
+/// when it is not installed, which CI must not allow.
+pub fn prometheus_bin() -> Option<&'static str> {
+    let p = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].into_iter().find(|p| Path::new(p).exists());
+    if p.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install the Debian package prometheus");
+        eprintln!("SKIP: prometheus not installed");
+    }
+    p
+}
