@@ -46,16 +46,15 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let sensor = sensor_name(cfg);
     let mut threads = Vec::new();
+    // One config for every interface's engine: the memory limit read, and
+    // a lowered bound logged, once.
+    let ecfg = EngineConfig {
+        live_verdicts: true,
+        ..super::engine_config(cfg, cfg.capture.interfaces.len(), metrics.as_deref())
+    };
+    let skip_handshake_only = cfg.output.skip_handshake_only;
     for (o, cap) in opts.into_iter().zip(caps) {
-        let skip_handshake_only = cfg.output.skip_handshake_only;
-        let (metrics, sink, ecfg) = (
-            metrics.clone(),
-            sink.clone(),
-            EngineConfig {
-                live_verdicts: true,
-                ..super::engine_config(cfg, cfg.capture.interfaces.len(), metrics.as_deref())
-            },
-        );
+        let (metrics, sink, ecfg) = (metrics.clone(), sink.clone(), ecfg.clone());
         let (sensor, source) = (sensor.clone(), Some(format!("interface:{}", o.interface)));
         threads.push(std::thread::spawn(move || {
             tracing::info!(interface = %o.interface, "capturing");
