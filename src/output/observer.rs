@@ -34,7 +34,7 @@ impl Observer for Metrics {
     }
 
     fn session_update(&self, key: &FlowKey, s: &Session, v: &Verdict) {
-        self.sessions.publish(key, s, v);
+        self.sessions.publish(key, s, v, true);
     }
 
     fn alert_raised(&self, s: &Session, alert: &'static str) {
@@ -61,7 +61,7 @@ impl Observer for Metrics {
             }
         }
         // Interactive sessions get series even if they never published.
-        self.sessions.publish_end(key, s, v, s.app.is_some());
+        self.sessions.publish(key, s, v, s.app.is_some());
         self.sessions.end(key, s);
     }
 

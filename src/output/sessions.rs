@@ -122,16 +122,10 @@ impl SessionExport {
         })
     }
 
-    /// A running session's verdict: its series (created if there is room).
-    pub fn publish(&self, key: &FlowKey, s: &Session, v: &Verdict) {
-        if self.is_exported(key, s) || self.admit(key, s) {
-            self.render(key, s, v);
-        }
-    }
-
-    /// A session ended, judged: its last figures, if its series are exported
-    /// (or `admit`, for sessions that never published, when there is room).
-    pub fn publish_end(&self, key: &FlowKey, s: &Session, v: &Verdict, admit: bool) {
+    /// A session's verdict: its series show it if they are exported, or if
+    /// `admit` and there is room to create them (a running session always
+    /// asks; an ended one only if it is interactive).
+    pub fn publish(&self, key: &FlowKey, s: &Session, v: &Verdict, admit: bool) {
         if self.is_exported(key, s) || (admit && self.admit(key, s)) {
             self.render(key, s, v);
         }
