@@ -189,3 +189,25 @@ fn handshake_turnarounds_reach_past_a_socks_proxy() {
     assert!((w["server_app_rtt_ms"]["floor"].as_f64().unwrap() - 0.229).abs() < 0.001, "{w}");
     assert!(w["server_rtt_ms"].is_null() && w["server_hidden_ms"].is_null(), "UDP: no transport RTT: {w}");
 }
+
+#[test]
+fn rdp_keystrokes_on_public_captures_nobody_scripted_for_echoloc() {
+    // Standard RDP Security (suricata-verify RDP-003): fast-path input in
+    // 12-byte records (header, length, 8-byte MAC, a 2-byte scancode event:
+    // mouse events are 7 bytes, unicode 3, sync 1), 42 of them while text is
+    // drawn: 21 keys pressed and released. Other client records (pointer
+    // batches of 80-115 bytes) are not keys.
+    let recs = replay("suricata-verify/RDP-003.pcap");
+    let r = recs.iter().find(|r| r["proto"] == "rdp").unwrap();
+    assert_eq!(r["keystrokes"], 21, "{r}");
+    assert!(r["echo_ms"]["samples"].as_u64().unwrap() >= 10, "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+    // TLS (zeek rdp-to-ssl): virtual channel exchanges, each client record
+    // answered by the server within a millisecond, some at machine speed,
+    // none of a key event's size: no keystrokes, no echo.
+    for r in replay("zeek/rdp-to-ssl.pcap") {
+        assert_eq!(r["keystrokes"], 0, "{r}");
+        assert!(r["echo_ms"].is_null(), "{r}");
+        assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+    }
+}

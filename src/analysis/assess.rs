@@ -51,6 +51,10 @@ pub fn assess(
         set_typist(&mut a, [measured(legs[0]), client_app, None]);
         return a;
     };
+    // A clear handshake's answers (RDP's X.224) time each side as for any
+    // protocol; the interactive analysis takes over a side where it has answers of its own.
+    handshake_verdicts(&mut a, legs, turns, t);
+    let mut app_level = [false; 2];
     let transport = legs.map(|l| l.map(|l| l.floor));
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
@@ -58,10 +62,11 @@ pub fn assess(
             && let Some(q) = sum.quantiles()
         {
             a.app_rtt[i] = Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor });
-        } else if let Some(app) = turns.and_then(|x| x.app_rtt(side)).filter(|x| x.samples >= MIN_VERDICT_SAMPLES) {
-            // An interactive protocol with a clear handshake (RDP's X.224): its
-            // answers are that side's turnaround when the session shows no other.
-            a.app_rtt[i] = Some(app);
+            app_level[i] = true;
+        } else {
+            // The handshake's answers stand for that side when the session shows
+            // no other; one or two make a figure, not a verdict (handshake_verdicts).
+            app_level[i] = a.app_rtt[i].is_some_and(|x| x.samples >= MIN_VERDICT_SAMPLES);
         }
     }
     a.ping_rtt = inter.ping_rtt();
@@ -79,7 +84,8 @@ pub fn assess(
     let mut reference = None;
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
-        let app = a.app_rtt[i].map(|x| Level { name: "app_rtt", ms: x.floor, samples: x.samples });
+        let app =
+            a.app_rtt[i].filter(|_| app_level[i]).map(|x| Level { name: "app_rtt", ms: x.floor, samples: x.samples });
         if side == Side::Client {
             // The typist's terminal answering by itself: a level of replies that agree.
             let app_deeper = app.zip(legs[i]).is_some_and(|(l, leg)| t.above(leg.floor, l.ms, l.jitter(leg)));
@@ -135,7 +141,8 @@ pub fn assess(
     }
     // The typist is on the client side: its deepest responder is the person's
     // own machine. Nobody typed (a command, a backup, git over SSH): no typist.
-    if inter.keystroke_count() > 0 {
+    // A remote desktop is driven by its pointer too: a person is there typed or not.
+    if inter.keystroke_count() > 0 || inter.pointer_driven() {
         let client_app = a.app_rtt[0].map(|x| Candidate { ms: x.floor, samples: x.samples });
         let reached = reference.map(|l| Candidate { ms: l.ms, samples: l.samples });
         set_typist(&mut a, [measured(legs[0]), client_app, reached]);
@@ -222,7 +229,7 @@ mod tests {
     fn handshake_answers_stand_beside_keystrokes() {
         // An interactive protocol with a clear handshake (RDP's X.224): keys
         // and echoes, and three request → answer pairs 20 ms apart, give the
-        // server side's turnaround; one or two answers give none.
+        // server side's turnaround and verdict; one or two answers no verdict.
         let mut s = Sim::new(Some(36));
         for k in 0..5 {
             s.key_echo(1000 * MS + k * 300 * MS, MS / 5);
@@ -243,7 +250,10 @@ mod tests {
             two.on_message(k * 100 * MS, Side::Client, crate::analysis::turns::Msg::Request(k as u64));
             two.on_message(k * 100 * MS + 20 * MS, Side::Server, crate::analysis::turns::Msg::Answer(k as u64));
         }
-        assert_eq!(assess(steady(), Some(&s.a), Some(&two), &t).app_rtt[1], None);
+        // Two answers: the figure, and no verdict from it.
+        let a2 = assess(steady(), Some(&s.a), Some(&two), &t);
+        assert_eq!(a2.app_rtt[1].map(|x| (x.floor, x.samples)), Some((20.0, 2)), "{a2:?}");
+        assert!(a2.relay[1].as_ref().is_some_and(|r| !r.suspected), "{a2:?}");
     }
 
     #[test]

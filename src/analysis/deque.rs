@@ -65,6 +65,10 @@ impl<T: Copy + Default, const N: usize> InlineDeque<T, N> {
         }
     }
 
+    pub fn clear(&mut self) {
+        while self.pop_front().is_some() {}
+    }
+
     pub fn pop_front(&mut self) -> Option<T> {
         if let Some(v) = self.heap_mut() {
             let x = v.pop_front();

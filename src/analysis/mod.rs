@@ -2,6 +2,7 @@
 
 pub mod assess;
 pub mod deque;
+pub mod desktop;
 pub mod interactive;
 pub mod relay;
 pub mod rtt;

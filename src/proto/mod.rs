@@ -24,6 +24,7 @@ use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Msg;
 use crate::ip_proto::IpProto;
 use crate::labels::label_enum;
+use rdp::RdpStream;
 use ssh::SshStream;
 use vnc::VncStream;
 
@@ -103,6 +104,7 @@ pub struct App {
 pub enum Stream {
     Ssh(SshStream),
     Vnc(VncStream),
+    Rdp(RdpStream),
 }
 
 impl App {
@@ -113,13 +115,14 @@ impl App {
         match &mut self.stream {
             Stream::Ssh(stream) => ssh::on_data(stream, &mut self.inter, d),
             Stream::Vnc(stream) => vnc::on_data(stream, &mut self.inter, d),
+            Stream::Rdp(stream) => rdp::on_data(stream, &mut self.inter, d),
         }
     }
 
     pub fn ssh_stream(&self) -> Option<&SshStream> {
         match &self.stream {
             Stream::Ssh(s) => Some(s),
-            Stream::Vnc(_) => None,
+            Stream::Vnc(_) | Stream::Rdp(_) => None,
         }
     }
 }

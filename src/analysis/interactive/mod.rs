@@ -117,6 +117,10 @@ pub enum Echoes {
     /// updates). Updates wait for the client's next request, so their
     /// delays describe the session, not the path.
     Screen,
+    /// A remote desktop's screen (RDP): the dissector tells keys and pairs
+    /// each press with its echo itself ([`crate::analysis::desktop`]); the
+    /// delays include the server's render time, which no path explains.
+    Desktop,
 }
 
 /// In declaration order (`repr(C)`): what every data segment reads or
@@ -221,6 +225,38 @@ impl Interactive {
         Interactive { echoes: Echoes::Screen, ..Default::default() }
     }
 
+    /// Keystroke analysis of a remote desktop session: its dissector reports
+    /// keys, echoes and the client's answers ([`Interactive::set_keys`],
+    /// [`Interactive::add_echo`], [`Interactive::add_turnaround`]).
+    pub fn desktop() -> Interactive {
+        Interactive { echoes: Echoes::Desktop, ..Default::default() }
+    }
+
+    /// Keys told by the dissector, and how many drew their own echo.
+    pub fn set_keys(&mut self, keystrokes: u64, echoed: u64) {
+        (self.keystrokes, self.echoed) = (keystrokes, echoed);
+        self.interactive |= keystrokes > 0;
+    }
+
+    /// An echo paired by the dissector (ms).
+    pub fn add_echo(&mut self, d: f64) {
+        self.record_echo(d);
+    }
+
+    /// An answer of `side`'s real protocol peer found by the dissector
+    /// (ms): an application turnaround, as in authentication.
+    pub fn add_turnaround(&mut self, side: Side, d: f64) {
+        if self.turnaround[side as usize].len() < MAX_TURN {
+            self.turnaround[side as usize].push(d);
+        }
+    }
+
+    /// A session a person drives with a pointer as well as keys (a remote
+    /// desktop): its client side is a person's even where nobody typed.
+    pub fn pointer_driven(&self) -> bool {
+        self.echoes == Echoes::Desktop
+    }
+
     /// Whether echo delays are round trips to the far responder.
     pub fn echoes_time_the_path(&self) -> bool {
         self.echoes == Echoes::Terminal
@@ -277,7 +313,7 @@ impl Interactive {
     /// keys are seen in clear (VNC).
     pub fn keystroke_count(&self) -> u64 {
         // Chaff trains are typing too: the client sends them only while a person types in a tty.
-        if self.echoes == Echoes::Terminal && self.echoed < MIN_ECHOED && !self.obfuscated() {
+        if self.echoes != Echoes::Screen && self.echoed < MIN_ECHOED && !self.obfuscated() {
             return 0;
         }
         let ks = self.ks_size();
