@@ -41,7 +41,7 @@ from lab_xtest import plan_pointer, plan_session, typist_main  # noqa: E402
 DEFAULT_OUT = REPO / "pcaps" / "rdp"
 SELF = Path(__file__).resolve()
 USER, PASSWORD = "rdplab", "rdplab-lab-pw"
-SNAPLEN = 256
+SNAPLEN = 128
 
 SETTINGS = {
     "tr20-rs10": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 0.0},
