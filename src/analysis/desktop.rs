@@ -31,6 +31,11 @@
 //!   client's side of the sensor).
 
 use super::deque::InlineDeque;
+// A server segment of BULK_SEGMENT bytes within BULK_WINDOW means a large
+// update is being sent: its segments come as the client's TCP
+// acknowledgements let them, gaps and all, so a key pressed then is not
+// timed. ECHO_BOUND: the longest key → echo and frame → acknowledgement paired.
+use super::interactive::{BULK_SEGMENT, BULK_WINDOW, ECHO_BOUND, MIN_ECHOED};
 use super::seq;
 use crate::side::Side;
 use crate::time::{Ts, ms};
@@ -51,13 +56,6 @@ const MIN_CLASS: u32 = 6;
 const ACK_ABOVE_KEY: u32 = 12;
 /// A key record this long after a press is a new press (no key is held so long while typing).
 const HOLD_MAX: Ts = 2_000_000_000;
-/// The longest keystroke → echo and frame → acknowledgement delays paired.
-const BOUND: Ts = 1_500_000_000;
-/// A server segment this large, this recently, means a large update is
-/// being sent: its segments come as the client's TCP acknowledgements let
-/// them, gaps and all, so a key pressed then is not timed.
-const BULK_SEGMENT: u32 = 1000;
-const BULK_WINDOW: Ts = 200_000_000;
 /// Server bytes before the desktop is up: the connection sequence (channel
 /// joins, capabilities, licensing) is a lockstep of small records that
 /// nobody typed (xrdp: 2.2 KB with the TLS handshake); the first screen
@@ -152,9 +150,7 @@ impl Desktop {
     /// release each), once keys drew echoes; else none.
     pub fn keystrokes(&self) -> u64 {
         match self.key {
-            Some(k)
-                if self.echoed >= super::interactive::MIN_ECHOED && self.releases_answered * 4 <= self.releases * 3 =>
-            {
+            Some(k) if self.echoed >= MIN_ECHOED && self.releases_answered * 4 <= self.releases * 3 => {
                 self.classes.iter().find(|c| c.size == k).map_or(0, |c| u64::from(c.count).div_ceil(2))
             }
             _ => 0,
@@ -212,7 +208,7 @@ impl Desktop {
     /// ends exactly where that burst ended.
     fn frame_ack(&mut self, ts: Ts, ack: Option<u32>) -> Option<f64> {
         let (t, end) = self.burst?;
-        (self.bursts == self.bursts_at_ack + 1 && ack == Some(end) && (0..=BOUND).contains(&(ts - t)))
+        (self.bursts == self.bursts_at_ack + 1 && ack == Some(end) && (0..=ECHO_BOUND).contains(&(ts - t)))
             .then(|| ms(ts - t))
     }
 
@@ -239,7 +235,7 @@ impl Desktop {
             self.pending.pop_front();
         }
         match newest {
-            Some(t) if (0..=BOUND).contains(&(ts - t)) => {
+            Some(t) if (0..=ECHO_BOUND).contains(&(ts - t)) => {
                 self.echoed += 1;
                 Event::Echo(ms(ts - t))
             }

@@ -53,8 +53,8 @@ const AUTH_SEGMENTS: u32 = 80;
 /// Characters sent faster than this after the previous one of their size come from a program.
 const MACHINE_GAP: Ts = 15_000_000;
 /// A segment this large, recently, means bulk data is flowing.
-const BULK_SEGMENT: u32 = 1000;
-const BULK_WINDOW: Ts = 200_000_000;
+pub(crate) const BULK_SEGMENT: u32 = 1000;
+pub(crate) const BULK_WINDOW: Ts = 200_000_000;
 /// Echo delays per window when looking for level shifts.
 pub const LEVEL_WINDOW: usize = 5;
 /// Client data segments remembered until a server segment answers them.
