@@ -4,6 +4,7 @@
 use crate::analysis::{RttSample, Segment};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
+use crate::ip_proto::IpProto;
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
@@ -133,10 +134,13 @@ impl Engine {
             echo = if self.table.get(id).multipath().is_some() {
                 self.multipath_segment(id, p.ts, from, t, opt)
             } else if t.payload_len > 0 {
-                interactive(self.table.get_mut(id), proto, p.ts, from, (t.seq, t.flags.ack().then_some(t.ack)), t)
+                let pos = (t.seq, t.flags.ack().then_some(t.ack));
+                interactive(self.table.get_mut(id), proto, p.ts, from, pos, t, self.cfg.rdp_record_cookie)
             } else {
                 None
             };
+        } else if !payload.is_empty() && ip_proto == IpProto::UDP {
+            samples = datagram(self.table.get_mut(id), proto, p.ts, from, payload, self.cfg.rdp_record_cookie);
         }
         let s = self.table.get_mut(id);
         // Handshake turnarounds beside any interactive analysis (only
@@ -462,14 +466,48 @@ fn interactive(
     from: Side,
     (seq, ack): (u32, Option<u32>),
     t: &crate::decode::Tcp<'_>,
+    keep_rdp_cookie: bool,
 ) -> Option<f32> {
     let syn_seen = s.rtt().is_some_and(|r| r.syn_seen());
-    let app = match &mut s.app {
-        Some(app) => app,
-        slot => slot.insert(Box::new((proto.spec()?.app?)())),
-    };
+    let app = app_of(s, proto, keep_rdp_cookie)?;
     let d = Data { ts, from, seq, ack, len: t.payload_len, payload: t.payload, syn_seen };
     app.on_data(&d).map(|e| e as f32)
+}
+
+/// A session's dissector, made by its protocol module on its first data.
+#[inline(always)]
+fn app_of(s: &mut Session, proto: Proto, keep_rdp_cookie: bool) -> Option<&mut crate::proto::App> {
+    Some(match &mut s.app {
+        Some(app) => app,
+        slot => {
+            let mut app = Box::new((proto.spec()?.app?)());
+            app.configure(keep_rdp_cookie);
+            slot.insert(app)
+        }
+    })
+}
+
+/// A UDP datagram of a protocol whose own numbering times its legs (RDP
+/// over UDP): its dissector's round-trip samples, added to the session's
+/// legs (which a UDP session has only from the first sample on).
+#[inline(never)]
+fn datagram(
+    s: &mut Session,
+    proto: Proto,
+    ts: crate::time::Ts,
+    from: Side,
+    payload: &[u8],
+    keep_rdp_cookie: bool,
+) -> [Option<RttSample>; 2] {
+    if proto != Proto::Rdp {
+        return [None, None];
+    }
+    let Some(app) = app_of(s, proto, keep_rdp_cookie) else { return [None, None] };
+    let samples = app.on_datagram(ts, from, payload);
+    for smp in samples.iter().flatten() {
+        s.timed_rtt_mut().add(smp);
+    }
+    samples
 }
 
 /// Decide which end of a new session is the client.

@@ -8,6 +8,7 @@ use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::ip_proto::IpProto;
+use crate::proto::rdp::RdpRecord;
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
 use crate::verdict::Verdict;
@@ -93,6 +94,9 @@ pub struct SessionRecord {
     pub alerts: Vec<String>,
     /// What the clear-text start of an SSH session told (null for other protocols).
     pub ssh: Option<SshInfo>,
+    /// What RDP sends in clear (null for other protocols, and for RDP
+    /// sessions that carried no payload).
+    pub rdp: Option<RdpRecord>,
     /// Multipath TCP: the connection's subflows (null for a TCP connection without it).
     pub mptcp: Option<MptcpRecord>,
     /// The record's schema: [`SCHEMA_VERSION`].
@@ -122,8 +126,9 @@ pub struct SessionRecord {
 /// The record's schema version, raised by one whenever fields are added.
 /// 1: the records before `schema_version` existed (no such field); 2: adds
 /// `schema_version`, `sensor`, `source`, `community_id`, `client_ip`,
-/// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`;
+/// 3: adds `rdp`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A Multipath TCP connection, or a join subflow recorded alone.
 #[derive(Debug, Clone, Serialize)]
@@ -248,7 +253,7 @@ impl SessionRecord {
             bytes: PerSide { client: s.bytes[0], server: s.bytes[1] },
             client_rtt_ms: leg(0),
             server_rtt_ms: leg(1),
-            retransmissions: rtt.map(|r| {
+            retransmissions: rtt.filter(|_| s.transport == IpProto::TCP).map(|r| {
                 let [c, sv] = r.retransmissions();
                 PerSide { client: c, server: sv }
             }),
@@ -275,6 +280,7 @@ impl SessionRecord {
             policy: v.limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
             alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
+            rdp: s.app.as_deref().and_then(|a| a.rdp_stream()).map(|x| x.record(s.transport)),
             mptcp: mptcp_record(s, reason),
             schema_version: SCHEMA_VERSION,
             sensor: None,
