@@ -1156,3 +1156,33 @@ fn s_progress_bar_on_a_terminal_only() {
         assert!(out.contains("192.0.2.1:51000"), "{opts}: no record:\n{out}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// RDP over UDP: the committed captures of scripts/rdpeudp-crafted.py (truth in
+// pcaps/crafted/README.md): client leg 10 ms, server leg 40 ms.
+
+fn committed(name: &str) -> Vec<Value> {
+    replay_ok(&[&Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/crafted").join(name)])
+}
+
+fn leg(samples: u64, ms: f64) -> Value {
+    serde_json::json!({"min": ms, "p50": ms, "p90": ms, "max": ms, "samples": samples, "handshake": ms, "floor": ms})
+}
+
+/// An RDPEUDP flow whose TCP connection the capture does not hold: a record
+/// of its own, timed exactly by its SYN exchange and its data/ACK pairs
+/// (none from a datagram sent twice, a delayed or a piggybacked ACK).
+#[test]
+fn t_rdpeudp_round_trips_are_exact() {
+    let recs = committed("rdpeudp-alone.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    assert_eq!((r["proto"].as_str(), r["transport"].as_str()), (Some("rdp"), Some("udp")), "{r}");
+    assert_eq!(r["client_rtt_ms"], leg(7, 10.0), "{r}");
+    assert_eq!(r["server_rtt_ms"], leg(6, 40.0), "{r}");
+    assert_eq!(r["rdp"]["udp_protocol"], "rdpeudp", "{r}");
+    assert_eq!(r["rdp"]["transports"], serde_json::json!(["udp"]), "{r}");
+    // No relay or typist verdict from the UDP path alone; no TCP retransmissions.
+    assert!(r["typist_rtt_ms"].is_null() && r["client_relay"].is_null() && r["retransmissions"].is_null(), "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 16, "server": 15}), "{r}");
+}
