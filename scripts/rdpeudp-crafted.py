@@ -156,8 +156,8 @@ def connection_confirm():
     return tpkt(bytes([6 + len(body), 0xD0, 0, 0, 0x12, 0x34, 0]) + body)
 
 
-def tcp_frames():
-    """A TCP RDP connection (10 ms client leg, 40 ms server leg) open for 3 s."""
+def tcp_frames(fin=3000):
+    """A TCP RDP connection (10 ms client leg, 40 ms server leg) closed at `fin` ms."""
     c, s = 100_000, 900_000
     cr, cc = connection_request(), connection_confirm()
     hello = bytes([0x16, 3, 1, 0, 60]) + bytes(60)
@@ -171,9 +171,9 @@ def tcp_frames():
         (100, True, c + 1 + len(cr), s + 1 + len(cc), A, b""),
         (100, True, c + 1 + len(cr), s + 1 + len(cc), P | A, hello),
         (140, False, s + 1 + len(cc), c + 1 + len(cr) + len(hello), A, b""),
-        (3000, True, c + 1 + len(cr) + len(hello), s + 1 + len(cc), F | A, b""),
-        (3040, False, s + 1 + len(cc), c + 2 + len(cr) + len(hello), F | A, b""),
-        (3050, True, c + 2 + len(cr) + len(hello), s + 2 + len(cc), A, b""),
+        (fin, True, c + 1 + len(cr) + len(hello), s + 1 + len(cc), F | A, b""),
+        (fin + 40, False, s + 1 + len(cc), c + 2 + len(cr) + len(hello), F | A, b""),
+        (fin + 50, True, c + 2 + len(cr) + len(hello), s + 2 + len(cc), A, b""),
     ]
     frames = []
     for i, (ms, from_client, sq, ak, fl, pl) in enumerate(seg):
@@ -190,6 +190,11 @@ def main():
     write(os.path.join(out, "rdpeudp-alone.pcap"), udp_frames(0, 0))
     both = sorted(tcp_frames() + udp_frames(200, 0), key=lambda f: f[0])
     write(os.path.join(out, "rdp-tcp-udp.pcap"), both)
+    # The TCP connection closes at 300 ms; its UDP flow sends one more ACK at
+    # 7 s, after the connection's record was written (5 s after its FIN).
+    late = udp_frames(200, 0)
+    late.append((7000, late[-1][1]))
+    write(os.path.join(out, "rdp-udp-outlives-tcp.pcap"), sorted(tcp_frames(300) + late, key=lambda f: f[0]))
 
 
 if __name__ == "__main__":

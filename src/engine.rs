@@ -15,6 +15,7 @@ use std::sync::Arc;
 mod config;
 mod mptcp;
 mod outputs;
+mod rdp;
 
 pub use config::EngineConfig;
 use mptcp::TokenOwner;
@@ -38,6 +39,9 @@ pub struct Engine {
     /// connection an MP_JOIN names. At most two per session in the table:
     /// an entry goes when its session ends.
     tokens: HashMap<u32, TokenOwner>,
+    /// The open RDP TCP connections by client address and server endpoint,
+    /// to link their UDP flows (at most one entry per session in the table).
+    rdp_servers: rdp::RdpServers,
     /// Packet clock: the latest timestamp seen (tolerates small reordering).
     now: Ts,
     next_expiry: Ts,
@@ -54,6 +58,7 @@ impl Engine {
         Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
+            rdp_servers: HashMap::new(),
             cfg,
             now: i64::MIN,
             next_expiry: i64::MIN,
@@ -135,12 +140,19 @@ impl Engine {
                 self.multipath_segment(id, p.ts, from, t, opt)
             } else if t.payload_len > 0 {
                 let pos = (t.seq, t.flags.ack().then_some(t.ack));
-                interactive(self.table.get_mut(id), proto, p.ts, from, pos, t, self.cfg.rdp_record_cookie)
+                let fresh = proto == Proto::Rdp && self.table.get(id).app.is_none();
+                let echo = interactive(self.table.get_mut(id), proto, p.ts, from, pos, t, self.cfg.rdp_record_cookie);
+                if fresh && self.table.get(id).app.is_some() {
+                    self.rdp_connection_opened(id, &key);
+                }
+                echo
             } else {
                 None
             };
-        } else if !payload.is_empty() && ip_proto == IpProto::UDP {
+        } else if !payload.is_empty() && ip_proto == IpProto::UDP && proto == Proto::Rdp {
+            let first = self.table.get(id).app.is_none();
             samples = datagram(self.table.get_mut(id), proto, p.ts, from, payload, self.cfg.rdp_record_cookie);
+            self.rdp_datagram(id, p.ts, first);
         }
         let s = self.table.get_mut(id);
         // Handshake turnarounds beside any interactive analysis (only
@@ -381,7 +393,8 @@ impl Engine {
             .ids()
             .map(|id| {
                 let s = t.get(id);
-                let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some());
+                let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some())
+                    || self.rdp_folds(s);
                 (!folds, s.start, s.client, s.server, id)
             })
             .collect();
@@ -406,6 +419,9 @@ impl Engine {
             return;
         }
         let proto = s.proto();
+        if proto == Proto::Rdp && self.end_rdp(key, &mut s, reason) {
+            return;
+        }
         self.counters.ended[proto.index()][reason as usize] += 1;
         if s.handshake_only() {
             self.counters.handshake_only[proto.index()] += 1;

@@ -203,6 +203,7 @@ fn rdp_clear_text_agrees_with_tshark() {
         "requested_protocols": null, "security": "rdp", "negotiation_failure": null,
         "client_version": 0x0008_0004, "client_build": 2600, "cookie": null,
         "udp_protocol": null, "transports": ["tcp"],
+        "link": null, "parent_uid": null, "linked_flows": [], "linked_flows_dropped": 0,
     });
     assert_eq!(r["rdp"], want, "{r}");
     // No keystroke analysis for RDP yet: its figures stay null.
@@ -214,6 +215,7 @@ fn rdp_clear_text_agrees_with_tshark() {
             "requested_protocols": ["rdp", "tls", "credssp"], "security": "credssp",
             "negotiation_failure": null, "client_version": null, "client_build": null,
             "cookie": null, "udp_protocol": null, "transports": ["tcp"],
+            "link": null, "parent_uid": null, "linked_flows": [], "linked_flows_dropped": 0,
         });
         assert_eq!(r["rdp"], want, "{r}");
     }
@@ -238,6 +240,8 @@ fn rdpeudp2_handshake_times_the_server_leg() {
     assert_eq!((r["proto"].as_str(), r["transport"].as_str()), (Some("rdp"), Some("udp")), "{r}");
     assert_eq!(r["rdp"]["udp_protocol"], "rdpeudp2", "{r}");
     assert_eq!(r["rdp"]["transports"], serde_json::json!(["udp"]), "{r}");
+    // Its TCP connection is not in the capture: recorded alone, linked to nothing.
+    assert!(r["rdp"]["link"].is_null() && r["rdp"]["parent_uid"].is_null(), "{r}");
     assert_eq!(r["server_rtt_ms"]["handshake"], 2.518, "{r}");
     assert_eq!(r["server_rtt_ms"]["samples"], 1, "{r}");
     assert!(r["client_rtt_ms"].is_null() && r["retransmissions"].is_null(), "{r}");

@@ -155,6 +155,13 @@ impl App {
         }
     }
 
+    pub fn rdp_stream_mut(&mut self) -> Option<&mut RdpStream> {
+        match &mut self.stream {
+            Stream::Rdp(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Settings of a new session's dissector: whether RDP's cookie (a user
     /// name) is kept.
     pub fn configure(&mut self, keep_rdp_cookie: bool) {

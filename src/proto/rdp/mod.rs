@@ -10,14 +10,15 @@ pub mod udp;
 mod x224;
 
 use super::{App, Data, Proto, Spec, Stream};
-use crate::analysis::RttSample;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::seq::{self, Continuity};
 use crate::analysis::turns::Msg;
+use crate::analysis::{Quantiles, RttSample};
 use crate::ip_proto::IpProto;
 use crate::side::Side;
 use crate::time::Ts;
 use serde::Serialize;
+use std::net::SocketAddr;
 use udp::UdpTimer;
 
 pub const SPEC: Spec = Spec {
@@ -141,6 +142,36 @@ impl RdpStream {
     }
 }
 
+/// The TCP connection of the RDP session a UDP flow was linked to, by
+/// addresses (the same client address, the server's address and port,
+/// while the connection was open): MS-RDPEMT's request id that would tie
+/// them travels encrypted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub start: Ts,
+}
+
+/// What a linked UDP flow leaves in its TCP connection's record when it
+/// ends (sides as the connection's).
+#[derive(Debug, Clone)]
+pub struct LinkedFlow {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub start: Ts,
+    pub last: Ts,
+    pub end_reason: &'static str,
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub ttl: [Option<u8>; 2],
+    pub legs: [Option<Quantiles>; 2],
+    pub handshake: [Option<f64>; 2],
+}
+
+/// Linked flows listed per connection; more are counted, not listed.
+pub const MAX_LINKED: usize = 16;
+
 /// Longest message gathered from several segments (an MCS Connect Initial
 /// is under 1 KB).
 const MAX_MESSAGE: usize = 8 * 1024;
@@ -167,6 +198,23 @@ pub struct RdpStream {
     pub keep_cookie: bool,
     /// The UDP transport's round trips, for an RDP flow over UDP.
     udp: Option<Box<UdpTimer>>,
+    /// A UDP flow: the TCP connection it was linked to.
+    pub link: Option<Link>,
+    /// A TCP connection: its UDP flows that ended, and those beyond [`MAX_LINKED`].
+    pub linked: Vec<LinkedFlow>,
+    pub linked_dropped: u32,
+}
+
+impl RdpStream {
+    /// A UDP flow of this (TCP) session ended: its figures join the list.
+    pub fn add_linked(&mut self, f: LinkedFlow) {
+        self.info.udp = true;
+        if self.linked.len() < MAX_LINKED {
+            self.linked.push(f);
+        } else {
+            self.linked_dropped += 1;
+        }
+    }
 }
 
 impl RdpStream {
