@@ -289,7 +289,9 @@ impl RdpStream {
                 // Anything but Standard RDP Security: the client's next
                 // messages are encrypted.
                 if !matches!(info.confirm, Some(Confirm::Selected(0) | Confirm::Legacy)) {
-                    self.dirs[Side::Client as usize].done = true;
+                    let client = &mut self.dirs[Side::Client as usize];
+                    client.done = true;
+                    client.buf = Vec::new();
                 }
             }
             _ => {}
