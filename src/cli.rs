@@ -97,6 +97,10 @@ struct Common {
     /// handshake only: scans) out of the records; they are still counted.
     #[arg(long)]
     skip_handshake_only: bool,
+    /// Keep an RDP connection request's cookie (`mstshash=NAME`: a user
+    /// name) in the record's `rdp.cookie` (config `rdp.record_cookie`).
+    #[arg(long)]
+    rdp_record_cookie: bool,
     #[arg(long, visible_alias = "web.listen-address", help = with_default(
         "Serve Prometheus /metrics on this address: IP:PORT, [IPv6]:PORT, HOST:PORT (localhost:9617) or :PORT (every interface)",
         format!("{} for live; none for replay", config::DEFAULT_LISTEN),
@@ -198,6 +202,7 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
         cfg.output.file = c.output.clone();
     }
     cfg.output.skip_handshake_only |= c.skip_handshake_only;
+    cfg.rdp.record_cookie |= c.rdp_record_cookie;
     if c.sensor.is_some() {
         cfg.output.sensor = c.sensor.clone();
     }

@@ -20,6 +20,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub output: OutputConfig,
     pub log: LogConfig,
+    pub rdp: RdpConfig,
     pub relay: Thresholds,
     /// Client subnet → expected maximum typist round trip, ms.
     pub policy: BTreeMap<String, f64>,
@@ -64,6 +65,15 @@ impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig { max_sessions: 1_000_000, tcp_idle_s: 300.0, udp_idle_s: 60.0, interactive_idle_s: 14_400.0 }
     }
+}
+
+/// What RDP sessions' records may hold.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RdpConfig {
+    /// Keep the connection request's cookie (`mstshash=NAME`: a user name)
+    /// in the record's `rdp.cookie`; off by default. Never in metrics or logs.
+    pub record_cookie: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -4,6 +4,7 @@
 use crate::analysis::{RttSample, Segment};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
+use crate::ip_proto::IpProto;
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 mod config;
 mod mptcp;
 mod outputs;
+mod rdp;
 
 pub use config::EngineConfig;
 use mptcp::TokenOwner;
@@ -37,6 +39,9 @@ pub struct Engine {
     /// connection an MP_JOIN names. At most two per session in the table:
     /// an entry goes when its session ends.
     tokens: HashMap<u32, TokenOwner>,
+    /// The open RDP TCP connections by client address and server endpoint,
+    /// to link their UDP flows (at most one entry per session in the table).
+    rdp_servers: rdp::RdpServers,
     /// Packet clock: the latest timestamp seen (tolerates small reordering).
     now: Ts,
     next_expiry: Ts,
@@ -53,6 +58,7 @@ impl Engine {
         Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
+            rdp_servers: HashMap::new(),
             cfg,
             now: i64::MIN,
             next_expiry: i64::MIN,
@@ -133,10 +139,20 @@ impl Engine {
             echo = if self.table.get(id).multipath().is_some() {
                 self.multipath_segment(id, p.ts, from, t, opt)
             } else if t.payload_len > 0 {
-                interactive(self.table.get_mut(id), proto, p.ts, from, (t.seq, t.flags.ack().then_some(t.ack)), t)
+                let pos = (t.seq, t.flags.ack().then_some(t.ack));
+                let fresh = proto == Proto::Rdp && self.table.get(id).app.is_none();
+                let echo = interactive(self.table.get_mut(id), proto, p.ts, from, pos, t, self.cfg.rdp_record_cookie);
+                if fresh && self.table.get(id).app.is_some() {
+                    self.rdp_connection_opened(id, &key);
+                }
+                echo
             } else {
                 None
             };
+        } else if !payload.is_empty() && ip_proto == IpProto::UDP && proto == Proto::Rdp {
+            let first = self.table.get(id).app.is_none();
+            samples = datagram(self.table.get_mut(id), proto, p.ts, from, payload, self.cfg.rdp_record_cookie);
+            self.rdp_datagram(id, p.ts, first);
         }
         let s = self.table.get_mut(id);
         // Handshake turnarounds beside any interactive analysis (only
@@ -377,7 +393,8 @@ impl Engine {
             .ids()
             .map(|id| {
                 let s = t.get(id);
-                let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some());
+                let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some())
+                    || self.rdp_folds(s);
                 (!folds, s.start, s.client, s.server, id)
             })
             .collect();
@@ -402,6 +419,9 @@ impl Engine {
             return;
         }
         let proto = s.proto();
+        if proto == Proto::Rdp && self.end_rdp(key, &mut s, reason) {
+            return;
+        }
         self.counters.ended[proto.index()][reason as usize] += 1;
         if s.handshake_only() {
             self.counters.handshake_only[proto.index()] += 1;
@@ -462,14 +482,48 @@ fn interactive(
     from: Side,
     (seq, ack): (u32, Option<u32>),
     t: &crate::decode::Tcp<'_>,
+    keep_rdp_cookie: bool,
 ) -> Option<f32> {
     let syn_seen = s.rtt().is_some_and(|r| r.syn_seen());
-    let app = match &mut s.app {
-        Some(app) => app,
-        slot => slot.insert(Box::new((proto.spec()?.app?)())),
-    };
+    let app = app_of(s, proto, keep_rdp_cookie)?;
     let d = Data { ts, from, seq, ack, len: t.payload_len, payload: t.payload, syn_seen };
     app.on_data(&d).map(|e| e as f32)
+}
+
+/// A session's dissector, made by its protocol module on its first data.
+#[inline(always)]
+fn app_of(s: &mut Session, proto: Proto, keep_rdp_cookie: bool) -> Option<&mut crate::proto::App> {
+    Some(match &mut s.app {
+        Some(app) => app,
+        slot => {
+            let mut app = Box::new((proto.spec()?.app?)());
+            app.configure(keep_rdp_cookie);
+            slot.insert(app)
+        }
+    })
+}
+
+/// A UDP datagram of a protocol whose own numbering times its legs (RDP
+/// over UDP): its dissector's round-trip samples, added to the session's
+/// legs (which a UDP session has only from the first sample on).
+#[inline(never)]
+fn datagram(
+    s: &mut Session,
+    proto: Proto,
+    ts: crate::time::Ts,
+    from: Side,
+    payload: &[u8],
+    keep_rdp_cookie: bool,
+) -> [Option<RttSample>; 2] {
+    if proto != Proto::Rdp {
+        return [None, None];
+    }
+    let Some(app) = app_of(s, proto, keep_rdp_cookie) else { return [None, None] };
+    let samples = app.on_datagram(ts, from, payload);
+    for smp in samples.iter().flatten() {
+        s.timed_rtt_mut().add(smp);
+    }
+    samples
 }
 
 /// Decide which end of a new session is the client.

@@ -9,6 +9,7 @@ use crate::analysis::assess::{Assessment, assess};
 use crate::analysis::relay::{Thresholds, Transport};
 use crate::flow::Session;
 use crate::flow::mptcp::Role;
+use crate::ip_proto::IpProto;
 use crate::policy::{Limit, Policy};
 
 /// What turns measurements into verdicts and alerts.
@@ -67,6 +68,11 @@ impl Judge {
 /// Everything derived from a session's measurements; `legs` from [`Session::leg_quantiles`].
 fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
     let rtt = s.rtt();
+    // A UDP flow timed by its protocol (RDP over UDP) carries none of its
+    // session's exchange (that is on the TCP connection): no verdict.
+    if rtt.is_some() && s.transport != IpProto::TCP {
+        return Assessment::default();
+    }
     let legs = [0, 1].map(|i| {
         let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
         legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))

@@ -1156,3 +1156,80 @@ fn s_progress_bar_on_a_terminal_only() {
         assert!(out.contains("192.0.2.1:51000"), "{opts}: no record:\n{out}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// RDP over UDP: the committed captures of scripts/rdpeudp-crafted.py (truth in
+// pcaps/crafted/README.md): client leg 10 ms, server leg 40 ms.
+
+fn committed(name: &str) -> Vec<Value> {
+    replay_ok(&[&Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/crafted").join(name)])
+}
+
+fn leg(samples: u64, ms: f64) -> Value {
+    serde_json::json!({"min": ms, "p50": ms, "p90": ms, "max": ms, "samples": samples, "handshake": ms, "floor": ms})
+}
+
+/// An RDPEUDP flow whose TCP connection the capture does not hold: a record
+/// of its own, timed exactly by its SYN exchange and its data/ACK pairs
+/// (none from a datagram sent twice, a delayed or a piggybacked ACK).
+#[test]
+fn t_rdpeudp_round_trips_are_exact() {
+    let recs = committed("rdpeudp-alone.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    assert_eq!((r["proto"].as_str(), r["transport"].as_str()), (Some("rdp"), Some("udp")), "{r}");
+    assert_eq!(r["client_rtt_ms"], leg(7, 10.0), "{r}");
+    assert_eq!(r["server_rtt_ms"], leg(6, 40.0), "{r}");
+    assert_eq!(r["rdp"]["udp_protocol"], "rdpeudp", "{r}");
+    assert_eq!(r["rdp"]["transports"], serde_json::json!(["udp"]), "{r}");
+    assert!(r["rdp"]["link"].is_null() && r["rdp"]["parent_uid"].is_null(), "{r}");
+    // No relay or typist verdict from the UDP path alone; no TCP retransmissions.
+    assert!(r["typist_rtt_ms"].is_null() && r["client_relay"].is_null() && r["retransmissions"].is_null(), "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 16, "server": 15}), "{r}");
+}
+
+/// The same UDP flow beside its TCP connection (same client address, the
+/// server's address and port, opened while the connection lives): one
+/// record, the connection's, with the UDP flow in `rdp.linked_flows` and
+/// its exact legs; packets are the totals of both (TCP 7 + 4, UDP 16 + 15).
+#[test]
+fn t_rdp_udp_flow_links_to_its_tcp_connection() {
+    let recs = committed("rdp-tcp-udp.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    assert_eq!(r["transport"], "tcp", "{r}");
+    assert_eq!(r["rdp"]["transports"], serde_json::json!(["tcp", "udp"]), "{r}");
+    assert_eq!(r["rdp"]["security"], "tls", "{r}");
+    assert_eq!(r["rdp"]["requested_protocols"], serde_json::json!(["rdp", "tls", "credssp"]), "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 23, "server": 19}), "{r}");
+    // The connection's own legs stay the TCP path's; the X.224 turnaround is 40 ms.
+    assert_eq!(r["client_rtt_ms"], leg(3, 10.0), "{r}");
+    assert_eq!(r["server_rtt_ms"], leg(2, 40.0), "{r}");
+    assert_eq!(r["server_app_rtt_ms"]["floor"], 40.0, "{r}");
+    let flows = r["rdp"]["linked_flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1, "{r}");
+    let f = &flows[0];
+    assert_eq!((f["client"].as_str(), f["link"].as_str()), (Some("192.0.2.10:50000"), Some("addresses")), "{f}");
+    assert_eq!(f["client_rtt_ms"], leg(7, 10.0), "{f}");
+    assert_eq!(f["server_rtt_ms"], leg(6, 40.0), "{f}");
+    assert_eq!(f["packets"], serde_json::json!({"client": 16, "server": 15}), "{f}");
+    assert!(r["rdp"]["link"].is_null() && r["rdp"]["parent_uid"].is_null(), "{r}");
+}
+
+/// A UDP flow that outlives its TCP connection (FIN at 300 ms, its record
+/// written 5 s later; one more datagram at 7 s) is recorded alone, naming
+/// the connection's uid; the connection still says it had a UDP transport.
+#[test]
+fn t_rdp_udp_flow_outliving_its_connection_is_recorded_alone() {
+    let recs = committed("rdp-udp-outlives-tcp.pcap");
+    assert_eq!(recs.len(), 2, "{}", common::pretty(&recs));
+    let tcp = recs.iter().find(|r| r["transport"] == "tcp").unwrap();
+    let udp = recs.iter().find(|r| r["transport"] == "udp").unwrap();
+    assert_eq!(tcp["rdp"]["transports"], serde_json::json!(["tcp", "udp"]), "{tcp}");
+    assert_eq!(tcp["rdp"]["linked_flows"], serde_json::json!([]), "{tcp}");
+    assert_eq!(udp["rdp"]["link"], "addresses", "{udp}");
+    assert_eq!(udp["rdp"]["parent_uid"], tcp["uid"], "{udp}");
+    assert_eq!(udp["client_rtt_ms"], leg(7, 10.0), "{udp}");
+    assert_eq!(udp["server_rtt_ms"], leg(6, 40.0), "{udp}");
+    assert!(udp["typist_rtt_ms"].is_null(), "{udp}");
+}

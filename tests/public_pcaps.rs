@@ -211,3 +211,59 @@ fn rdp_keystrokes_on_public_captures_nobody_scripted_for_echoloc() {
         assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
     }
 }
+
+/// The RDP records' `rdp` object against what tshark decodes from the same
+/// captures (`tshark -r FILE -O rdp`).
+#[test]
+fn rdp_clear_text_agrees_with_tshark() {
+    // Standard RDP Security, no negotiation: "Cookie: mstshash=A70067", a
+    // confirm without RDP_NEG_RSP, clientCoreData versionMajor 4 /
+    // versionMinor 8 (0x00080004) and clientBuild 2600.
+    let recs = replay("suricata-verify/RDP-003.pcap");
+    let r = recs.iter().find(|r| r["proto"] == "rdp").unwrap();
+    let want = serde_json::json!({
+        "requested_protocols": null, "security": "rdp", "negotiation_failure": null,
+        "client_version": 0x0008_0004, "client_build": 2600, "cookie": null,
+        "udp_protocol": null, "transports": ["tcp"],
+        "link": null, "parent_uid": null, "linked_flows": [], "linked_flows_dropped": 0,
+    });
+    assert_eq!(r["rdp"], want, "{r}");
+    assert!(recs.iter().filter(|r| r["proto"] != "rdp").all(|r| r["rdp"].is_null()));
+    // requestedProtocols 0x00000003 (TLS, CredSSP), selectedProtocol CredSSP (0x00000002).
+    for r in replay("zeek/rdp-to-ssl.pcap") {
+        let want = serde_json::json!({
+            "requested_protocols": ["rdp", "tls", "credssp"], "security": "credssp",
+            "negotiation_failure": null, "client_version": null, "client_build": null,
+            "cookie": null, "udp_protocol": null, "transports": ["tcp"],
+            "link": null, "parent_uid": null, "linked_flows": [], "linked_flows_dropped": 0,
+        });
+        assert_eq!(r["rdp"], want, "{r}");
+    }
+    // Behind SOCKS5: requestedProtocols 0, selectedProtocol Standard RDP Security (0).
+    let r = &replay("arkime/socks5-rdp.pcap")[0];
+    assert_eq!(r["rdp"]["requested_protocols"], serde_json::json!(["rdp"]), "{r}");
+    assert_eq!(r["rdp"]["security"], "rdp", "{r}");
+    // The cookie (a user name) only when asked: "Cookie: mstshash=AWAKECODI".
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public/zeek/rdp-to-ssl.pcap");
+    for r in common::replay_with_ok(&["--rdp-record-cookie"], &[&path]) {
+        assert_eq!(r["rdp"]["cookie"], "mstshash=AWAKECODI", "{r}");
+    }
+}
+
+/// RDPEUDP2: the SYN (flags SYN|CORRELATION_ID|SYNEX, uUdpVer 0x0101) at
+/// 0.000000 and the SYN+ACK at 0.002518 (tshark frame times): a 2.518 ms
+/// round trip on the server leg; the data phase (RDPEUDP2) is not timed.
+#[test]
+fn rdpeudp2_handshake_times_the_server_leg() {
+    let recs = replay("zeek/rdpeudp2-handshake-success.pcap");
+    let r = &recs[0];
+    assert_eq!((r["proto"].as_str(), r["transport"].as_str()), (Some("rdp"), Some("udp")), "{r}");
+    assert_eq!(r["rdp"]["udp_protocol"], "rdpeudp2", "{r}");
+    assert_eq!(r["rdp"]["transports"], serde_json::json!(["udp"]), "{r}");
+    // Its TCP connection is not in the capture: recorded alone, linked to nothing.
+    assert!(r["rdp"]["link"].is_null() && r["rdp"]["parent_uid"].is_null(), "{r}");
+    assert_eq!(r["server_rtt_ms"]["handshake"], 2.518, "{r}");
+    assert_eq!(r["server_rtt_ms"]["samples"], 1, "{r}");
+    assert!(r["client_rtt_ms"].is_null() && r["retransmissions"].is_null(), "{r}");
+    assert!(r["typist_rtt_ms"].is_null() && r["server_relay"].is_null(), "{r}");
+}

@@ -348,6 +348,12 @@ const COMMANDS: &[(&str, How)] = &[
             "root, network namespaces and real OpenSSH for minutes, and it rewrites the committed captures; tests/lab_truth.rs checks what it made",
         ),
     ),
+    (
+        "sudo python3 lab/rdp-lab.py --out pcaps/rdp",
+        How::No(
+            "root, network namespaces, xrdp and xfreerdp for minutes, and it rewrites the committed captures; tests/rdp_lab.rs checks what it made",
+        ),
+    ),
 ];
 
 /// README code blocks that are not shell commands, by their first line; the

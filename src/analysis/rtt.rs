@@ -173,23 +173,36 @@ impl RttTracker {
             }
         }
         for smp in out.iter().flatten() {
-            let v = ms(smp.ns);
-            match smp.kind {
-                SampleKind::Handshake => {
-                    self.handshake[smp.leg as usize] = Some(v);
-                    self.legs[smp.leg as usize].add(v);
-                    self.legs[smp.leg as usize].clean += 1;
-                }
-                SampleKind::Ack => {
-                    let leg = &mut self.legs[smp.leg as usize];
-                    leg.add(v);
-                    leg.clean += u32::from(immediate);
-                }
-                // Returned to the caller, never mixed into the network figures.
-                SampleKind::Piggyback => {}
-            }
+            self.take(smp, immediate);
         }
         out
+    }
+
+    /// Add a sample another transport's numbering gave (RDP over UDP):
+    /// acknowledgements it times are sent at once (a delayed one is flagged
+    /// and not timed).
+    pub fn add(&mut self, smp: &RttSample) {
+        if smp.ns >= 0 {
+            self.take(smp, true);
+        }
+    }
+
+    fn take(&mut self, smp: &RttSample, immediate: bool) {
+        let v = ms(smp.ns);
+        match smp.kind {
+            SampleKind::Handshake => {
+                self.handshake[smp.leg as usize] = Some(v);
+                self.legs[smp.leg as usize].add(v);
+                self.legs[smp.leg as usize].clean += 1;
+            }
+            SampleKind::Ack => {
+                let leg = &mut self.legs[smp.leg as usize];
+                leg.add(v);
+                leg.clean += u32::from(immediate);
+            }
+            // Returned to the caller, never mixed into the network figures.
+            SampleKind::Piggyback => {}
+        }
     }
 
     /// The connection's SYN or SYN/ACK was seen: it began in the capture.

@@ -23,6 +23,8 @@ pub struct EngineConfig {
     /// each, when they have new figures), so alerts are raised live: set by
     /// live capture, and whenever there is an observer (metrics).
     pub live_verdicts: bool,
+    /// Keep an RDP connection request's cookie (a user name) for its record.
+    pub rdp_record_cookie: bool,
 }
 
 impl EngineConfig {
@@ -38,13 +40,14 @@ impl EngineConfig {
             max_sessions: sessions.max_sessions,
             judge,
             live_verdicts: false,
+            rdp_record_cookie: false,
         }
     }
 
     /// The engine a config asks for (validated when it was loaded).
     pub fn from_config(cfg: &Config) -> EngineConfig {
         let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };
-        EngineConfig::new(&cfg.sessions, judge)
+        EngineConfig { rdp_record_cookie: cfg.rdp.record_cookie, ..EngineConfig::new(&cfg.sessions, judge) }
     }
 }
 

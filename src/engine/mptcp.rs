@@ -93,7 +93,7 @@ impl Engine {
         let (target, side, pos) = feed?;
         let s = self.table.get_mut(target);
         let proto = s.proto();
-        interactive(s, proto, ts, side, pos, t)
+        interactive(s, proto, ts, side, pos, t, self.cfg.rdp_record_cookie)
     }
 
     /// The table slot of a join subflow's connection, if it is still open.

@@ -161,3 +161,70 @@ mod mptcp {
         assert_eq!((m.role, m.parent_uid.as_deref()), ("join", None));
     }
 }
+
+mod rdp {
+    use super::*;
+
+    const MS: Ts = 1_000_000;
+
+    /// A TCP segment between 192.0.2.1:`cport` and 192.0.2.2:3389.
+    fn tcp(cport: u16, to_server: bool, flags: &str, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sp, dp) = if to_server {
+            ([192, 0, 2, 1], [192, 0, 2, 2], cport, 3389)
+        } else {
+            ([192, 0, 2, 2], [192, 0, 2, 1], 3389, cport)
+        };
+        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240);
+        for f in flags.chars() {
+            b = match f {
+                'S' => b.syn(),
+                'A' => b.ack(1),
+                'F' => b.fin(),
+                'R' => b.rst(),
+                _ => b,
+            };
+        }
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    /// A UDP datagram from 192.0.2.1:`cport` to 192.0.2.2:3389: an RDPEUDP SYN.
+    fn udp_syn(cport: u16) -> Vec<u8> {
+        let mut p = vec![0xFF, 0xFF, 0xFF, 0xFF, 0, 64, 0, 1, 0, 0, 0, 7, 0x04, 0xD0, 0x04, 0xD0];
+        p.extend_from_slice(&[0; 4]);
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).udp(cport, 3389);
+        let mut f = Vec::new();
+        b.write(&mut f, &p).unwrap();
+        f
+    }
+
+    const CR: &[u8] = &[3, 0, 0, 11, 6, 0xE0, 0, 0, 0, 0, 0];
+
+    /// The map of open RDP connections holds only connections in the table,
+    /// and a UDP flow links only to a connection still open.
+    #[test]
+    fn connections_are_noted_while_open_and_udp_flows_link_to_them() {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut recs: Vec<SessionRecord> = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        e.frame(LinkType::Ethernet, 0, &tcp(40000, true, "S", 1, &[]), &mut out);
+        e.frame(LinkType::Ethernet, MS, &tcp(40000, true, "A", 2, CR), &mut out);
+        assert_eq!(e.rdp_servers.len(), 1);
+        e.frame(LinkType::Ethernet, 2 * MS, &udp_syn(50000), &mut out);
+        // The connection resets; its linger over, it is written and its entry goes.
+        e.frame(LinkType::Ethernet, 3 * MS, &tcp(40000, true, "R", 13, &[]), &mut out);
+        e.frame(LinkType::Ethernet, 6 * NS_PER_SEC, &udp_syn(50001), &mut out);
+        assert!(e.rdp_servers.is_empty(), "{:?}", e.rdp_servers);
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        let rdp = |r: &SessionRecord| r.rdp.clone().unwrap();
+        let tcp = recs.iter().find(|r| r.transport == "tcp").unwrap();
+        assert_eq!(rdp(tcp).clear.transports, ["tcp", "udp"]);
+        let linked = recs.iter().find(|r| r.client_port == Some(50000)).unwrap();
+        assert_eq!((rdp(linked).link, rdp(linked).parent_uid), (Some("addresses"), Some(tcp.uid.clone())));
+        // Opened after the connection ended: linked to nothing.
+        let alone = recs.iter().find(|r| r.client_port == Some(50001)).unwrap();
+        assert_eq!((rdp(alone).link, rdp(alone).parent_uid), (None, None));
+        assert_eq!(recs.len(), 3);
+    }
+}

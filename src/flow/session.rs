@@ -36,6 +36,9 @@ pub const LONG_IDLE: u8 = 4;
 pub const FIN_FROM: [u8; 2] = [8, 16];
 /// [`Session::stage`]: a Multipath TCP subflow (its state is in `mptcp`).
 const MULTIPATH: u8 = 32;
+/// [`Session::stage`]: a UDP session whose protocol's own numbering gave
+/// round trips (RDP over UDP): its `rtt` legs hold them.
+const TIMED: u8 = 64;
 
 /// One session. Laid out in declaration order (`repr(C)`): what every
 /// packet reads or writes comes first, so it shares the cache lines right
@@ -165,18 +168,26 @@ impl Session {
         if src == self.client { Side::Client } else { Side::Server }
     }
 
-    /// TCP round trips, for TCP sessions.
+    /// Transport round trips: TCP's, or those a UDP protocol's numbering
+    /// gave (RDP over UDP: legs only, no handshake of TCP's).
     pub fn rtt(&self) -> Option<&RttTracker> {
-        (self.transport == IpProto::TCP).then_some(&self.rtt)
+        (self.transport == IpProto::TCP || self.stage & TIMED != 0).then_some(&self.rtt)
     }
 
-    /// The same, to feed it a segment.
+    /// The round-trip legs of a UDP session timed by its protocol, which
+    /// has them from now on.
+    pub fn timed_rtt_mut(&mut self) -> &mut RttTracker {
+        self.stage |= TIMED;
+        &mut self.rtt
+    }
+
+    /// TCP's, to feed it a segment.
     pub fn rtt_mut(&mut self) -> Option<&mut RttTracker> {
         (self.transport == IpProto::TCP).then_some(&mut self.rtt)
     }
 
-    /// Transport round-trip quantiles of each leg, for TCP sessions (one
-    /// sort of each reservoir).
+    /// Transport round-trip quantiles of each leg, for TCP sessions and
+    /// timed UDP ones (one sort of each reservoir).
     pub fn leg_quantiles(&self) -> [Option<Quantiles>; 2] {
         self.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
     }

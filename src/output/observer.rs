@@ -61,7 +61,7 @@ impl Observer for Metrics {
             }
         }
         // Interactive sessions get series even if they never published.
-        self.sessions.publish(key, s, v, s.app.is_some());
+        self.sessions.publish(key, s, v, s.interactive().is_some());
         self.sessions.end(key, s);
     }
 

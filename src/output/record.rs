@@ -8,6 +8,7 @@ use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::ip_proto::IpProto;
+use crate::proto::rdp::{LinkedFlow, RdpRecord, RdpStream};
 use crate::proto::ssh::SshInfo;
 use crate::time::{Ts, rfc3339};
 use crate::verdict::Verdict;
@@ -93,6 +94,9 @@ pub struct SessionRecord {
     pub alerts: Vec<String>,
     /// What the clear-text start of an SSH session told (null for other protocols).
     pub ssh: Option<SshInfo>,
+    /// What RDP sends in clear (null for other protocols, and for RDP
+    /// sessions that carried no payload).
+    pub rdp: Option<RdpOut>,
     /// Multipath TCP: the connection's subflows (null for a TCP connection without it).
     pub mptcp: Option<MptcpRecord>,
     /// The record's schema: [`SCHEMA_VERSION`].
@@ -122,8 +126,9 @@ pub struct SessionRecord {
 /// The record's schema version, raised by one whenever fields are added.
 /// 1: the records before `schema_version` existed (no such field); 2: adds
 /// `schema_version`, `sensor`, `source`, `community_id`, `client_ip`,
-/// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`;
+/// 3: adds `rdp`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A Multipath TCP connection, or a join subflow recorded alone.
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +207,70 @@ fn mptcp_record(s: &Session, reason: EndReason) -> Option<MptcpRecord> {
     })
 }
 
+/// The record's `rdp` object: what RDP sent in clear, and how the
+/// session's flows over TCP and UDP were linked.
+#[derive(Debug, Clone, Serialize)]
+pub struct RdpOut {
+    #[serde(flatten)]
+    pub clear: RdpRecord,
+    /// A UDP flow linked to its TCP connection and recorded alone (the
+    /// connection's record was written first): "addresses", what the link
+    /// stands on; else null.
+    pub link: Option<&'static str>,
+    /// That connection's uid (null with `link`).
+    pub parent_uid: Option<String>,
+    /// A TCP connection: its UDP flows that ended while it was open, in the
+    /// order they ended (at most 16), and those beyond.
+    pub linked_flows: Vec<LinkedFlowRecord>,
+    pub linked_flows_dropped: u32,
+}
+
+/// One UDP flow of an RDP session, as its TCP connection's record lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedFlowRecord {
+    pub client: String,
+    pub server: String,
+    pub start: String,
+    pub end: String,
+    pub end_reason: &'static str,
+    pub packets: PerSide<u64>,
+    pub bytes: PerSide<u64>,
+    pub client_rtt_ms: Option<LegRtt>,
+    pub server_rtt_ms: Option<LegRtt>,
+    pub ttl: PerSide<Option<u8>>,
+    /// What the link stands on: "addresses".
+    pub link: &'static str,
+}
+
+impl LinkedFlowRecord {
+    fn of(f: &LinkedFlow) -> LinkedFlowRecord {
+        let leg = |i: usize| f.legs[i].map(|q| leg_rtt(q, f.handshake[i]));
+        LinkedFlowRecord {
+            client: addr(f.client, IpProto::UDP),
+            server: addr(f.server, IpProto::UDP),
+            start: rfc3339(f.start),
+            end: rfc3339(f.last),
+            end_reason: f.end_reason,
+            packets: PerSide { client: f.packets[0], server: f.packets[1] },
+            bytes: PerSide { client: f.bytes[0], server: f.bytes[1] },
+            client_rtt_ms: leg(0),
+            server_rtt_ms: leg(1),
+            ttl: PerSide { client: f.ttl[0], server: f.ttl[1] },
+            link: "addresses",
+        }
+    }
+}
+
+fn rdp_record(r: &RdpStream, s: &Session) -> RdpOut {
+    RdpOut {
+        clear: r.record(s.transport),
+        link: r.link.map(|_| "addresses"),
+        parent_uid: r.link.map(|l| uid(IpProto::TCP, l.client, l.server, l.start)),
+        linked_flows: r.linked.iter().map(LinkedFlowRecord::of).collect(),
+        linked_flows_dropped: r.linked_dropped,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EchoMs {
     pub min: f64,
@@ -248,7 +317,7 @@ impl SessionRecord {
             bytes: PerSide { client: s.bytes[0], server: s.bytes[1] },
             client_rtt_ms: leg(0),
             server_rtt_ms: leg(1),
-            retransmissions: rtt.map(|r| {
+            retransmissions: rtt.filter(|_| s.transport == IpProto::TCP).map(|r| {
                 let [c, sv] = r.retransmissions();
                 PerSide { client: c, server: sv }
             }),
@@ -275,6 +344,7 @@ impl SessionRecord {
             policy: v.limit.map(|l| PolicyHit { subnet: l.subnet.to_string(), max_rtt_ms: l.max_rtt_ms }),
             alerts: v.alerts.iter().map(|a| a.to_string()).collect(),
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
+            rdp: s.app.as_deref().and_then(|a| a.rdp_stream()).map(|x| rdp_record(x, s)),
             mptcp: mptcp_record(s, reason),
             schema_version: SCHEMA_VERSION,
             sensor: None,

@@ -11,7 +11,7 @@ mod data;
 mod detect;
 mod ike;
 mod openvpn;
-mod rdp;
+pub mod rdp;
 pub mod ssh;
 mod tls;
 pub mod vnc;
@@ -20,10 +20,13 @@ mod wireguard;
 pub use data::Data;
 pub use detect::{Classifier, detect_payload};
 
+use crate::analysis::RttSample;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Msg;
 use crate::ip_proto::IpProto;
 use crate::labels::label_enum;
+use crate::side::Side;
+use crate::time::Ts;
 use rdp::RdpStream;
 use ssh::SshStream;
 use vnc::VncStream;
@@ -119,10 +122,41 @@ impl App {
         }
     }
 
+    /// Feed a UDP datagram to a dissector that times its protocol's own
+    /// numbering (RDP over UDP); returns the round-trip samples it gives.
+    pub fn on_datagram(&mut self, ts: Ts, from: Side, payload: &[u8]) -> [Option<RttSample>; 2] {
+        match &mut self.stream {
+            Stream::Rdp(stream) => rdp::on_datagram(stream, ts, from, payload),
+            _ => [None, None],
+        }
+    }
+
     pub fn ssh_stream(&self) -> Option<&SshStream> {
         match &self.stream {
             Stream::Ssh(s) => Some(s),
-            Stream::Vnc(_) | Stream::Rdp(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn rdp_stream(&self) -> Option<&RdpStream> {
+        match &self.stream {
+            Stream::Rdp(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn rdp_stream_mut(&mut self) -> Option<&mut RdpStream> {
+        match &mut self.stream {
+            Stream::Rdp(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Settings of a new session's dissector: whether RDP's cookie (a user
+    /// name) is kept.
+    pub fn configure(&mut self, keep_rdp_cookie: bool) {
+        if let Stream::Rdp(s) = &mut self.stream {
+            s.keep_cookie = keep_rdp_cookie;
         }
     }
 }

@@ -1,0 +1,120 @@
+//! The engine's RDP part: a UDP flow of an RDP session (MS-RDPEMT
+//! multitransport) is a linked flow of its TCP connection, found by
+//! addresses (docs/sessions.md, section 5): the same client address, the
+//! server's address and port, while the connection is in the table. It keeps
+//! the connection alive, and when it ends its figures are folded into the
+//! connection's record (`rdp.linked_flows`); a flow whose connection was
+//! never seen, or ended first, is recorded alone.
+
+use super::Engine;
+use crate::flow::{EndReason, FlowKey, Session};
+use crate::ip_proto::IpProto;
+use crate::proto::Proto;
+use crate::proto::rdp::{Link, LinkedFlow};
+use crate::time::Ts;
+use std::net::{IpAddr, SocketAddr};
+
+/// The open RDP TCP connections by (client address, server address and
+/// port): their key and start. One entry per connection in the table at
+/// most (the latest from a client to a server): it goes when it ends.
+pub(super) type RdpServers = std::collections::HashMap<(IpAddr, SocketAddr), (FlowKey, Ts)>;
+
+impl Engine {
+    /// An RDP TCP connection's dissector was just made: UDP flows from its
+    /// client to its server's address and port link to it from now on.
+    pub(super) fn rdp_connection_opened(&mut self, id: u32, key: &FlowKey) {
+        let s = self.table.get(id);
+        self.rdp_servers.insert((s.client.ip(), s.server), (*key, s.start));
+    }
+
+    /// The table slot of the open RDP TCP connection `link` names.
+    fn rdp_connection(&self, link: &Link) -> Option<u32> {
+        let key =
+            FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), IpProto::TCP).0;
+        let id = self.table.find(&key)?;
+        (self.table.get(id).start == link.start).then_some(id)
+    }
+
+    /// A datagram of an RDP flow over UDP (after its dissector read it):
+    /// on the flow's first, link it to its TCP connection if one is open;
+    /// on every one of a linked flow, keep the connection alive.
+    pub(super) fn rdp_datagram(&mut self, id: u32, ts: Ts, first: bool) {
+        let s = self.table.get(id);
+        if first {
+            let Some(&(key, start)) = self.rdp_servers.get(&(s.client.ip(), s.server)) else { return };
+            let Some(pid) = self.table.find(&key).filter(|&p| self.table.get(p).start == start) else { return };
+            let ps = self.table.get_mut(pid);
+            let link = Link { client: ps.client, server: ps.server, start: ps.start };
+            if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
+                r.info.udp = true;
+            }
+            let s = self.table.get_mut(id);
+            // A linked flow is not a session of its own (unless recorded alone).
+            s.counted = true;
+            if let Some(r) = s.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
+                r.link = Some(link);
+            }
+        }
+        let Some(link) = rdp_link(self.table.get(id)) else { return };
+        if let Some(pid) = self.rdp_connection(&link) {
+            self.table.touch(pid, ts);
+            let ps = self.table.get_mut(pid);
+            ps.last = ps.last.max(ts);
+        }
+    }
+
+    /// An RDP session ends: a TCP connection's entry goes; a linked UDP flow
+    /// whose connection is open is folded into it (true: no record of its
+    /// own), else it is recorded alone (and counted as a session).
+    pub(super) fn end_rdp(&mut self, key: &FlowKey, s: &mut Session, reason: EndReason) -> bool {
+        if s.transport == IpProto::TCP {
+            let k = (s.client.ip(), s.server);
+            if self.rdp_servers.get(&k).is_some_and(|&(kk, start)| kk == *key && start == s.start) {
+                self.rdp_servers.remove(&k);
+            }
+            return false;
+        }
+        let Some(link) = rdp_link(s) else { return false };
+        let Some(pid) = self.rdp_connection(&link) else {
+            s.counted = false;
+            return false;
+        };
+        let rtt = s.rtt();
+        let flow = LinkedFlow {
+            client: s.client,
+            server: s.server,
+            start: s.start,
+            last: s.last,
+            end_reason: reason.as_str(),
+            packets: s.packets,
+            bytes: s.bytes,
+            ttl: s.ttl,
+            legs: s.leg_quantiles(),
+            handshake: rtt.map_or([None, None], |r| r.handshake),
+        };
+        let ps = self.table.get_mut(pid);
+        for i in 0..2 {
+            ps.packets[i] += s.packets[i];
+            ps.bytes[i] += s.bytes[i];
+        }
+        ps.last = ps.last.max(s.last);
+        if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
+            r.add_linked(flow);
+        }
+        true
+    }
+
+    /// Whether an ended session would be folded into an open connection
+    /// (its record then goes first at the end of input).
+    pub(super) fn rdp_folds(&self, s: &Session) -> bool {
+        rdp_link(s).is_some_and(|l| self.rdp_connection(&l).is_some())
+    }
+}
+
+/// The TCP connection a UDP flow of RDP was linked to.
+fn rdp_link(s: &Session) -> Option<Link> {
+    if s.transport != IpProto::UDP || s.proto() != Proto::Rdp {
+        return None;
+    }
+    s.app.as_deref()?.rdp_stream()?.link
+}
