@@ -16,7 +16,7 @@ import subprocess
 from lab_common import r3
 from lab_truth import expected_at, positions
 
-LAB_SCENARIO = {"direct": "direct", "mouse": "direct", "pointer": "direct", "routed": "routed", "portfwd": "portfwd", "tlsrelay": "portfwd"}
+LAB_SCENARIO = {"direct": "direct", "mouse": "direct", "pointer": "direct", "paste": "direct", "routed": "routed", "portfwd": "portfwd", "tlsrelay": "portfwd"}
 
 
 def segments(pcap, server_port):
@@ -45,12 +45,14 @@ def render_times(segs, typed, one_way_s):
     window = [s for s in segs if s[1] and s[0] >= first]
     key_size = collections.Counter(ln for _, _, ln in window).most_common(1)[0][0]
     keyish = [s for s in window if s[2] == key_size]
-    if len(keyish) == 2 * len(typed):
+    combos = any(k.get("combo") for k in typed)
+    if len(keyish) == 2 * len(typed) and not combos:
         presses = keyish[0::2]
     else:
         # a record lost or two joined on the way (a relay): each press by its time, one way after it was typed
         presses = []
-        for k in typed:
+        # (a key held while another is pressed, Shift+Insert, is not timed: its records do not alternate)
+        for k in (k for k in typed if not k.get("combo")):
             at = k["down_ns"] / 1e9 + one_way_s
             p = next((s for s in keyish if at - 0.002 <= s[0] < at + 0.05), None)
             if p:
@@ -89,6 +91,7 @@ def truth_for(scn, name, setting, typed, out, vantages, seed):
     d1, d2 = setting["tr_ms"], setting["rs_ms"]
     keys = [k for k in typed if k["op"] == "key"]
     moves = [k for k in typed if k["op"] == "move"]
+    pastes = [k for k in typed if k["op"] == "paste"]
     lab_scn = LAB_SCENARIO[scn]
     pos = positions(lab_scn, d1, d2)
     server_port = 3389
@@ -116,6 +119,7 @@ def truth_for(scn, name, setting, typed, out, vantages, seed):
         "keys_typed": len(keys),
         "key_events": 2 * len(keys),
         "pointer_moves": len(moves),
+        "pastes": len(pastes),
         "key_record_bytes_at_server": key_size,
         "frame_ack_bytes_at_client": ack_size,
         "render_ms": render_q,
@@ -123,5 +127,5 @@ def truth_for(scn, name, setting, typed, out, vantages, seed):
         "software": {"server": "xrdp 0.9.21.1 + xorgxrdp (Debian 12), TLS, RemoteFX",
                      "client": "xfreerdp 2 (freerdp2-x11, Debian 12) /rfx under Xvfb"},
         "vantages": per_vantage,
-        "key_times_ns": [[k["down_ns"], k["up_ns"]] for k in keys],
+        "key_times_ns": [[k["down_ns"], k["up_ns"]] + ([1] if k.get("combo") else []) for k in keys],
     }

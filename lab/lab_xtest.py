@@ -6,17 +6,25 @@ list of steps made by `plan_session` (one seeded random source, so a run can be 
 
 import ctypes
 import json
+import os
 import random
+import subprocess
 import time
 
 # Keysym names of the characters the typist types (lower case, digits, a few signs: no Shift needed).
 KEYSYM = {" ": "space", "\n": "Return", "-": "minus", ".": "period", "/": "slash", "=": "equal"}
 
 
-def plan_session(lines, seed, gap_s=(0.16, 0.40), hold_s=(0.06, 0.11), think_s=(0.6, 1.1), mouse=False):
+PASTE_TEXT = "echo pasted from the client clipboard, forty characters"
+
+
+def plan_session(lines, seed, gap_s=(0.16, 0.40), hold_s=(0.06, 0.11), think_s=(0.6, 1.1), mouse=False,
+                 paste=False):
     """Steps for typing `lines` (each ends with Return) with human-like gaps: a key is held `hold_s`, the next
     press follows `gap_s` after the previous press (never while a key is held) and each line starts after a
-    `think_s` pause. With `mouse`, the pointer wanders (12 moves 8 ms apart, a mouse's report rate) before every other line."""
+    `think_s` pause. With `mouse`, the pointer wanders (12 moves 8 ms apart, a mouse's report rate) before every other
+    line; with `paste`, a line of text is put on the client's clipboard and pasted (Shift+Insert, two keys) after
+    every other line."""
     rnd = random.Random(seed)
     steps = []
     for i, line in enumerate(lines):
@@ -26,6 +34,8 @@ def plan_session(lines, seed, gap_s=(0.16, 0.40), hold_s=(0.06, 0.11), think_s=(
                 x, y = x + rnd.randint(-40, 40), y + rnd.randint(-30, 30)
                 steps.append({"op": "move", "x": max(10, min(780, x)), "y": max(10, min(580, y)), "after_s": 0.008})
             steps.append({"op": "move", "x": 400, "y": 300, "after_s": 0.03})
+        if paste and i % 2 == 1:
+            steps.append({"op": "paste", "text": PASTE_TEXT, "after_s": round(rnd.uniform(*think_s), 4)})
         pause = rnd.uniform(*think_s)
         for ch in line + "\n":
             hold = rnd.uniform(*hold_s)
@@ -110,6 +120,32 @@ def typist_main(argv):
         sleep_until(t)
         if s["op"] == "move":
             log.append({"op": "move", "t_ns": x.move(s["x"], s["y"])})
+            continue
+        if s["op"] == "paste":
+            # The client's clipboard, then Shift+Insert (the session's xterm pastes CLIPBOARD on it): the
+            # client offers the text, the server asks for it, the client sends it in one record.
+            # xclip stays to serve the selection: apart from our output, which the lab waits on to end
+            clip = subprocess.Popen(["xclip", "-selection", "clipboard", "-i"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                    env=dict(os.environ, DISPLAY=a.display))
+            clip.communicate(s["text"].encode())
+            t += 0.8
+            sleep_until(t)
+            shift, insert = x.keycode("Shift_L"), x.keycode("Insert")
+            d1 = x.key(shift, True)
+            t += 0.05
+            sleep_until(t)
+            d2 = x.key(insert, True)
+            t += 0.08
+            sleep_until(t)
+            u2 = x.key(insert, False)
+            t += 0.04
+            sleep_until(t)
+            u1 = x.key(shift, False)
+            log.append({"op": "key", "down_ns": d1, "up_ns": u1, "combo": True})
+            log.append({"op": "key", "down_ns": d2, "up_ns": u2, "combo": True})
+            log.append({"op": "paste", "t_ns": d2, "chars": len(s["text"])})
+            t += 0.3
             continue
         code = x.keycode(s["char"])
         down = x.key(code, True)

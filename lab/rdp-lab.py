@@ -15,6 +15,7 @@ Scenarios (T typist/client, R middle host, S server; see lab/README.md "RDP lab"
               stand-in: the sensor at the server edge sees R's plain RDP connection, the far client behind it)
     mouse     direct, with pointer movement between lines
     pointer   direct, pointer movement only and nobody typing (a negative control: no keystrokes)
+    paste     direct, a line pasted from the client's clipboard (Shift+Insert) after every other line
 
     python3 lab/rdp-lab.py retruth pcaps/rdp/*/                # truth.json again from the captures and key log
 
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,8 +51,8 @@ SETTINGS = {
     "tr100-rs10": {"tr_ms": 100.0, "rs_ms": 10.0, "jitter_ms": 0.0},  # a far client: 100 ms one way
     "tr20-rs10-j3": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 3.0},
 }
-SCENARIOS = ["direct", "routed", "portfwd", "tlsrelay", "mouse", "pointer"]
-MIDDLE = {"direct": None, "mouse": None, "pointer": None, "routed": "router", "portfwd": "relay", "tlsrelay": "relay"}
+SCENARIOS = ["direct", "routed", "portfwd", "tlsrelay", "mouse", "pointer", "paste"]
+MIDDLE = {"direct": None, "mouse": None, "pointer": None, "paste": None, "routed": "router", "portfwd": "relay", "tlsrelay": "relay"}
 LINES = ["echo hello world", "ls -la /tmp", "cat notes.txt", "uptime", "echo done"]
 TLS_PORT = 443
 
@@ -78,7 +80,9 @@ def ensure_user():
     subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}\n", text=True, check=True)
     home = Path(f"/home/{USER}")
     wm = home / "startwm.sh"
-    wm.write_text("#!/bin/sh\nexec xterm -geometry 80x24+0+0 -fa Monospace -fs 11\n")
+    # Shift+Insert pastes the CLIPBOARD (what xrdp's clipboard channel fills), not PRIMARY
+    wm.write_text("#!/bin/sh\nexec xterm -geometry 80x24+0+0 -fa Monospace -fs 11 "
+                  "-xrm 'XTerm*VT100.translations: #override Shift <Key>Insert: insert-selection(CLIPBOARD)'\n")
     wm.chmod(0o755)
     (home / "notes.txt").write_text("a note\n")
     shutil.chown(wm, USER, USER)
@@ -138,7 +142,7 @@ def run_one(scn, setting_name, setting, args, outroot):
         time.sleep(6.0 + 40 * (d1 + d2) / 1000)  # the login and the first screen (dozens of round trips)
         if client.poll() is not None:
             raise LabError(f"xfreerdp ended: {(work / 'xfreerdp.log').read_text()[-400:]}")
-        plan = (plan_pointer(args.seed) if scn == "pointer" else plan_session(LINES, args.seed, mouse=(scn == "mouse")))
+        plan = (plan_pointer(args.seed) if scn == "pointer" else plan_session(LINES, args.seed, mouse=(scn == "mouse"), paste=(scn == "paste")))
         plan.insert(0, {"op": "move", "x": 400, "y": 300, "after_s": 0.0})  # the pointer into the window
         (work / "plan.json").write_text(json.dumps(plan))
         lab.run(sys.executable, SELF, "_typist", "--display", display, "--plan", work / "plan.json",
@@ -165,8 +169,8 @@ def retruth(dirs):
     """Work out truth.json again from a set's captures and its logged keys (after a change to lab_rdp_truth)."""
     for d in map(Path, dirs):
         old = json.loads((d / "truth.json").read_text())
-        typed = [{"op": "key", "down_ns": a, "up_ns": b} for a, b in old["key_times_ns"]]
-        typed += [{"op": "move"}] * old["pointer_moves"]
+        typed = [{"op": "key", "down_ns": k[0], "up_ns": k[1], "combo": len(k) > 2} for k in old["key_times_ns"]]
+        typed += [{"op": "move"}] * old["pointer_moves"] + [{"op": "paste"}] * old.get("pastes", 0)
         setting = {"tr_ms": old["delays_ms"]["typist_relay"], "rs_ms": old["delays_ms"]["relay_server"],
                    "jitter_ms": old["delays_ms"]["jitter"]}
         truth = truth_for(old["scenario"], old["set"], setting, typed, d, list(old["vantages"]), old["seed"])
@@ -188,13 +192,15 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (namespaces, xrdp)")
+    # SIGTERM (timeout, kill) ends the run through its cleanup, like Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scns = SCENARIOS if a.scenario == "all" else a.scenario.split(",")
     sets = list(SETTINGS) if a.setting == "all" else a.setting.split(",")
     ensure_user()
     failed = []
     for scn in scns:
         for s in sets:
-            if scn in ("mouse", "pointer") and s != sets[0]:
+            if scn in ("mouse", "pointer", "paste") and s != sets[0]:
                 continue  # pointer movement is one set each, at the first setting
             (a.out / f"{scn}-{s}").mkdir(parents=True, exist_ok=True)
             try:
