@@ -166,8 +166,9 @@ impl Engine {
         if let Some(reason) = close {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
-            // A first subflow whose joins still run waits for them.
-            if s.multipath().is_none_or(|m| m.live_joins == 0) {
+            // A first subflow whose joins still run waits for them, an RDP
+            // connection for its UDP flows.
+            if s.multipath().is_none_or(|m| m.live_joins == 0) && !rdp::rdp_waits(s) {
                 self.table.set_lane(id, Lane::Closing);
             }
         } else if tcp.is_some_and(|t| t.payload_len > 0) && self.table.get(id).wants_long_idle() {

@@ -1216,20 +1216,23 @@ fn t_rdp_udp_flow_links_to_its_tcp_connection() {
     assert!(r["rdp"]["link"].is_null() && r["rdp"]["parent_uid"].is_null(), "{r}");
 }
 
-/// A UDP flow that outlives its TCP connection (FIN at 300 ms, its record
-/// written 5 s later; one more datagram at 7 s) is recorded alone, naming
-/// the connection's uid; the connection still says it had a UDP transport.
+/// A UDP flow that outlives its TCP connection's FIN (FIN at 300 ms; one
+/// more datagram at 7 s): the connection waits for it (docs/sessions.md
+/// section 5), so one record, ended by its FIN at the flow's last packet,
+/// with the flow folded in.
 #[test]
-fn t_rdp_udp_flow_outliving_its_connection_is_recorded_alone() {
+fn t_rdp_connection_waits_for_its_udp_flow() {
     let recs = committed("rdp-udp-outlives-tcp.pcap");
-    assert_eq!(recs.len(), 2, "{}", common::pretty(&recs));
-    let tcp = recs.iter().find(|r| r["transport"] == "tcp").unwrap();
-    let udp = recs.iter().find(|r| r["transport"] == "udp").unwrap();
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let tcp = &recs[0];
+    assert_eq!(tcp["transport"], "tcp", "{tcp}");
+    assert_eq!(tcp["end_reason"], "fin", "{tcp}");
+    assert_eq!(tcp["end"], "2026-01-01T00:00:07.000000000Z", "{tcp}");
     assert_eq!(tcp["rdp"]["transports"], serde_json::json!(["tcp", "udp"]), "{tcp}");
-    assert_eq!(tcp["rdp"]["linked_flows"], serde_json::json!([]), "{tcp}");
-    assert_eq!(udp["rdp"]["link"], "addresses", "{udp}");
-    assert_eq!(udp["rdp"]["parent_uid"], tcp["uid"], "{udp}");
-    assert_eq!(udp["client_rtt_ms"], leg(7, 10.0), "{udp}");
-    assert_eq!(udp["server_rtt_ms"], leg(6, 40.0), "{udp}");
-    assert!(udp["typist_rtt_ms"].is_null(), "{udp}");
+    let flows = tcp["rdp"]["linked_flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 1, "{tcp}");
+    assert_eq!(flows[0]["client_rtt_ms"], leg(7, 10.0), "{tcp}");
+    assert_eq!(flows[0]["server_rtt_ms"], leg(6, 40.0), "{tcp}");
+    // The TCP path's own legs are unchanged.
+    assert_eq!(tcp["client_rtt_ms"]["samples"], 3, "{tcp}");
 }

@@ -2,12 +2,13 @@
 //! multitransport) is a linked flow of its TCP connection, found by
 //! addresses (docs/sessions.md, section 5): the same client address, the
 //! server's address and port, while the connection is in the table. It keeps
-//! the connection alive, and when it ends its figures are folded into the
-//! connection's record (`rdp.linked_flows`); a flow whose connection was
-//! never seen, or ended first, is recorded alone.
+//! the connection alive (a connection closed by FIN or RST waits for its
+//! open flows, then lingers), and when it ends its figures are folded into
+//! the connection's record (`rdp.linked_flows`); a flow whose connection was
+//! never seen, or was written first (evicted), is recorded alone.
 
 use super::Engine;
-use crate::flow::{EndReason, FlowKey, Session};
+use crate::flow::{EndReason, FlowKey, Lane, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::rdp::{Link, LinkedFlow};
@@ -42,11 +43,19 @@ impl Engine {
         let s = self.table.get(id);
         if first {
             let Some(&(key, start)) = self.rdp_servers.get(&(s.client.ip(), s.server)) else { return };
-            let Some(pid) = self.table.find(&key).filter(|&p| self.table.get(p).start == start) else { return };
+            // A connection already closed (waiting for its flows) takes no new one.
+            let Some(pid) = self
+                .table
+                .find(&key)
+                .filter(|&p| self.table.get(p).start == start && self.table.get(p).closed.is_none())
+            else {
+                return;
+            };
             let ps = self.table.get_mut(pid);
             let link = Link { client: ps.client, server: ps.server, start: ps.start };
             if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
                 r.info.udp = true;
+                r.live_udp += 1;
             }
             let s = self.table.get_mut(id);
             // A linked flow is not a session of its own (unless recorded alone).
@@ -101,6 +110,10 @@ impl Engine {
         if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
             r.add_linked(flow);
         }
+        // A connection closed while this flow ran waited for it: it lingers now.
+        if ps.closed.is_some() && !rdp_waits(ps) {
+            self.table.set_lane(pid, Lane::Closing);
+        }
         true
     }
 
@@ -109,6 +122,12 @@ impl Engine {
     pub(super) fn rdp_folds(&self, s: &Session) -> bool {
         rdp_link(s).is_some_and(|l| self.rdp_connection(&l).is_some())
     }
+}
+
+/// Whether a TCP connection of RDP has linked UDP flows still open: closed,
+/// it waits for them (as a first subflow waits for its joins).
+pub(super) fn rdp_waits(s: &Session) -> bool {
+    s.app.as_deref().and_then(|a| a.rdp_stream()).is_some_and(|r| r.live_udp > 0)
 }
 
 /// The TCP connection a UDP flow of RDP was linked to.

@@ -212,19 +212,19 @@ mod rdp {
         e.frame(LinkType::Ethernet, MS, &tcp(40000, true, "A", 2, CR), &mut out);
         assert_eq!(e.rdp_servers.len(), 1);
         e.frame(LinkType::Ethernet, 2 * MS, &udp_syn(50000), &mut out);
-        // The connection resets; its linger over, it is written and its entry goes.
+        // The connection resets: it waits for its open UDP flow, and takes no new one.
         e.frame(LinkType::Ethernet, 3 * MS, &tcp(40000, true, "R", 13, &[]), &mut out);
         e.frame(LinkType::Ethernet, 6 * NS_PER_SEC, &udp_syn(50001), &mut out);
-        assert!(e.rdp_servers.is_empty(), "{:?}", e.rdp_servers);
+        assert_eq!(e.rdp_servers.len(), 1, "the connection waits for its UDP flow");
         e.finish_all(EndReason::EndOfInput, &mut out);
+        assert!(e.rdp_servers.is_empty(), "{:?}", e.rdp_servers);
         let rdp = |r: &SessionRecord| r.rdp.clone().unwrap();
         let tcp = recs.iter().find(|r| r.transport == "tcp").unwrap();
         assert_eq!(rdp(tcp).clear.transports, ["tcp", "udp"]);
-        let linked = recs.iter().find(|r| r.client_port == Some(50000)).unwrap();
-        assert_eq!((rdp(linked).link, rdp(linked).parent_uid), (Some("addresses"), Some(tcp.uid.clone())));
-        // Opened after the connection ended: linked to nothing.
+        assert_eq!(rdp(tcp).linked_flows.len(), 1, "the flow of port 50000 is folded in");
+        // Opened after the connection was reset: linked to nothing.
         let alone = recs.iter().find(|r| r.client_port == Some(50001)).unwrap();
         assert_eq!((rdp(alone).link, rdp(alone).parent_uid), (None, None));
-        assert_eq!(recs.len(), 3);
+        assert_eq!(recs.len(), 2);
     }
 }

@@ -223,6 +223,9 @@ pub struct RdpStream {
     udp: Option<Box<UdpTimer>>,
     /// A UDP flow: the TCP connection it was linked to.
     pub link: Option<Link>,
+    /// A TCP connection: its linked UDP flows still open (it does not end
+    /// before them, docs/sessions.md section 5).
+    pub live_udp: u32,
     /// A TCP connection: its UDP flows that ended, and those beyond [`MAX_LINKED`].
     pub linked: Vec<LinkedFlow>,
     pub linked_dropped: u32,
@@ -232,6 +235,7 @@ impl RdpStream {
     /// A UDP flow of this (TCP) session ended: its figures join the list.
     pub fn add_linked(&mut self, f: LinkedFlow) {
         self.info.udp = true;
+        self.live_udp = self.live_udp.saturating_sub(1);
         if self.linked.len() < MAX_LINKED {
             self.linked.push(f);
         } else {
