@@ -2,7 +2,21 @@
 
 use super::*;
 use crate::output::SessionRecord;
-use etherparse::PacketBuilder;
+use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
+
+/// A TCP segment's flags by letter: `S` SYN, `A` ACK (of 1), `F` FIN, `R` RST; others are ignored.
+fn with_flags(mut b: PacketBuilderStep<TcpHeader>, flags: &str) -> PacketBuilderStep<TcpHeader> {
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(1),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            _ => b,
+        };
+    }
+    b
+}
 
 /// A bare SYN (or RST) from client port `cport` to 192.0.2.2:22.
 fn segment(cport: u16, rst: bool) -> Vec<u8> {
@@ -45,16 +59,7 @@ mod mptcp {
     fn seg(sub: ([u8; 4], u16), to_client: bool, flags: &str, seq: u32, mp: &[u8]) -> Vec<u8> {
         let server = [sub.0[0], sub.0[1], sub.0[2], 20];
         let (src, dst, sp, dp) = if to_client { (server, sub.0, 22, sub.1) } else { (sub.0, server, sub.1, 22) };
-        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240);
-        for f in flags.chars() {
-            b = match f {
-                'S' => b.syn(),
-                'A' => b.ack(1),
-                'F' => b.fin(),
-                'R' => b.rst(),
-                _ => b,
-            };
-        }
+        let b = with_flags(PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240), flags);
         let mut opt = vec![30, mp.len() as u8 + 2];
         opt.extend_from_slice(mp);
         while opt.len() % 4 != 0 {
@@ -174,16 +179,7 @@ mod rdp {
         } else {
             ([192, 0, 2, 2], [192, 0, 2, 1], 3389, cport)
         };
-        let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240);
-        for f in flags.chars() {
-            b = match f {
-                'S' => b.syn(),
-                'A' => b.ack(1),
-                'F' => b.fin(),
-                'R' => b.rst(),
-                _ => b,
-            };
-        }
+        let b = with_flags(PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240), flags);
         let mut f = Vec::new();
         b.write(&mut f, payload).unwrap();
         f
