@@ -48,8 +48,7 @@ fn app() -> App {
 /// [`crate::analysis::desktop`]).
 #[inline(always)]
 pub(super) fn on_data(stream: &mut RdpStream, inter: &mut Interactive, d: &Data<'_>) -> Option<f64> {
-    stream.on_segment(d.from, d.seq, d.len, d.payload);
-    if d.len == 0 || seq::follow(&mut stream.next[d.from as usize], d.seq, d.len) == Continuity::Old {
+    if d.len == 0 || stream.on_segment(d.from, d.seq, d.len, d.payload) == Continuity::Old {
         return None;
     }
     let event = stream.desktop.on_data(d.ts, d.from, d.len, d.seq.wrapping_add(d.len), d.ack);
@@ -199,7 +198,6 @@ const MAX_SEGMENTS: u32 = 16;
 
 #[derive(Debug, Default)]
 struct Dir {
-    next: Option<u32>,
     segments: u32,
     /// The clear messages of this side are read (or will never be).
     done: bool,
@@ -208,8 +206,8 @@ struct Dir {
     want: usize,
 }
 
-/// Follows both byte streams: far enough to read the clear messages, and
-/// on for the desktop's timing analysis.
+/// Follows both byte streams, for the clear messages of their first
+/// segments and for the desktop's timing analysis.
 #[derive(Debug, Default)]
 pub struct RdpStream {
     dirs: [Dir; 2],
@@ -245,13 +243,23 @@ impl RdpStream {
 }
 
 impl RdpStream {
-    /// Feed one TCP segment; `payload` is its captured part (may be shorter than `len`).
-    pub fn on_segment(&mut self, from: Side, seq_no: u32, len: u32, payload: &[u8]) {
+    /// Feed one TCP segment with data; `payload` is its captured part (may
+    /// be shorter than `len`). Returns where it stands in its side's stream
+    /// (`Old`: a retransmission), which the clear messages and the desktop
+    /// analysis both follow.
+    pub fn on_segment(&mut self, from: Side, seq_no: u32, len: u32, payload: &[u8]) -> Continuity {
+        let cont = seq::follow(&mut self.next[from as usize], seq_no, len);
+        self.read_clear(from, cont, len, payload);
+        cont
+    }
+
+    /// The clear messages of a side, from its first segments.
+    fn read_clear(&mut self, from: Side, cont: Continuity, len: u32, payload: &[u8]) {
         let d = &mut self.dirs[from as usize];
-        if d.done || len == 0 {
+        if d.done {
             return;
         }
-        match seq::follow(&mut d.next, seq_no, len) {
+        match cont {
             Continuity::Old => return,
             Continuity::Gap => d.buf.clear(),
             Continuity::InOrder => {}
