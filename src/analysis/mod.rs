@@ -8,6 +8,7 @@ pub mod relay;
 pub mod rtt;
 pub mod seq;
 pub mod stats;
+pub mod tunnel;
 pub mod turns;
 
 pub use rtt::{RttSample, RttTracker, SampleKind, Segment};

@@ -701,24 +701,7 @@ impl Interactive {
     }
 
     fn densest_pong_lag(&self) -> Option<Quantiles> {
-        if self.pong_lags.len() < 3 {
-            return None;
-        }
-        let mut v: Vec<f32> = self.pong_lags.clone();
-        v.sort_unstable_by(|a, b| a.total_cmp(b));
-        let (mut best, mut at, mut j) = (0, 0, 0);
-        for i in 0..v.len() {
-            while v[i] - v[j] > 1.0 {
-                j += 1;
-            }
-            if i + 1 - j > best {
-                best = i + 1 - j;
-                at = j;
-            }
-        }
-        let mut sum = Summary::default();
-        v[at..at + best].iter().for_each(|&x| sum.add(x as f64));
-        sum.quantiles()
+        super::stats::densest(&self.pong_lags, |_| 1.0, 3)
     }
 
     /// Keystrokes including an estimate of those hidden in chaff trains
