@@ -154,28 +154,30 @@ fn draw(rng: &mut u64, n: u64) -> Option<usize> {
     ((j as usize) < RESERVOIR).then_some(j as usize)
 }
 
-/// The densest cluster of `values`: the most values within one window,
-/// `width(low end)` wide (the values in it, as quantiles), where at least
-/// `min` values are given. Wrong pairings smear out over many lags; the
-/// true one is shared by every pair.
+/// The densest cluster of `values`: the window, `width(low end)` wide,
+/// with the most values per unit of width (the values in it, as
+/// quantiles), where at least `min` values are given. Wrong pairings smear
+/// out over many lags; the true one is shared by every pair. A window that
+/// widens with the lag is scored by its density, so a wide window far out
+/// does not win by its width alone.
 pub fn densest(values: &[f32], width: impl Fn(f32) -> f32, min: usize) -> Option<Quantiles> {
     if values.len() < min.max(1) {
         return None;
     }
     let mut v = values.to_vec();
     v.sort_unstable_by(|a, b| a.total_cmp(b));
-    let (mut best, mut at, mut j) = (0, 0, 0);
+    let (mut best, mut at, mut n, mut j) = (0.0f32, 0, 0, 0);
     for i in 0..v.len() {
         while v[i] - v[j] > width(v[j]) {
             j += 1;
         }
-        if i + 1 - j > best {
-            best = i + 1 - j;
-            at = j;
+        let score = (i + 1 - j) as f32 / width(v[j]);
+        if score > best {
+            (best, at, n) = (score, j, i + 1 - j);
         }
     }
     let mut sum = Summary::default();
-    v[at..at + best].iter().for_each(|&x| sum.add(x as f64));
+    v[at..at + n].iter().for_each(|&x| sum.add(x as f64));
     sum.quantiles()
 }
 

@@ -53,9 +53,17 @@ const RECENT: usize = 8;
 /// Candidate lags kept, and lags before the first estimate.
 const MAX_LAGS: usize = 4096;
 const MIN_LAGS: usize = 6;
-/// Width of the lag window: its share of the lag, and its least width (ms).
+/// Lags the window must stand on before its ACKs are round-trip samples.
+const MIN_WINDOW_LAGS: usize = 16;
+/// Width of the lag window: its share of the lag, and its least width (ms:
+/// a path's jitter widens it, 3 ms each way spread lags over 12).
 const WINDOW_SHARE: f64 = 0.04;
-const WINDOW_MIN_MS: f64 = 1.0;
+const WINDOW_MIN_MS: f64 = 3.0;
+/// A delayed ACK's timer (ms): Linux waits 40 ms at least, in interactive
+/// mode, for data to carry the ACK.
+const ACK_TIMER_MS: f64 = 40.0;
+/// Echoes that reach the client this close together may draw one ACK (a delayed ACK).
+const DELAYED_ACK: Ts = 200_000_000;
 
 /// One client packet size and what its packets drew.
 #[derive(Debug, Clone, Default)]
@@ -72,6 +80,13 @@ struct Class {
     cycles: u32,
     /// The smallest client packet that closed a cycle (the inner ACK's size).
     ack: u32,
+}
+
+/// The lags at which a client packet acknowledges an echo, given the lag
+/// window: a window's width early on a jittery path, up to a delayed ACK's
+/// timer late.
+fn acked((lo, hi): (f64, f64)) -> std::ops::RangeInclusive<f64> {
+    (lo - (hi - lo))..=(hi + ACK_TIMER_MS)
 }
 
 /// A client packet that may be a key, until the client's next packet.
@@ -200,32 +215,49 @@ impl TunnelTyping {
         }
         // ACKs come in the order of what they acknowledge: the oldest key
         // whose lag is the inner ACK's (an older one left open was a ping,
-        // its reply never acknowledged); before that lag is known, the newest.
+        // its reply never acknowledged); before that lag is known, the
+        // newest, by a smaller packet. Once it is known, any client packet
+        // up to a delayed ACK's timer later acknowledges it too (the ACK
+        // delayed, or riding on the next key).
         let lag = |t: Ts| ms(ts - t);
-        let at = match self.window {
-            Some((lo, hi)) => self.open.iter().position(|&(_, t, k)| len < k && (lo..=hi).contains(&lag(t))),
+        let at = match self.settled_window() {
+            Some(w) => self.open.iter().position(|&(_, t, _)| acked(w).contains(&lag(t))),
             None => self.open.iter().enumerate().filter(|&(_, &(_, _, k))| len < k).map(|(i, _)| i).last(),
         };
         let at = at?;
-        let mut closed = None;
-        for _ in 0..=at {
-            closed = self.open.pop_front();
+        let mut skipped = [(0 as Ts, 0u32); RECENT];
+        for s in skipped.iter_mut().take(at) {
+            if let Some((_, t, k)) = self.open.pop_front() {
+                *s = (t, k);
+            }
         }
-        let (key, t, k) = closed?;
-        let in_window = self.window.is_none_or(|(lo, hi)| (lo..=hi).contains(&lag(t)));
-        if let Some(c) = self.class_mut(k)
-            && c.closures.len() < MAX_LAGS
-        {
-            c.closures.push(lag(t) as f32);
-            if c.ack == 0 || len < c.ack {
-                c.ack = len;
+        let (key, t, k) = self.open.pop_front()?;
+        // One ACK for several echoes that reached the client together: the
+        // keys before are keys too. An older request left unanswered (a ping) is not.
+        for &(st, sk) in &skipped[..at] {
+            if sk == k
+                && t - st <= DELAYED_ACK
+                && let Some(c) = self.class_mut(sk)
+            {
+                c.others += 1;
+            }
+        }
+        let in_window = len < k && self.settled_window().is_none_or(|(lo, hi)| (lo..=hi).contains(&lag(t)));
+        if let Some(c) = self.class_mut(k) {
+            if !in_window {
+                c.others += 1;
+            } else if c.closures.len() < MAX_LAGS {
+                c.closures.push(lag(t) as f32);
+                if c.ack == 0 || len < c.ack {
+                    c.ack = len;
+                }
             }
         }
         self.relearn();
         // The echo, confirmed by the ACK that followed it.
         let d = ms(t - key);
         match self.classes() {
-            Some(c) if c.key == k && in_window => {
+            Some(c) if c.key == k => {
                 self.echoed += 1;
                 Some(d)
             }
@@ -274,9 +306,16 @@ impl TunnelTyping {
             });
             self.relearn();
         }
-        let (lo, hi) = self.window?;
+        // Only once typing is known and the window stands on enough lags.
+        self.classes()?;
+        let (lo, hi) = self.settled_window()?;
         // The newest server packet whose lag falls in the window.
         lags.iter().rev().copied().find(|&l| (lo..=hi).contains(&l))
+    }
+
+    /// The lag window, once it stands on enough lags to pair by.
+    fn settled_window(&self) -> Option<(f64, f64)> {
+        self.window.filter(|_| self.lags_at_window >= MIN_WINDOW_LAGS)
     }
 
     /// The lag every ACK shares: the densest window of candidate lags.
@@ -326,8 +365,15 @@ impl TunnelTyping {
                 u64::from(c.cycles) >= MIN_ECHOED && c.candidates >= MIN_KEYS && c.cycles * CYCLE_SHARE >= c.candidates
             })
             .max_by_key(|c| (c.cycles, c.size));
-        self.learnt =
-            best.map(|c| (SizeClasses { key: c.size, echo: c.size, ack: c.ack }, u64::from(c.cycles + c.others)));
+        // Keys: every cycle closed near the lag (an ACK a little early on a
+        // jittery path, or delayed), and the keys answered otherwise.
+        self.learnt = best.map(|c| {
+            let keys = match window {
+                Some(w) => c.closures.iter().filter(|&&l| acked(w).contains(&(l as f64))).count() as u32,
+                None => c.closures.len() as u32,
+            };
+            (SizeClasses { key: c.size, echo: c.size, ack: c.ack }, u64::from(keys + c.others))
+        });
     }
 
     /// The key, echo and ACK sizes, once learnt.

@@ -143,6 +143,23 @@ fn trace() {
         .collect();
     let (t, mut echoes, mut rtts) = run(&packets);
     println!("keys {} classes {:?} echoes {} rtts {}", t.keystrokes(), t.classes(), echoes.len(), rtts.len());
+    for c in &t.classes {
+        if c.candidates > 5 {
+            let mut cl = c.closures.clone();
+            cl.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "{} cand {} others {} closures {} cycles {} ack {} {:?}",
+                c.size,
+                c.candidates,
+                c.others,
+                c.closures.len(),
+                c.cycles,
+                c.ack,
+                cl
+            );
+        }
+    }
+    println!("window {:?} open {}", t.window, t.open.len());
     if !echoes.is_empty() {
         println!("echo median {:.3}", median(&mut echoes));
     }
