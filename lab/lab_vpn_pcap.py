@@ -84,6 +84,8 @@ def ovpn_control(frame, wrapped="tls-auth"):
     if len(frame) < o + 1:
         return name, sid, None, [], None
     n = frame[o]
+    if len(frame) < o + 1 + 4 * n + (8 if n else 0):
+        return name, sid, None, [], None  # header beyond the snap length
     acks = [struct.unpack("!I", frame[o + 1 + 4 * k:o + 5 + 4 * k])[0] for k in range(n)]
     o += 1 + 4 * n
     rsid = None
@@ -159,6 +161,16 @@ def requests_answers(kind, pkts, a, b, wrapped="tls-auth"):
                     if (c[4], mid) in reqs:
                         q, what = reqs.pop((c[4], mid))
                         pairs.append((q.t, r.t, f"{what} -> acknowledged in {c[0]}", q.i, r.i))
+        # OpenVPN 2.6 renegotiates under dynamic tls-crypt (a key exported from the first TLS session): ids and
+        # acks are encrypted then, so such a request pairs with the answering side's next control-channel packet
+        ctl = [p for p in ba if p.pl and p.pl[0] >> 3 in (3, 4, 5)]
+        for q in ab:
+            c = ovpn_control(q.pl) if q.pl else None
+            if c and c[0] in ("CONTROL_V1", "CONTROL_SOFT_RESET_V1") and c[2] is None:
+                r = next((p for p in ctl if p.t > q.t), None)
+                if r and r.t - q.t < 1e9:
+                    pairs.append((q.t, r.t, f"{c[0]} (encrypted, dynamic tls-crypt) -> next control packet "
+                                  f"{ovpn_control(r.pl)[0]} (timing)", q.i, r.i))
     elif kind == "openvpn-tcp":  # tls-crypt: control packets encrypted; the laptop's TCP ACK answers them
         pend = []
         for p in sorted(ab + ba, key=lambda p: p.t):

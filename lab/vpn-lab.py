@@ -97,8 +97,9 @@ def run_one(tunnel, scn, setting_name, args):
                                                    cipher="chacha20-poly1305@openssh.com", extra=""))
         rc = work / "rc-server"
         rc.write_text(SHELL_RC.format(host="server", prompt=PROMPT, client_config=client_cfg, ssh="ssh"))
-        start_sshd(lab, "S", "server", keydir, work,
-                   force_command=f"ForceCommand exec /bin/bash --noprofile --rcfile {rc} -i\n")
+        # the typist gets the lab's shell (fixed prompt); the bulk transfer runs its command as given
+        start_sshd(lab, "S", "server", keydir, work, force_command="" if scn == "bulk" else
+                   f"ForceCommand exec /bin/bash --noprofile --rcfile {rc} -i\n")
         lab.wait_listen("S", 22)
         # ARP on every link before the captures (the first probe waits for it)
         pings = {"L->G outer": lab.ping("L", IP["R_t"]), "G->S inside": lab.ping("G", s_ip)}
@@ -144,9 +145,10 @@ def run_one(tunnel, scn, setting_name, args):
                 raise LabError(f"bulk: {size} bytes received: {(work / 'bulk.err').read_text()[-300:]}")
         else:  # idle
             t_session = time.time_ns()
-            for _ in range(args.idle_s // 8):
-                time.sleep(8.0)
+            for _ in range(args.idle_s // 12):  # the laptop's keepalives (10 s) come between the pokes
+                time.sleep(12.0)
                 tun.poke()
+            time.sleep(args.idle_s % 12)
         time.sleep(1.0 + 4 * d1 / 1000)
         for d in dumps:
             lab.stop(d)
