@@ -58,16 +58,19 @@ def identity(p):
 
 
 def ovpn_frames(p):
-    """OpenVPN packets in one outer packet: the UDP payload, or the length-prefixed frames starting in a TCP
-    segment (only those whose header is captured)."""
+    """OpenVPN packets in one outer packet: the UDP payload, or the length-prefixed frames of a TCP segment (as
+    captured) when the segment is whole frames whose headers are all captured; None when that is not known (a
+    segment of a bulk stream, cut anywhere)."""
     if p.proto == "udp":
         return [p.pl]
     out, i = [], 0
-    while i + 3 <= len(p.pl):
+    while i < p.plen:
+        if i + 3 > len(p.pl):
+            return None
         n = struct.unpack("!H", p.pl[i:i + 2])[0]
         out.append(p.pl[i + 2:i + 2 + n])
         i += 2 + n
-    return out
+    return out if i == p.plen else None
 
 
 def ovpn_control(frame, wrapped="tls-auth"):
@@ -117,10 +120,13 @@ def is_data(kind, p):
         return p.proto == "udp" and p.pl[:1] == b"\x04" and p.plen > 32
     if kind.startswith("openvpn"):
         if p.proto == "tcp":
-            return p.plen > 0 and any(f and f[0] >> 3 in (6, 9) for f in ovpn_frames(p))
+            fr = ovpn_frames(p)
+            return p.plen > 0 and (fr is None or any(f and f[0] >> 3 in (6, 9) for f in fr))
         return p.pl and p.pl[0] >> 3 in (6, 9)
     if kind == "ipsec":
         return p.proto == "udp" and 4500 in (p.sport, p.dport) and p.plen > 1 and p.pl[:4] != b"\0\0\0\0"
+    if kind == "anyconnect":  # DTLS application data (or CSTP over TLS when DTLS is down)
+        return p.plen > 0 and p.pl[:1] == b"\x17"
     return False
 
 
@@ -150,12 +156,12 @@ def requests_answers(kind, pkts, a, b, wrapped="tls-auth"):
     elif kind.startswith("openvpn") and wrapped == "tls-auth":
         reqs = {}
         for q in ab:
-            for f in ovpn_frames(q):
+            for f in ovpn_frames(q) or []:
                 c = ovpn_control(f)
                 if c and c[2] is not None:
                     reqs.setdefault((c[1], c[2]), (q, c[0]))
         for r in ba:
-            for f in ovpn_frames(r):
+            for f in ovpn_frames(r) or []:
                 c = ovpn_control(f)
                 for mid in (c[3] if c else []):
                     if (c[4], mid) in reqs:
@@ -171,11 +177,17 @@ def requests_answers(kind, pkts, a, b, wrapped="tls-auth"):
                 if r and r.t - q.t < 1e9:
                     pairs.append((q.t, r.t, f"{c[0]} (encrypted, dynamic tls-crypt) -> next control packet "
                                   f"{ovpn_control(r.pl)[0]} (timing)", q.i, r.i))
-    elif kind == "openvpn-tcp":  # tls-crypt: control packets encrypted; the laptop's TCP ACK answers them
+    elif kind in ("openvpn-tcp", "anyconnect"):
+        # openvpn-tcp (tls-crypt: control packets encrypted) and AnyConnect's CSTP over TLS: the answer is the
+        # other side's TCP ACK of the segment
         pend = []
         for p in sorted(ab + ba, key=lambda p: p.t):
-            if p.src == a and p.plen > 0:
-                ops = [OVPN_OP.get(f[0] >> 3, "?") for f in ovpn_frames(p) if f]
+            if p.proto != "tcp":
+                continue
+            if p.src == a and p.plen > 0 and kind == "anyconnect":
+                pend.append((p, f"TLS record type {p.pl[0]}"))
+            elif p.src == a and p.plen > 0:
+                ops = [OVPN_OP.get(f[0] >> 3, "?") for f in ovpn_frames(p) or [] if f]
                 if ops and all(o not in ("DATA_V2", "DATA_V1") for o in ops):
                     pend.append((p, "+".join(ops)))
             elif p.src == b and pend:
