@@ -101,7 +101,8 @@ def truth_for(d):
     t = {"schema": SCHEMA, "tunnel": kind, "scenario": meta["scenario"], "setting": meta["setting"],
          "configured_delays_ms": meta["configured_delays_ms"], "tunnel_info": meta["tunnel_info"],
          "addresses": {"laptop_outer": OUT_L, "gateway_outer": OUT_G, "gateway_inside": IP["R_s"],
-                       "server": IP["S"], "laptop_tunnel": TUN_L,
+                       "server": IP["S"],
+                       "laptop_tunnel": meta["tunnel_info"].get("laptop_tunnel_address", TUN_L).split("/")[0],
                        "typist": LAN_T if meta["scenario"] == "relay" else None,
                        "laptop_lan": LAN_L if meta["scenario"] == "relay" else None},
          "captures": {f: f"namespace {r}, {i}" for f, (r, i) in meta["captures"].items()},
@@ -123,7 +124,10 @@ def truth_for(d):
                      "openvpn-udp": "tls-auth control packet (message packet-id in the clear) -> the first packet "
                                     "of the other side whose ACK array holds that id for that session",
                      "openvpn-tcp": "tls-crypt: the gateway's TCP segment carrying control packets -> the laptop's "
-                                    "first TCP segment acknowledging it"}[kind],
+                                    "first TCP segment acknowledging it",
+                     "anyconnect": "the gateway's TCP segment on 443 (CSTP over TLS: mostly its answers to the "
+                                   "laptop's DPD requests) -> the laptop's first TCP segment acknowledging it; DTLS "
+                                   "records are encrypted and not paired"}[kind],
          "gateway_pokes": log.get("pokes", []),
          "outer_packets": {"total": len(outer), "data": sum(is_data(kind, p) for p in outer)}}
 
@@ -154,7 +158,8 @@ def truth_for(d):
     # the laptop's own part of the typist RTT: echo arriving at the laptop -> its ACK leaving it
     at_lap = {identity(p): p.t for p in laptop}
     lap_ack = [(at_lap[identity(r["outer"]["ack"])] - at_lap[identity(r["outer"]["echo"])]) / 1e6 for r in found
-               if r["outer"]["ack"] and identity(r["outer"]["ack"]) in at_lap and identity(r["outer"]["echo"]) in at_lap]
+               if r["outer"]["ack"] and identity(r["outer"]["ack"]) in at_lap
+               and identity(r["outer"]["echo"]) in at_lap]
     t.update({
         "keys_found_inside": len(found),
         "typist_rtt_ms": med(typ),

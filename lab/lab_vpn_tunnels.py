@@ -138,7 +138,8 @@ def up_openvpn(lab, work, proto):
           "OpenVPN on the laptop", timeout=30)
     info = {"software": subprocess.run(["openvpn", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
             "proto": proto, "port": OVPN_PORT, "control_channel_wrap": "tls-auth" if proto == "udp" else "tls-crypt",
-            "gateway_options": "--reneg-sec 8 6 --ping 2", "tcp_nodelay": proto == "tcp", "data_cipher": "AES-256-GCM", "dco": False,
+            "gateway_options": "--reneg-sec 8 6 --ping 2", "tcp_nodelay": proto == "tcp",
+            "data_cipher": "AES-256-GCM", "dco": False,
             "gateway_initiated": "renegotiation every 6-8 s (SOFT_RESET, TLS handshake) acknowledged by the laptop"}
     return Tunnel(f"openvpn-{proto}", "tun0", None, info)
 
@@ -225,11 +226,13 @@ def up_ipsec(lab, work):
             me=me, peer=peer, lts=lts, rts=rts, dpd=dpd, rekey=rekey,
             my_id=ids[r == "L"], peer_id=ids[r == "G"]))
         # charon's pid file is fixed at /run/charon.pid: a private tmpfs /run per charon (mount namespace)
-        lab.spawn(f"charon-{r}", r, ["unshare", "-m", "sh", "-c",
-                                     f"mount -t tmpfs tmpfs /run && exec env STRONGSWAN_CONF={work}/strongswan-{r}.conf "
-                                     "/usr/lib/ipsec/charon"], stderr=open(work / f"charon-{r}.err", "wb"))
+        conf = work / f"strongswan-{r}.conf"
+        lab.spawn(f"charon-{r}", r, ["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /run && exec env "
+                                     f"STRONGSWAN_CONF={conf} /usr/lib/ipsec/charon"],
+                  stderr=open(work / f"charon-{r}.err", "wb"))
         _wait(lambda: socks[r].exists(), f"charon's vici socket in {r}")
-        lab.run("swanctl", "--load-all", "--noprompt", "--file", d / "swanctl.conf", "--uri", f"unix://{socks[r]}", ns=r)
+        lab.run("swanctl", "--load-all", "--noprompt", "--file", d / "swanctl.conf", "--uri", f"unix://{socks[r]}",
+                ns=r)
     lab.run("ip", "addr", "add", f"{TUN_L}/32", "dev", "lo", ns="L")
     out = lab.run("swanctl", "--initiate", "--child", "lab", "--uri", f"unix://{socks['L']}", "--timeout", "20", ns="L")
     if "successfully" not in out:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Ground-truth VPN lab for echoloc: a remote worker's laptop L reaches an SSH server S behind a VPN gateway G
-through a real tunnel (WireGuard, OpenVPN over UDP or TCP, IPsec IKEv2 with ESP in UDP), with the outer link
-L --d1-- G delayed by the lab's userspace bridge, captured at G's outer interface (the corporate edge), at the
-laptop and at G's inside interface, and a truth.json measured from the captures. Run as root, one lab at a time:
+through a real tunnel (WireGuard, OpenVPN over UDP or TCP, IPsec IKEv2 with ESP in UDP, AnyConnect by ocserv and
+openconnect), with the outer link L --d1-- G delayed by the lab's userspace bridge, captured at G's outer interface
+(the corporate edge), at the laptop and at G's inside interface, and a truth.json measured from the captures. Run
+as root, one lab at a time:
 
     flock /tmp/echoloc-lab.lock python3 lab/vpn-lab.py                     # the committed matrix -> pcaps/vpn/
     flock /tmp/echoloc-lab.lock python3 lab/vpn-lab.py --tunnel wireguard --scenario typing --setting near
@@ -41,7 +42,7 @@ import lab_vpn_tunnels as tunnels  # noqa: E402
 DEFAULT_OUT = REPO / "pcaps" / "vpn"
 SNAPLEN = 128
 RT = 50  # SCHED_FIFO priority of bridges and tcpdump (others compile on the machine)
-TUNNELS = ["wireguard", "openvpn-udp", "openvpn-tcp", "ipsec"]
+TUNNELS = ["wireguard", "openvpn-udp", "openvpn-tcp", "ipsec", "anyconnect"]
 SCENARIOS = ["typing", "bulk", "idle", "relay"]
 SETTINGS = {
     "near": {"d1_ms": 10.0, "jitter_ms": 0.0},
