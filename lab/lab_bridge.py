@@ -35,11 +35,12 @@ def bridge_main(argv):
     p.add_argument("--jitter-ms", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--stats")
+    p.add_argument("--rt-priority", type=int, default=20)
     a = p.parse_args(argv)
 
     realtime = True
     try:  # keep the delay exact when the machine is busy (the bridge sleeps almost all the time)
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(a.rt_priority))
     except (OSError, AttributeError):
         realtime = False
     try:  # no page faults on a page the kernel reclaimed while the bridge idled (stalls of ~10 ms seen)

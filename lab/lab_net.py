@@ -107,53 +107,58 @@ class Lab:
         return json.loads(out)
 
 
-def build_line(lab, middle, d1, d2):
+def build_line(lab, middle, d1, d2, roles=("T", "R", "S")):
     """The line T --d1-- middle --d2-- S in namespaces T, B (the bridges), S and R. `middle`: None (direct: T and S
     on one L2 segment through both bridges, joined by a veth pair inside B), "relay" (a host R with an address on
-    each link) or "router" (the same R forwarding IP, with routes through it). Returns the bridges' links
-    [(if_a, if_b, one-way delay)], the typist's and the server's address."""
-    for role in ("T", "B", "S") + (("R",) if middle else ()):
+    each link) or "router" (the same R forwarding IP, with routes through it). `roles` renames the namespaces T, R
+    and S (vpn-lab.py: laptop L, gateway G, server S); the addresses stay those of IP["T"], IP["R_t"]... Returns
+    the bridges' links [(if_a, if_b, one-way delay)], the typist's and the server's address."""
+    T, R, S = roles
+    for role in (T, "B", S) + ((R,) if middle else ()):
         lab.add_ns(role)
     if not middle:
-        lab.veth("T", "eth0", "B", "t0")
+        lab.veth(T, "eth0", "B", "t0")
         lab.veth("B", "m0", "B", "m1")  # joins the two bridges: T -[d1]- m0=m1 -[d2]- S
-        lab.veth("S", "eth0", "B", "s0")
-        lab.addr("T", "eth0", IP["T_direct"] + "/24")
-        lab.addr("S", "eth0", IP["S_direct"] + "/24")
+        lab.veth(S, "eth0", "B", "s0")
+        lab.addr(T, "eth0", IP["T_direct"] + "/24")
+        lab.addr(S, "eth0", IP["S_direct"] + "/24")
         return [("t0", "m0", d1), ("m1", "s0", d2)], IP["T_direct"], IP["S_direct"]
-    lab.veth("T", "eth0", "B", "t0")
-    lab.veth("R", "eth0", "B", "r0")
-    lab.veth("R", "eth1", "B", "r1")
-    lab.veth("S", "eth0", "B", "s0")
-    lab.addr("T", "eth0", IP["T"] + "/24")
-    lab.addr("R", "eth0", IP["R_t"] + "/24")
-    lab.addr("R", "eth1", IP["R_s"] + "/24")
-    lab.addr("S", "eth0", IP["S"] + "/24")
+    lab.veth(T, "eth0", "B", "t0")
+    lab.veth(R, "eth0", "B", "r0")
+    lab.veth(R, "eth1", "B", "r1")
+    lab.veth(S, "eth0", "B", "s0")
+    lab.addr(T, "eth0", IP["T"] + "/24")
+    lab.addr(R, "eth0", IP["R_t"] + "/24")
+    lab.addr(R, "eth1", IP["R_s"] + "/24")
+    lab.addr(S, "eth0", IP["S"] + "/24")
     if middle == "router":
-        lab.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", ns="R")
-        lab.run("ip", "route", "add", "default", "via", IP["R_t"], ns="T")
-        lab.run("ip", "route", "add", "default", "via", IP["R_s"], ns="S")
+        lab.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", ns=R)
+        lab.run("ip", "route", "add", "default", "via", IP["R_t"], ns=T)
+        lab.run("ip", "route", "add", "default", "via", IP["R_s"], ns=S)
     return [("t0", "r0", d1), ("r1", "s0", d2)], IP["T"], IP["S"]
 
 
-def start_bridge(lab, i, ia, ib, delay_ms, jitter_ms, seed, work):
-    """A delaying bridge between interfaces ia and ib of namespace B; returns (process, stats file)."""
+def start_bridge(lab, i, ia, ib, delay_ms, jitter_ms, seed, work, rt_prio=None):
+    """A delaying bridge between interfaces ia and ib of namespace B; returns (process, stats file). With rt_prio
+    it runs at that SCHED_FIFO priority (`chrt -f`) instead of its own default (20)."""
     stats = work / f"bridge{i}.json"
-    p = lab.spawn(f"bridge{i}", "B",
-                  [sys.executable, RUN_LAB, "_bridge", "--a", ia, "--b", ib,
-                   "--delay-ms", delay_ms, "--jitter-ms", jitter_ms, "--seed", seed, "--stats", stats],
-                  stdout=subprocess.PIPE)
+    cmd = [sys.executable, RUN_LAB, "_bridge", "--a", ia, "--b", ib,
+           "--delay-ms", delay_ms, "--jitter-ms", jitter_ms, "--seed", seed, "--stats", stats]
+    if rt_prio:
+        cmd = ["chrt", "-f", rt_prio] + cmd + ["--rt-priority", rt_prio]
+    p = lab.spawn(f"bridge{i}", "B", cmd, stdout=subprocess.PIPE)
     line = p.stdout.readline().decode().strip()
     if line != "ready":
         raise LabError(f"bridge {ia}<->{ib} did not start")
     return p, stats
 
 
-def start_capture(lab, vname, role, ifn, file, snaplen=None):
-    """tcpdump on interface ifn of a namespace, returned once it listens."""
+def start_capture(lab, vname, role, ifn, file, snaplen=None, rt_prio=None):
+    """tcpdump on interface ifn of a namespace, returned once it listens (at SCHED_FIFO rt_prio if given)."""
     p = lab.spawn(f"tcpdump-{vname}", role,
-                  ["tcpdump", "-i", ifn, "-w", file, "-U", "--immediate-mode", "--time-stamp-precision=nano",
-                   "-n", "-Z", "root"] + (["-s", snaplen] if snaplen else []),
+                  (["chrt", "-f", rt_prio] if rt_prio else [])
+                  + ["tcpdump", "-i", ifn, "-w", file, "-U", "--immediate-mode", "--time-stamp-precision=nano",
+                     "-n", "-Z", "root"] + (["-s", snaplen] if snaplen else []),
                   stderr=subprocess.PIPE)
     deadline = time.monotonic() + 5
     got = b""
