@@ -30,7 +30,7 @@
 
 use super::deque::InlineDeque;
 use super::interactive::{BULK_WINDOW, ECHO_BOUND, MIN_ECHOED};
-use super::stats::{Quantiles, densest};
+use super::stats::{Quantiles, Summary, densest};
 use crate::side::Side;
 use crate::time::{Ts, ms};
 
@@ -242,7 +242,7 @@ impl TunnelTyping {
                 c.others += 1;
             }
         }
-        let in_window = len < k && self.settled_window().is_none_or(|(lo, hi)| (lo..=hi).contains(&lag(t)));
+        let in_window = len < k && self.settled_window().is_none_or(|w| acked(w).contains(&lag(t)));
         if let Some(c) = self.class_mut(k) {
             if !in_window {
                 c.others += 1;
@@ -319,9 +319,20 @@ impl TunnelTyping {
     }
 
     /// The lag every ACK shares: the densest window of candidate lags.
+    /// On a jittery path the lags of the true pairs spread wider than the
+    /// window: its centre is then the median of the lags around the densest
+    /// window, twice its width either side.
     pub fn lag_estimate(&self) -> Option<Quantiles> {
         let width = |v: f32| (v as f64 * WINDOW_SHARE).max(WINDOW_MIN_MS) as f32;
-        densest(&self.lags, width, MIN_LAGS)
+        let q = densest(&self.lags, width, MIN_LAGS)?;
+        let reach = 2.0 * width(q.p50 as f32) as f64;
+        let mut around = Summary::default();
+        for &l in &self.lags {
+            if (l as f64 - q.p50).abs() <= reach {
+                around.add(l as f64);
+            }
+        }
+        around.quantiles()
     }
 
     fn class_mut(&mut self, size: u32) -> Option<&mut Class> {
@@ -354,7 +365,7 @@ impl TunnelTyping {
         let window = self.window;
         for c in &mut self.classes {
             c.cycles = match window {
-                Some((lo, hi)) => c.closures.iter().filter(|&&l| (lo..=hi).contains(&(l as f64))).count() as u32,
+                Some(w) => c.closures.iter().filter(|&&l| acked(w).contains(&(l as f64))).count() as u32,
                 None => c.closures.len() as u32,
             };
         }
