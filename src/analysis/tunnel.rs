@@ -71,7 +71,7 @@ struct Class {
     size: u32,
     /// Packets of this size sent at a person's pace, with no bulk around.
     candidates: u32,
-    /// Of those, answered otherwise than by their own size (see [`TunnelTyping::settle`]).
+    /// Of those, answered by a larger server packet (see [`TunnelTyping::settle`]).
     others: u32,
     /// Of those, answered by a server packet of their own size, then by a
     /// smaller client packet: that packet's lag after the answer (ms).
@@ -182,8 +182,8 @@ impl TunnelTyping {
 
     /// What a candidate key was, now that the client sent its next packet:
     /// answered by a server packet of its own size, it waits for a smaller
-    /// client packet ([`TunnelTyping::close`]); answered otherwise (Enter
-    /// and the output, a command key, an inner ACK), a key; not answered, not a key.
+    /// client packet ([`TunnelTyping::close`]); answered by a larger one
+    /// (Enter and the output), a key; answered by a smaller one or not at all, not a key.
     fn settle(&mut self, k: Pending) {
         match k.answer {
             Some((t, a)) if a == k.len => {
@@ -192,15 +192,18 @@ impl TunnelTyping {
                 }
                 self.open.push_back((k.ts, t, k.len));
             }
-            Some(_) => {
+            // Enter and the output or a new prompt, a key that redraws a line.
+            Some((_, a)) if a > k.len => {
                 if let Some(c) = self.class_mut(k.len) {
                     c.others += 1;
                 }
                 self.relearn();
             }
-            // Nothing answered: the server's side would have acknowledged a
-            // key at least (an inner TCP ACK); a reply to the inside's ping is answered by nothing.
-            None => {}
+            // Answered by something smaller (the server's TCP acknowledging
+            // data it does not echo: a protocol's own message, a banner) or
+            // by nothing (a reply to the inside's ping): not counted. Keys
+            // that draw no echo (an editor's commands) are missed so.
+            _ => {}
         }
     }
 
@@ -377,7 +380,7 @@ impl TunnelTyping {
             })
             .max_by_key(|c| (c.cycles, c.size));
         // Keys: every cycle closed near the lag (an ACK a little early on a
-        // jittery path, or delayed), and the keys answered otherwise.
+        // jittery path, or delayed), and the keys answered by more than an echo.
         self.learnt = best.map(|c| {
             let keys = match window {
                 Some(w) => c.closures.iter().filter(|&&l| acked(w).contains(&(l as f64))).count() as u32,
