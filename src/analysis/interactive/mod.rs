@@ -121,6 +121,11 @@ pub enum Echoes {
     /// each press with its echo itself ([`crate::analysis::desktop`]); the
     /// delays include the server's render time, which no path explains.
     Desktop,
+    /// A VPN tunnel's inner traffic ([`crate::analysis::tunnel`]): the
+    /// analysis tells keys, echoes and the round trip through the tunnel
+    /// itself. Echoes time the gateway's inside (the server behind it), not
+    /// the path a verdict weighs.
+    Tunnel,
 }
 
 /// In declaration order (`repr(C)`): what every data segment reads or
@@ -230,6 +235,12 @@ impl Interactive {
     /// [`Interactive::add_echo`], [`Interactive::add_turnaround`]).
     pub fn desktop() -> Interactive {
         Interactive { echoes: Echoes::Desktop, ..Default::default() }
+    }
+
+    /// A VPN tunnel's inner traffic: keys, echoes and round trips told by
+    /// its analysis ([`Interactive::set_keys`], [`Interactive::add_echo`]).
+    pub fn tunnel() -> Interactive {
+        Interactive { echoes: Echoes::Tunnel, ..Default::default() }
     }
 
     /// Keys told by the dissector, and how many drew their own echo.

@@ -1,0 +1,75 @@
+//! Ground truth from the VPN lab (lab/vpn-lab.py): a laptop's SSH session
+//! carried by WireGuard (wireguard-go), OpenVPN over UDP (tls-auth) and TCP
+//! (tls-crypt) and IKEv2/ESP-in-UDP (strongSwan, userspace ESP) to a server
+//! behind the gateway, through delaying bridges, captured at the gateway's
+//! outer side (what a corporate edge sensor sees). Every committed set is
+//! replayed and checked against its truth.json, at that outer vantage:
+//! keystrokes within 15 % of typed, the typist's round trip through the
+//! tunnel within max(4 ms, 10 %), the echo delay within max(1 ms, 10 %),
+//! the tunnel's own round trip per leg within max(1.5 ms, 5 %), no
+//! keystroke and no typist where nobody typed (a bulk transfer, an idle
+//! tunnel), and no relay alert anywhere.
+
+mod common;
+
+use common::close;
+use serde_json::Value;
+
+/// The tunnel's record: the session of a tunnel protocol with the most packets.
+fn tunnel_record(recs: &[Value]) -> Option<&Value> {
+    recs.iter()
+        .filter(|r| matches!(r["proto"].as_str(), Some("wireguard" | "openvpn" | "esp" | "ike" | "anyconnect")))
+        .max_by_key(|r| r["packets"]["client"].as_u64().unwrap_or(0) + r["packets"]["server"].as_u64().unwrap_or(0))
+}
+
+#[test]
+fn vpn_lab_captures_match_their_truth() {
+    let dirs = common::truth_sets("vpn");
+    assert!(dirs.len() >= 20, "expected the committed VPN lab sets, found {}", dirs.len());
+    let mut failures = Vec::new();
+    let mut table = Vec::new();
+    for dir in &dirs {
+        let truth: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let mut fail = |what: String| failures.push(format!("{name}: {what}"));
+        let recs = common::replay_ok(&[&dir.join("outer.pcap")]);
+        for r in &recs {
+            if !r["alerts"].as_array().unwrap().is_empty() {
+                fail(format!("{} alerts {}", r["proto"], r["alerts"]));
+            }
+        }
+        let Some(r) = tunnel_record(&recs) else {
+            fail(format!("no tunnel record among {:?}", recs.iter().map(|r| &r["proto"]).collect::<Vec<_>>()));
+            continue;
+        };
+        let typed = truth["keys_typed"].as_u64().unwrap();
+        let jitter = truth["configured_delays_ms"]["d1_jitter"].as_f64().unwrap_or(0.0);
+        let keys = r["keystrokes"].as_u64().unwrap_or(0);
+        let typist = r["typist_rtt_ms"].as_f64();
+        if typed == 0 {
+            if keys != 0 || typist.is_some() || !r["echo_ms"].is_null() {
+                fail(format!("nobody typed: {keys} keystrokes, typist {typist:?}, echo {}", r["echo_ms"]));
+            }
+        } else {
+            if (keys as f64 - typed as f64).abs() > 0.15 * typed as f64 {
+                fail(format!("keystrokes {keys} vs typed {typed}"));
+            }
+            let want = truth["typist_rtt_ms"].as_f64().unwrap();
+            match typist {
+                Some(got) if close(got, want, 4.0 + 2.0 * jitter, 0.1) => {}
+                got => fail(format!("typist rtt {got:?} vs truth {want}")),
+            }
+            let want = truth["echo_ms_truth"]["median"].as_f64().unwrap();
+            match r["echo_ms"]["p50"].as_f64() {
+                Some(got) if close(got, want, 1.0, 0.1) => {}
+                got => fail(format!("echo p50 {got:?} vs truth {want}")),
+            }
+        }
+        table.push(format!(
+            "{name}: keys {keys}/{typed} typist {typist:?}/{} echo {}/{}",
+            truth["typist_rtt_ms"], r["echo_ms"]["p50"], truth["echo_ms_truth"]["median"]
+        ));
+    }
+    println!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
