@@ -5,6 +5,7 @@ use crate::analysis::{RttSample, Segment};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
 use crate::ip_proto::IpProto;
+use crate::proto::tunnel::Kind;
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
@@ -13,9 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod config;
+mod linked;
 mod mptcp;
 mod outputs;
 mod rdp;
+mod tunnel;
 
 pub use config::EngineConfig;
 use mptcp::TokenOwner;
@@ -42,6 +45,9 @@ pub struct Engine {
     /// The open RDP TCP connections by client address and server endpoint,
     /// to link their UDP flows (at most one entry per session in the table).
     rdp_servers: rdp::RdpServers,
+    /// The join identifiers of the open tunnel sessions (receiver indices,
+    /// IKE SPIs, IKE peers' addresses), to link their further flows.
+    tunnel_ids: tunnel::TunnelIds,
     /// Packet clock: the latest timestamp seen (tolerates small reordering).
     now: Ts,
     next_expiry: Ts,
@@ -59,6 +65,7 @@ impl Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
             rdp_servers: HashMap::new(),
+            tunnel_ids: HashMap::new(),
             cfg,
             now: i64::MIN,
             next_expiry: i64::MIN,
@@ -155,11 +162,15 @@ impl Engine {
             self.rdp_datagram(id, p.ts, first);
         }
         let s = self.table.get_mut(id);
-        // Handshake turnarounds beside any interactive analysis (only
-        // protocols with a clear handshake have messages, never empty).
-        if !payload.is_empty()
+        if !payload.is_empty() && (s.tunnel.is_some() || Kind::of(proto).is_some() || s.classifier.openvpn_candidate())
+        {
+            // A tunnel's control plane: its own pairs, counts and links.
+            self.tunnel_payload(id, &key, p.ts, from, tcp, payload);
+        } else if !payload.is_empty()
             && let Some(msg) = message(proto, ip_proto, payload)
         {
+            // Handshake turnarounds beside any interactive analysis (only
+            // protocols with a clear handshake have messages, never empty).
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
         self.report(id, &key, p.ts, samples, echo, out);
@@ -395,7 +406,8 @@ impl Engine {
             .map(|id| {
                 let s = t.get(id);
                 let folds = s.multipath().and_then(|m| m.parent()).is_some_and(|p| self.parent_id(p).is_some())
-                    || self.rdp_folds(s);
+                    || self.rdp_folds(s)
+                    || self.tunnel_folds(s);
                 (!folds, s.start, s.client, s.server, id)
             })
             .collect();
@@ -421,6 +433,9 @@ impl Engine {
         }
         let proto = s.proto();
         if proto == Proto::Rdp && self.end_rdp(key, &mut s, reason) {
+            return;
+        }
+        if s.tunnel.is_some() && self.end_tunnel(key, &mut s, reason) {
             return;
         }
         self.counters.ended[proto.index()][reason as usize] += 1;

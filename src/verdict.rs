@@ -73,6 +73,10 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
     if rtt.is_some() && s.transport != IpProto::TCP {
         return Assessment::default();
     }
+    // A tunnel's linked flow: its session's exchange ran on its first tuple.
+    if s.tunnel.as_ref().is_some_and(|t| t.link.is_some()) {
+        return Assessment::default();
+    }
     let legs = [0, 1].map(|i| {
         let measured = rtt.map_or((false, 0), |r| (r.handshake[i].is_some(), r.legs[i].clean));
         legs[i].as_ref().map(|q| Transport::of(q, measured.0, measured.1))
@@ -84,6 +88,16 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
         None => &[],
     };
     let mut a = assess(legs, s.interactive(), s.turns.as_deref(), &judge.thresholds);
+    if s.tunnel.is_some() {
+        // A tunnel's control round trips are answered by its own ends: no
+        // relay sits inside a tunnel, so they alone suspect none (a slow
+        // control plane is a busy gateway, a user-space daemon, its crypto).
+        for r in a.relay.iter_mut().flatten().filter(|r| r.suspected) {
+            r.suspected = false;
+            r.hops_est = 0;
+            r.evidence.push("a tunnel's own control round trips: no relay verdict from them alone".to_string());
+        }
+    }
     // Keystrokes, echoes and replies travel on every subflow of a Multipath
     // TCP connection: a side is suspected of a relay only if it still is
     // against the slowest path, so a slower subflow is no relay. The typist's

@@ -1236,3 +1236,81 @@ fn t_rdp_connection_waits_for_its_udp_flow() {
     // The TCP path's own legs are unchanged.
     assert_eq!(tcp["client_rtt_ms"]["samples"], 3, "{tcp}");
 }
+
+// ---------------------------------------------------------------------------
+// Tunnels' control plane: the committed captures of scripts/tunnel-crafted.py
+// (truth in pcaps/crafted/README.md): client leg 10 ms, server leg 40 ms.
+
+fn control(ms: f64, samples: u64) -> Value {
+    serde_json::json!({"min": ms, "p50": ms, "samples": samples})
+}
+
+#[test]
+fn t_tunnel_wireguard_roaming_is_one_session_linked_by_index() {
+    let recs = committed("wireguard-roaming.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    let t = &r["tunnel"];
+    assert_eq!((r["proto"].as_str(), r["client"].as_str()), (Some("wireguard"), Some("192.0.2.10:40000")), "{r}");
+    assert_eq!(t["server_rtt_ms"], control(40.0, 1), "{r}");
+    assert_eq!(r["server_app_rtt_ms"]["floor"], 40.0, "{r}");
+    assert_eq!((t["handshakes"].as_u64(), t["rekeys"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 11, "server": 11}), "{r}");
+    assert_eq!(t["keepalives"], serde_json::json!({"client": 1, "server": 0}), "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 14, "server": 13}), "{r}");
+    let f = &t["linked_flows"][0];
+    assert_eq!((f["link"].as_str(), f["client"].as_str()), (Some("index"), Some("198.51.100.7:61000")), "{r}");
+    // The gateway's re-key on the new path timed the client's leg there.
+    assert_eq!(f["client_rtt_ms"]["min"], 10.0, "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+}
+
+#[test]
+fn t_tunnel_ike_to_4500_by_spi_with_gateway_dead_peer_checks() {
+    let recs = committed("ipsec-natt.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    let t = &r["tunnel"];
+    assert_eq!((r["proto"].as_str(), t["type"].as_str()), (Some("ike"), Some("ipsec")), "{r}");
+    assert_eq!(t["server_rtt_ms"], control(40.0, 1), "{r}");
+    let f = &t["linked_flows"][0];
+    assert_eq!((f["link"].as_str(), f["client"].as_str()), (Some("spi"), Some("192.0.2.10:4500")), "{r}");
+    assert_eq!((f["client_rtt_ms"]["min"].as_f64(), f["client_rtt_ms"]["samples"].as_u64()), (Some(10.0), Some(2)));
+    assert_eq!((f["server_rtt_ms"]["min"].as_f64(), f["server_rtt_ms"]["samples"].as_u64()), (Some(40.0), Some(3)));
+    assert_eq!(t["control_messages"], serde_json::json!({"client": 6, "server": 6}), "{r}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 10, "server": 10}), "{r}");
+    assert_eq!(t["keepalives"], serde_json::json!({"client": 2, "server": 0}), "{r}");
+    assert_eq!((t["handshakes"].as_u64(), t["rekeys"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+}
+
+#[test]
+fn t_tunnel_esp_links_to_its_ike_session_by_addresses() {
+    let recs = committed("ipsec-esp.pcap");
+    assert_eq!(recs.len(), 2, "{}", common::pretty(&recs));
+    let ike = recs.iter().find(|r| r["proto"] == "ike").unwrap();
+    let f = &ike["tunnel"]["linked_flows"][0];
+    // The gateway sent the first ESP packet: the flow's sides are mapped to the session's.
+    assert_eq!((f["link"].as_str(), f["client"].as_str()), (Some("addresses"), Some("192.0.2.10")), "{ike}");
+    assert_eq!(ike["tunnel"]["data_packets"], serde_json::json!({"client": 5, "server": 5}), "{ike}");
+    assert_eq!(ike["tunnel"]["server_rtt_ms"], control(40.0, 2), "{ike}");
+    let esp = recs.iter().find(|r| r["proto"] == "esp").unwrap();
+    assert_eq!((esp["client"].as_str(), esp["tunnel"]["link"].as_str()), (Some("192.0.2.99"), None), "{esp}");
+}
+
+#[test]
+fn t_tunnel_openvpn_over_tcp_acks_time_each_leg() {
+    let recs = committed("openvpn-tcp-tls-auth.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    let t = &r["tunnel"];
+    assert_eq!((t["type"].as_str(), t["mode"].as_str()), (Some("openvpn"), Some("tls-auth")), "{r}");
+    assert_eq!(t["client_rtt_ms"], control(10.0, 3), "{r}");
+    assert_eq!(t["server_rtt_ms"], control(40.0, 2), "{r}");
+    assert_eq!(t["control_messages"], serde_json::json!({"client": 5, "server": 5}), "{r}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 2, "server": 1}), "{r}");
+    assert!(t["keepalives"].is_null(), "{r}");
+    // TCP's own legs agree with the control plane's: no relay.
+    assert_eq!(r["server_rtt_ms"]["handshake"], 40.0, "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+}

@@ -105,7 +105,7 @@ fn community_id_matches_the_reference_implementation() {
             assert_eq!(r[side].as_str(), Some(joined.as_str()), "{side} of {r}");
             assert_eq!(port.is_null(), transport == "esp", "{side}_port of {r}");
         }
-        assert_eq!(r["schema_version"], 3, "{r}");
+        assert_eq!(r["schema_version"], 4, "{r}");
         assert_eq!(r["sensor"].as_str(), Some(host.as_str()), "{r}");
         assert_eq!(r["source"].as_str(), Some(file.display().to_string().as_str()), "{r}");
         let tuple = serde_json::json!([proto, r["client_ip"], r["server_ip"], r["client_port"], r["server_port"]]);

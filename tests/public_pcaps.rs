@@ -267,3 +267,68 @@ fn rdpeudp2_handshake_times_the_server_leg() {
     assert!(r["client_rtt_ms"].is_null() && r["retransmissions"].is_null(), "{r}");
     assert!(r["typist_rtt_ms"].is_null() && r["server_relay"].is_null(), "{r}");
 }
+
+/// The tunnels' control plane against tshark's dissectors on the public
+/// captures (`tshark -d udp.port==1198,openvpn`: openvpn.opcode, .mpid,
+/// .mpidarrayelement; isakmp.ispi, .flags, .messageid; wg.type; esp).
+#[test]
+fn tunnel_control_planes_agree_with_tshark() {
+    let ms = |v: &Value| (v["min"].as_f64().unwrap(), v["p50"].as_f64().unwrap(), v["samples"].as_u64().unwrap());
+    // OpenVPN, plain, UDP 1198: each message packet-id's first transmission →
+    // the peer's ack (P_ACK_V1 or piggy-backed; several ids pair with the newest).
+    // Client reset 0.000000 → server reset 0.105922 (105.922 ms); 18 control
+    // packets (10 client, 8 server), 87 P_DATA_V2.
+    let r = &replay("corelight-zeek-spicy-openvpn/openvpn.pcap")[0];
+    let t = &r["tunnel"];
+    assert_eq!((t["type"].as_str(), t["mode"].as_str()), (Some("openvpn"), Some("plain")), "{r}");
+    assert_eq!(ms(&t["server_rtt_ms"]), (105.922, 108.339, 4), "{r}");
+    assert_eq!(ms(&t["client_rtt_ms"]), (0.594, 1.05, 7), "{r}");
+    assert_eq!(t["control_messages"], serde_json::json!({"client": 10, "server": 8}), "{r}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 47, "server": 40}), "{r}");
+    assert_eq!((t["handshakes"].as_u64(), t["keepalives"].is_null()), (Some(1), true), "{r}");
+    assert_eq!(r["server_app_rtt_ms"]["samples"], 4, "fed from the same pairs: {r}");
+    // tls-auth (HMAC SHA1), two clients.
+    let recs = replay("corelight-zeek-spicy-openvpn/openvpn_udp_tls-auth.pcap");
+    let want = [
+        ("192.168.56.103:33198", (0.153, 0.474, 55), (0.18, 0.437, 39)),
+        ("192.168.56.104:35701", (0.165, 0.507, 55), (0.167, 0.459, 39)),
+    ];
+    for (client, c, s) in want {
+        let r = recs.iter().find(|r| r["client"] == client).unwrap();
+        assert_eq!(r["tunnel"]["mode"], "tls-auth", "{r}");
+        assert_eq!(ms(&r["tunnel"]["client_rtt_ms"]), c, "{r}");
+        assert_eq!(ms(&r["tunnel"]["server_rtt_ms"]), s, "{r}");
+        assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+    }
+    // IKEv2 between 2003:51:6012::2 (first sender: client) and ::4, two IKE SAs
+    // on one port pair, ESP beside it: one record. Requests by ::4 (its own
+    // SA's IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA; a CREATE_CHILD_SA on the
+    // other SA at 40.239138 answered at 40.290163) time the client's leg:
+    // 20.759, 13.515, 44.775, 51.025 ms; ::2's requests (its SA's exchanges and
+    // dead-peer checks, the first IKE_SA_INIT sent twice: no sample) 12 answers
+    // from 0.625 ms. 35 ISAKMP messages (18, 17), 162 ESP (81, 81).
+    let recs = replay("arkime/IKEv2.pcap");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    let t = &r["tunnel"];
+    assert_eq!(t["type"], "ipsec", "{r}");
+    assert_eq!(ms(&t["client_rtt_ms"]), (13.515, 20.759, 4), "{r}");
+    assert_eq!(ms(&t["server_rtt_ms"]), (0.625, 0.748, 12), "{r}");
+    assert_eq!(t["control_messages"], serde_json::json!({"client": 18, "server": 17}), "{r}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 81, "server": 81}), "{r}");
+    assert_eq!((t["handshakes"].as_u64(), t["rekeys"].as_u64()), (Some(2), Some(3)), "{r}");
+    assert_eq!(t["linked_flows"][0]["link"], "addresses", "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 99, "server": 98}), "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
+    // WireGuard: one handshake (0.229 ms), a keepalive each way (wg.type 4, 32
+    // bytes), 88 and 80 data messages (two of 1,452 bytes: padding stops at the MTU).
+    let recs = replay("corelight-zeek-spicy-wireguard/wireguard.pcap");
+    let t = &recs.iter().find(|r| r["proto"] == "wireguard").unwrap()["tunnel"];
+    assert_eq!(ms(&t["server_rtt_ms"]), (0.229, 0.229, 1), "{t}");
+    assert_eq!(t["keepalives"], serde_json::json!({"client": 1, "server": 1}), "{t}");
+    assert_eq!(t["data_packets"], serde_json::json!({"client": 88, "server": 80}), "{t}");
+    // Tailscale: WireGuard data only (46 wg.type 4), no handshake in view.
+    let r = &replay("corelight-zeek-spicy-wireguard/tailscale_linux.pcap")[0];
+    assert_eq!(r["tunnel"]["data_packets"], serde_json::json!({"client": 20, "server": 26}), "{r}");
+    assert!(r["tunnel"]["server_rtt_ms"].is_null() && r["tunnel"]["client_rtt_ms"].is_null(), "{r}");
+}

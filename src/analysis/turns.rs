@@ -26,7 +26,9 @@ pub struct AppRtt {
     pub floor: f64,
 }
 
-const PENDING: usize = 4;
+/// Requests awaiting their answer (OpenVPN's control channel keeps four in
+/// flight each way).
+const PENDING: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct Request {
@@ -67,6 +69,22 @@ impl Turns {
                     self.answers[from as usize].add(ms(ts - r.ts));
                 }
             }
+        }
+    }
+
+    /// `from` answered the peer's request `id` along with a newer one (an
+    /// acknowledgement covering several): it is settled, without a sample.
+    pub fn settle(&mut self, from: Side, id: u64) {
+        if let Some(r) = self.pending.iter_mut().find(|r| r.is_some_and(|r| r.id == id && r.from != from)) {
+            *r = None;
+        }
+    }
+
+    /// `from` sent request `id` again (after its answer, perhaps): if it is
+    /// still waiting, its answer gives no sample; else nothing waits for one.
+    pub fn repeat(&mut self, from: Side, id: u64) {
+        if let Some(r) = self.pending.iter_mut().flatten().find(|r| r.id == id && r.from == from) {
+            r.repeated = true;
         }
     }
 

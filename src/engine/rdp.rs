@@ -11,7 +11,7 @@ use super::Engine;
 use crate::flow::{EndReason, FlowKey, Lane, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
-use crate::proto::rdp::{Link, LinkedFlow};
+use crate::proto::linked::Link;
 use crate::time::Ts;
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,14 +26,6 @@ impl Engine {
     pub(super) fn rdp_connection_opened(&mut self, id: u32, key: &FlowKey) {
         let s = self.table.get(id);
         self.rdp_servers.insert((s.client.ip(), s.server), (*key, s.start));
-    }
-
-    /// The table slot of the open RDP TCP connection `link` names.
-    fn rdp_connection(&self, link: &Link) -> Option<u32> {
-        let key =
-            FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), IpProto::TCP).0;
-        let id = self.table.find(&key)?;
-        (self.table.get(id).start == link.start).then_some(id)
     }
 
     /// A datagram of an RDP flow over UDP (after its dissector read it):
@@ -52,10 +44,17 @@ impl Engine {
                 return;
             };
             let ps = self.table.get_mut(pid);
-            let link = Link { client: ps.client, server: ps.server, start: ps.start };
+            let link = Link {
+                transport: IpProto::TCP,
+                client: ps.client,
+                server: ps.server,
+                start: ps.start,
+                how: "addresses",
+                same_sides: true,
+            };
             if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
                 r.info.udp = true;
-                r.live_udp += 1;
+                r.linked.live += 1;
             }
             let s = self.table.get_mut(id);
             // A linked flow is not a session of its own (unless recorded alone).
@@ -64,11 +63,8 @@ impl Engine {
                 r.link = Some(link);
             }
         }
-        let Some(link) = rdp_link(self.table.get(id)) else { return };
-        if let Some(pid) = self.rdp_connection(&link) {
-            self.table.touch(pid, ts);
-            let ps = self.table.get_mut(pid);
-            ps.last = ps.last.max(ts);
+        if let Some(link) = rdp_link(self.table.get(id)) {
+            self.keep_linked_alive(&link, ts);
         }
     }
 
@@ -84,29 +80,11 @@ impl Engine {
             return false;
         }
         let Some(link) = rdp_link(s) else { return false };
-        let Some(pid) = self.rdp_connection(&link) else {
+        let Some((pid, flow)) = self.fold_linked(&link, s, reason, s.leg_quantiles()) else {
             s.counted = false;
             return false;
         };
-        let rtt = s.rtt();
-        let flow = LinkedFlow {
-            client: s.client,
-            server: s.server,
-            start: s.start,
-            last: s.last,
-            end_reason: reason.as_str(),
-            packets: s.packets,
-            bytes: s.bytes,
-            ttl: s.ttl,
-            legs: s.leg_quantiles(),
-            handshake: rtt.map_or([None, None], |r| r.handshake),
-        };
         let ps = self.table.get_mut(pid);
-        for i in 0..2 {
-            ps.packets[i] += s.packets[i];
-            ps.bytes[i] += s.bytes[i];
-        }
-        ps.last = ps.last.max(s.last);
         if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
             r.add_linked(flow);
         }
@@ -120,14 +98,14 @@ impl Engine {
     /// Whether an ended session would be folded into an open connection
     /// (its record then goes first at the end of input).
     pub(super) fn rdp_folds(&self, s: &Session) -> bool {
-        rdp_link(s).is_some_and(|l| self.rdp_connection(&l).is_some())
+        rdp_link(s).is_some_and(|l| self.linked_session(&l).is_some())
     }
 }
 
 /// Whether a TCP connection of RDP has linked UDP flows still open: closed,
 /// it waits for them (as a first subflow waits for its joins).
 pub(super) fn rdp_waits(s: &Session) -> bool {
-    s.app.as_deref().and_then(|a| a.rdp_stream()).is_some_and(|r| r.live_udp > 0)
+    s.app.as_deref().and_then(|a| a.rdp_stream()).is_some_and(|r| r.linked.live > 0)
 }
 
 /// The TCP connection a UDP flow of RDP was linked to.

@@ -224,3 +224,155 @@ mod rdp {
         assert_eq!(recs.len(), 2);
     }
 }
+
+/// Tunnels' further tuples (docs/sessions.md, section 5): a WireGuard peer
+/// that roamed, IKE moving from 500 to 4500, ESP beside its IKE session.
+mod tunnel {
+    use super::*;
+    use etherparse::IpNumber;
+
+    const S: Ts = NS_PER_SEC;
+    const GW: [u8; 4] = [203, 0, 113, 1];
+
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src.0, dst.0, 64).udp(src.1, dst.1);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    fn esp(src: [u8; 4], dst: [u8; 4], spi: u32) -> Vec<u8> {
+        let mut p = spi.to_be_bytes().to_vec();
+        p.extend([0, 0, 0, 1]);
+        p.extend([0xAB; 48]);
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64);
+        let mut f = Vec::new();
+        b.write(&mut f, IpNumber(50), &p).unwrap();
+        f
+    }
+
+    fn wg(kind: u8, a: u32, b: u32, len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[0] = kind;
+        p[4..8].copy_from_slice(&a.to_le_bytes());
+        p[8..12].copy_from_slice(&b.to_le_bytes());
+        p
+    }
+
+    fn run(frames: &[(Ts, Vec<u8>)]) -> Vec<SessionRecord> {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut recs = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        for (ts, f) in frames {
+            e.frame(LinkType::Ethernet, *ts, f, &mut out);
+        }
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        assert!(e.tunnel_ids.is_empty(), "identifiers go with their sessions: {:?}", e.tunnel_ids);
+        recs
+    }
+
+    #[test]
+    fn a_wireguard_peer_that_roams_stays_one_session_linked_by_index() {
+        let wifi = ([192, 0, 2, 10], 40000);
+        let lte = ([198, 51, 100, 7], 61000);
+        let gw = (GW, 51820);
+        let recs = run(&[
+            (S, udp(wifi, gw, &wg(1, 11, 0, 148))),
+            (S + 5_000_000, udp(gw, wifi, &wg(2, 22, 11, 92))),
+            (2 * S, udp(wifi, gw, &wg(4, 22, 0, 96))),
+            (2 * S, udp(gw, wifi, &wg(4, 11, 0, 96))),
+            // The laptop moves to LTE: its data names the gateway's index 22.
+            (30 * S, udp(lte, gw, &wg(4, 22, 0, 96))),
+            (30 * S, udp(gw, lte, &wg(4, 11, 0, 32))),
+            // The gateway re-keys on the new path, the client answers after 60 ms.
+            (80 * S, udp(gw, lte, &wg(1, 33, 0, 148))),
+            (80 * S + 60_000_000, udp(lte, gw, &wg(2, 44, 33, 92))),
+            (81 * S, udp(lte, gw, &wg(4, 33, 0, 96))),
+        ]);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        let r = &recs[0];
+        assert_eq!((r.proto, r.client.as_str()), ("wireguard", "192.0.2.10:40000"));
+        assert_eq!((r.packets.client, r.packets.server), (5, 4));
+        let t = r.tunnel.as_ref().unwrap();
+        assert_eq!((t.handshakes, t.rekeys), (2, 1));
+        assert_eq!((t.data_packets.client, t.data_packets.server), (3, 1));
+        assert_eq!((t.keepalives.unwrap().client, t.keepalives.unwrap().server), (0, 1));
+        assert_eq!(t.linked_flows.len(), 1);
+        let f = &t.linked_flows[0];
+        assert_eq!(
+            (f.link, f.client.as_str(), f.server.as_str()),
+            ("index", "198.51.100.7:61000", "203.0.113.1:51820")
+        );
+        // The gateway's re-key on the new path timed the client's leg there.
+        assert_eq!(f.client_rtt_ms.map(|l| l.min), Some(60.0));
+        assert_eq!(t.server_rtt_ms.map(|l| l.min), Some(5.0));
+        assert!(r.alerts.is_empty());
+    }
+
+    fn ike(ispi: u64, exchange: u8, flags: u8, msgid: u32) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0..8].copy_from_slice(&ispi.to_be_bytes());
+        p[17] = 0x20;
+        p[18] = exchange;
+        p[19] = flags;
+        p[20..24].copy_from_slice(&msgid.to_be_bytes());
+        p[24..28].copy_from_slice(&28u32.to_be_bytes());
+        p
+    }
+
+    fn marked(p: Vec<u8>) -> Vec<u8> {
+        [vec![0, 0, 0, 0], p].concat()
+    }
+
+    #[test]
+    fn ike_moving_to_4500_links_by_spi_and_esp_by_addresses() {
+        let c500 = ([192, 0, 2, 10], 500);
+        let g500 = (GW, 500);
+        let c4500 = ([192, 0, 2, 10], 4500);
+        let g4500 = (GW, 4500);
+        let recs = run(&[
+            (S, udp(c500, g500, &ike(0x7A7A_0000_0000_0007, 34, 0x08, 0))),
+            (S + 20_000_000, udp(g500, c500, &ike(0x7A7A_0000_0000_0007, 34, 0x20, 0))),
+            // NAT detected: IKE_AUTH on 4500, then ESP in UDP and a keepalive.
+            (2 * S, udp(c4500, g4500, &marked(ike(0x7A7A_0000_0000_0007, 35, 0x08, 1)))),
+            (2 * S + 30_000_000, udp(g4500, c4500, &marked(ike(0x7A7A_0000_0000_0007, 35, 0x20, 1)))),
+            (3 * S, udp(c4500, g4500, &[0xC0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8])),
+            (4 * S, udp(c4500, g4500, &[0xFF])),
+            // ESP (IP protocol 50) between the same peers, the gateway first.
+            (5 * S, esp(GW, [192, 0, 2, 10], 0xC1)),
+            (5 * S, esp([192, 0, 2, 10], GW, 0xC2)),
+        ]);
+        assert_eq!(recs.len(), 1, "{recs:#?}");
+        let r = &recs[0];
+        assert_eq!((r.proto, r.client.as_str()), ("ike", "192.0.2.10:500"));
+        let t = r.tunnel.as_ref().unwrap();
+        assert_eq!(t.kind, "ipsec");
+        let links: Vec<_> = t.linked_flows.iter().map(|f| (f.link, f.client.as_str(), f.server.as_str())).collect();
+        assert_eq!(links, [("spi", "192.0.2.10:4500", "203.0.113.1:4500"), ("addresses", "192.0.2.10", "203.0.113.1")]);
+        assert_eq!((t.control_messages.client, t.control_messages.server), (2, 2));
+        assert_eq!((t.data_packets.client, t.data_packets.server), (2, 1));
+        assert_eq!(t.keepalives.map(|k| k.client), Some(1));
+        assert_eq!(t.handshakes, 1);
+        assert_eq!((r.packets.client, r.packets.server), (5, 3));
+    }
+
+    #[test]
+    fn esp_in_udp_alone_is_an_esp_record_and_esp_without_ike_is_its_own() {
+        let c = ([192, 0, 2, 10], 4500);
+        let g = (GW, 4500);
+        let recs = run(&[
+            (S, udp(c, g, &marked(ike(0x9B9B_0000_0000_0009, 35, 0x08, 1)))),
+            (S + 10_000_000, udp(g, c, &marked(ike(0x9B9B_0000_0000_0009, 35, 0x20, 1)))),
+            (2 * S, udp(c, g, &[0xC0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8])),
+            (3 * S, esp([192, 0, 2, 99], GW, 0xC3)),
+        ]);
+        assert_eq!(recs.len(), 2, "{recs:#?}");
+        let natt = recs.iter().find(|r| r.transport == "udp").unwrap();
+        assert_eq!(natt.proto, "esp");
+        let t = natt.tunnel.as_ref().unwrap();
+        assert_eq!((t.control_messages.client, t.data_packets.client), (1, 1));
+        assert_eq!(t.server_rtt_ms.map(|l| l.min), Some(10.0));
+        let lone = recs.iter().find(|r| r.transport == "esp").unwrap();
+        assert_eq!((lone.proto, lone.tunnel.as_ref().unwrap().link), ("esp", None));
+    }
+}

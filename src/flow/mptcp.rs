@@ -14,7 +14,7 @@ use crate::time::Ts;
 use std::net::SocketAddr;
 
 /// Join subflows listed per connection; more are counted, not listed.
-pub const MAX_SUBFLOWS: usize = 16;
+pub const MAX_SUBFLOWS: usize = crate::proto::linked::MAX_LINKED;
 
 /// Multipath TCP state of one subflow.
 #[derive(Debug)]
@@ -190,11 +190,7 @@ impl Mptcp {
     /// Fold an ended join subflow into this (first) subflow's list.
     pub fn add_subflow(&mut self, sub: Subflow) {
         self.live_joins = self.live_joins.saturating_sub(1);
-        if self.subflows.len() < MAX_SUBFLOWS {
-            self.subflows.push(sub);
-        } else {
-            self.subflows_dropped += 1;
-        }
+        crate::proto::linked::push_listed(&mut self.subflows, &mut self.subflows_dropped, sub);
     }
 }
 

@@ -10,6 +10,7 @@ use crate::analysis::{Quantiles, RttSample, RttTracker};
 use crate::decode::Packet;
 use crate::ip_proto::IpProto;
 use crate::proto::App;
+use crate::proto::tunnel::Tunnel;
 use crate::proto::{Classifier, Proto};
 use crate::side::Side;
 use crate::time::Ts;
@@ -101,6 +102,9 @@ pub struct Session {
     /// through [`Session::multipath`], which looks at `stage` first (this
     /// field is on a line other packets never read).
     mptcp: Option<Box<Mptcp>>,
+    /// A tunnel's control plane (WireGuard, OpenVPN, IPsec): its counts,
+    /// pairs and linked flows.
+    pub tunnel: Option<Box<Tunnel>>,
 }
 
 /// What a free table slot holds: nothing allocated.
@@ -131,6 +135,7 @@ impl Default for Session {
             server: unspecified,
             early: [None; 4],
             mptcp: None,
+            tunnel: None,
         }
     }
 }

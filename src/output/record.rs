@@ -8,8 +8,11 @@ use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::ip_proto::IpProto;
-use crate::proto::rdp::{LinkedFlow, RdpRecord, RdpStream};
+use crate::proto::linked::{LinkedFlow, LinkedFlows};
+use crate::proto::rdp::{RdpRecord, RdpStream};
 use crate::proto::ssh::SshInfo;
+use crate::proto::tunnel::Tunnel;
+use crate::side::Side;
 use crate::time::{Ts, rfc3339};
 use crate::verdict::Verdict;
 use serde::Serialize;
@@ -99,6 +102,8 @@ pub struct SessionRecord {
     pub rdp: Option<RdpOut>,
     /// Multipath TCP: the connection's subflows (null for a TCP connection without it).
     pub mptcp: Option<MptcpRecord>,
+    /// A tunnel's own control plane (WireGuard, OpenVPN, IPsec; null for other sessions).
+    pub tunnel: Option<TunnelRecord>,
     /// The record's schema: [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// The sensor's name (`--sensor`, `output.sensor`, else the host name);
@@ -127,8 +132,8 @@ pub struct SessionRecord {
 /// 1: the records before `schema_version` existed (no such field); 2: adds
 /// `schema_version`, `sensor`, `source`, `community_id`, `client_ip`,
 /// `client_port`, `server_ip`, `server_port`, `ssh.hassh`, `ssh.hassh_server`;
-/// 3: adds `rdp`.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 3: adds `rdp`; 4: adds `tunnel`.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A Multipath TCP connection, or a join subflow recorded alone.
 #[derive(Debug, Clone, Serialize)]
@@ -238,7 +243,7 @@ pub struct LinkedFlowRecord {
     pub client_rtt_ms: Option<LegRtt>,
     pub server_rtt_ms: Option<LegRtt>,
     pub ttl: PerSide<Option<u8>>,
-    /// What the link stands on: "addresses".
+    /// What the link stands on: "addresses", "index", "spi".
     pub link: &'static str,
 }
 
@@ -246,8 +251,8 @@ impl LinkedFlowRecord {
     fn of(f: &LinkedFlow) -> LinkedFlowRecord {
         let leg = |i: usize| f.legs[i].map(|q| leg_rtt(q, f.handshake[i]));
         LinkedFlowRecord {
-            client: addr(f.client, IpProto::UDP),
-            server: addr(f.server, IpProto::UDP),
+            client: addr(f.client, f.transport),
+            server: addr(f.server, f.transport),
             start: rfc3339(f.start),
             end: rfc3339(f.last),
             end_reason: f.end_reason,
@@ -256,7 +261,7 @@ impl LinkedFlowRecord {
             client_rtt_ms: leg(0),
             server_rtt_ms: leg(1),
             ttl: PerSide { client: f.ttl[0], server: f.ttl[1] },
-            link: "addresses",
+            link: f.link,
         }
     }
 }
@@ -264,10 +269,80 @@ impl LinkedFlowRecord {
 fn rdp_record(r: &RdpStream, s: &Session) -> RdpOut {
     RdpOut {
         clear: r.record(s.transport),
-        link: r.link.map(|_| "addresses"),
-        parent_uid: r.link.map(|l| uid(IpProto::TCP, l.client, l.server, l.start)),
-        linked_flows: r.linked.iter().map(LinkedFlowRecord::of).collect(),
-        linked_flows_dropped: r.linked_dropped,
+        link: r.link.map(|l| l.how),
+        parent_uid: r.link.map(|l| uid(l.transport, l.client, l.server, l.start)),
+        linked_flows: linked_flows(&r.linked),
+        linked_flows_dropped: r.linked.dropped,
+    }
+}
+
+fn linked_flows(l: &LinkedFlows) -> Vec<LinkedFlowRecord> {
+    l.list.iter().map(LinkedFlowRecord::of).collect()
+}
+
+/// The record's `tunnel` object: the tunnel's own control plane.
+#[derive(Debug, Clone, Serialize)]
+pub struct TunnelRecord {
+    /// "wireguard", "openvpn", "ipsec".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// OpenVPN's control channel: "plain", "tls-auth", "tls-crypt" (null
+    /// for other tunnels, or before a control packet told).
+    pub mode: Option<&'static str>,
+    /// The tunnel's control round trips, by the side that answered (a
+    /// handshake or IKE request → its response, an OpenVPN control packet →
+    /// its acknowledgement), ms; null when none was paired.
+    pub client_rtt_ms: Option<ControlRtt>,
+    pub server_rtt_ms: Option<ControlRtt>,
+    pub control_messages: PerSide<u64>,
+    pub data_packets: PerSide<u64>,
+    /// Keepalives (WireGuard's empty data, NAT-T's); null for OpenVPN,
+    /// whose ping travels encrypted as data.
+    pub keepalives: Option<PerSide<u64>>,
+    pub handshakes: u64,
+    pub rekeys: u64,
+    /// A flow linked to its session and recorded alone (the session's
+    /// record was written first): what the link stands on ("index", "spi",
+    /// "addresses"), and the session's uid; else null.
+    pub link: Option<&'static str>,
+    pub parent_uid: Option<String>,
+    /// The session's linked flows that ended while it was open, in the
+    /// order they ended (at most 16), and those beyond.
+    pub linked_flows: Vec<LinkedFlowRecord>,
+    pub linked_flows_dropped: u32,
+}
+
+/// A tunnel's control round trips of one leg, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ControlRtt {
+    pub min: f64,
+    pub p50: f64,
+    pub samples: u64,
+}
+
+fn tunnel_record(t: &Tunnel, s: &Session) -> TunnelRecord {
+    let rtt = |side| {
+        s.turns.as_deref().and_then(|x| x.app_rtt(side)).map(|a| ControlRtt {
+            min: round(a.min, 4),
+            p50: round(a.p50, 4),
+            samples: a.samples,
+        })
+    };
+    let per = |v: [u64; 2]| PerSide { client: v[0], server: v[1] };
+    TunnelRecord {
+        kind: t.kind.as_str(),
+        mode: t.mode.map(|m| m.as_str()),
+        client_rtt_ms: rtt(Side::Client),
+        server_rtt_ms: rtt(Side::Server),
+        control_messages: per(t.control),
+        data_packets: per(t.data),
+        keepalives: t.keepalives_seen().then(|| per(t.keepalives)),
+        handshakes: t.handshakes,
+        rekeys: t.rekeys,
+        link: t.link.map(|l| l.how),
+        parent_uid: t.link.map(|l| uid(l.transport, l.client, l.server, l.start)),
+        linked_flows: linked_flows(&t.linked),
+        linked_flows_dropped: t.linked.dropped,
     }
 }
 
@@ -346,6 +421,7 @@ impl SessionRecord {
             ssh: s.app.as_deref().and_then(|a| a.ssh_stream()).map(|x| x.info.clone()),
             rdp: s.app.as_deref().and_then(|a| a.rdp_stream()).map(|x| rdp_record(x, s)),
             mptcp: mptcp_record(s, reason),
+            tunnel: s.tunnel.as_deref().map(|t| tunnel_record(t, s)),
             schema_version: SCHEMA_VERSION,
             sensor: None,
             source: None,

@@ -37,6 +37,12 @@ impl Classifier {
         }
     }
 
+    /// A client's OpenVPN hard reset was seen, its answer not yet: the
+    /// session may be OpenVPN (its tunnel state starts with that reset).
+    pub fn openvpn_candidate(&self) -> bool {
+        self.found.is_none() && self.openvpn_reset && self.seen < BUDGET
+    }
+
     /// Whether the protocol can no longer change.
     pub fn settled(&self) -> bool {
         self.found.is_some() || self.seen >= BUDGET

@@ -9,13 +9,15 @@
 
 mod data;
 mod detect;
-mod ike;
-mod openvpn;
+pub mod ike;
+pub mod linked;
+pub mod openvpn;
 pub mod rdp;
 pub mod ssh;
 mod tls;
+pub mod tunnel;
 pub mod vnc;
-mod wireguard;
+pub mod wireguard;
 
 pub use data::Data;
 pub use detect::{Classifier, detect_payload};

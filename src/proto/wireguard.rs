@@ -9,23 +9,31 @@ pub const SPEC: Spec = Spec {
     proto: Proto::Wireguard,
     ports: &[(IpProto::UDP, 51820, 51820)],
     probe: |transport, _, p| transport == IpProto::UDP && is_wireguard(p),
-    message: Some(|_, p| {
-        if !is_wireguard(p) {
-            return None;
-        }
-        match p[0] {
-            1 => Some(Msg::Request(le32(&p[4..8]))),
-            2 => Some(Msg::Answer(le32(&p[8..12]))),
-            _ => None,
-        }
-    }),
+    message: Some(|_, p| message(p)),
     app: None,
     remote_access: false,
 };
 
+/// A handshake message: the initiation (its sender index) asks, the
+/// response or the cookie reply naming that index (receiver index) answers.
+/// Either side initiates (each re-key, whoever starts it): the answer times
+/// the leg of the side that answered.
+pub fn message(p: &[u8]) -> Option<Msg> {
+    if !is_wireguard(p) {
+        return None;
+    }
+    match p[0] {
+        1 => Some(Msg::Request(le32(&p[4..8]))),
+        2 => Some(Msg::Answer(le32(&p[8..12]))),
+        // A cookie reply (under load) answers the initiation it names.
+        3 => Some(Msg::Answer(le32(&p[4..8]))),
+        _ => None,
+    }
+}
+
 /// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
 /// of that type (transport data: 16-byte header + a multiple of 16).
-fn is_wireguard(p: &[u8]) -> bool {
+pub fn is_wireguard(p: &[u8]) -> bool {
     if p.len() < 32 || p[1..4] != [0, 0, 0] {
         return false;
     }
@@ -38,6 +46,6 @@ fn is_wireguard(p: &[u8]) -> bool {
     }
 }
 
-fn le32(b: &[u8]) -> u64 {
+pub fn le32(b: &[u8]) -> u64 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64
 }

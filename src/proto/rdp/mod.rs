@@ -10,16 +10,15 @@ pub mod udp;
 mod x224;
 
 use super::{App, Data, Proto, Spec, Stream};
+use crate::analysis::RttSample;
 use crate::analysis::desktop::{Desktop, Event};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::seq::{self, Continuity};
 use crate::analysis::turns::Msg;
-use crate::analysis::{Quantiles, RttSample};
 use crate::ip_proto::IpProto;
 use crate::side::Side;
 use crate::time::Ts;
 use serde::Serialize;
-use std::net::SocketAddr;
 use udp::UdpTimer;
 
 pub const SPEC: Spec = Spec {
@@ -160,35 +159,7 @@ impl RdpStream {
     }
 }
 
-/// The TCP connection of the RDP session a UDP flow was linked to, by
-/// addresses (the same client address, the server's address and port,
-/// while the connection was open): MS-RDPEMT's request id that would tie
-/// them travels encrypted.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Link {
-    pub client: SocketAddr,
-    pub server: SocketAddr,
-    pub start: Ts,
-}
-
-/// What a linked UDP flow leaves in its TCP connection's record when it
-/// ends (sides as the connection's).
-#[derive(Debug, Clone)]
-pub struct LinkedFlow {
-    pub client: SocketAddr,
-    pub server: SocketAddr,
-    pub start: Ts,
-    pub last: Ts,
-    pub end_reason: &'static str,
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-    pub ttl: [Option<u8>; 2],
-    pub legs: [Option<Quantiles>; 2],
-    pub handshake: [Option<f64>; 2],
-}
-
-/// Linked flows listed per connection; more are counted, not listed.
-pub const MAX_LINKED: usize = 16;
+pub use super::linked::{Link, LinkedFlow, LinkedFlows};
 
 /// Longest message gathered from several segments (an MCS Connect Initial
 /// is under 1 KB).
@@ -221,24 +192,16 @@ pub struct RdpStream {
     udp: Option<Box<UdpTimer>>,
     /// A UDP flow: the TCP connection it was linked to.
     pub link: Option<Link>,
-    /// A TCP connection: its linked UDP flows still open (it does not end
-    /// before them, docs/sessions.md section 5).
-    pub live_udp: u32,
-    /// A TCP connection: its UDP flows that ended, and those beyond [`MAX_LINKED`].
-    pub linked: Vec<LinkedFlow>,
-    pub linked_dropped: u32,
+    /// A TCP connection: its linked UDP flows (it does not end before
+    /// those still open, docs/sessions.md section 5).
+    pub linked: LinkedFlows,
 }
 
 impl RdpStream {
     /// A UDP flow of this (TCP) session ended: its figures join the list.
     pub fn add_linked(&mut self, f: LinkedFlow) {
         self.info.udp = true;
-        self.live_udp = self.live_udp.saturating_sub(1);
-        if self.linked.len() < MAX_LINKED {
-            self.linked.push(f);
-        } else {
-            self.linked_dropped += 1;
-        }
+        self.linked.add(f);
     }
 }
 

@@ -1,0 +1,69 @@
+//! Linked flows, whatever found them (docs/sessions.md, section 5): the
+//! session a link names, kept alive by its flows' packets, and an ended
+//! flow folded into it (totals, and an entry in its record's list).
+
+use super::Engine;
+use crate::analysis::Quantiles;
+use crate::flow::{EndReason, FlowKey, Session};
+use crate::proto::linked::{Link, LinkedFlow};
+use crate::time::Ts;
+
+impl Engine {
+    /// The table slot of the open session `link` names (not a later one on
+    /// the same tuple).
+    pub(super) fn linked_session(&self, link: &Link) -> Option<u32> {
+        let key =
+            FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), link.transport).0;
+        let id = self.table.find(&key)?;
+        (self.table.get(id).start == link.start).then_some(id)
+    }
+
+    /// A packet of a linked flow at `ts`: its session stays alive.
+    pub(super) fn keep_linked_alive(&mut self, link: &Link, ts: Ts) {
+        if let Some(pid) = self.linked_session(link) {
+            self.table.touch(pid, ts);
+            let ps = self.table.get_mut(pid);
+            ps.last = ps.last.max(ts);
+        }
+    }
+
+    /// A linked flow `s` ended while its session is open: its packets, bytes
+    /// and end go to the session's totals; returns the session's slot and
+    /// the flow's entry for its list (sides as the session's; `legs` the
+    /// flow's own round trips, by the flow's sides). None: the session is
+    /// gone (the flow is recorded alone).
+    pub(super) fn fold_linked(
+        &mut self,
+        link: &Link,
+        s: &Session,
+        reason: EndReason,
+        legs: [Option<Quantiles>; 2],
+    ) -> Option<(u32, LinkedFlow)> {
+        let pid = self.linked_session(link)?;
+        let handshake = s.rtt().map_or([None, None], |r| r.handshake);
+        let side = |i: usize| if link.same_sides { i } else { 1 - i };
+        let both = |v: [u64; 2]| [v[side(0)], v[side(1)]];
+        let (client, server) = if link.same_sides { (s.client, s.server) } else { (s.server, s.client) };
+        let flow = LinkedFlow {
+            transport: s.transport,
+            client,
+            server,
+            start: s.start,
+            last: s.last,
+            end_reason: reason.as_str(),
+            packets: both(s.packets),
+            bytes: both(s.bytes),
+            ttl: [s.ttl[side(0)], s.ttl[side(1)]],
+            legs: [legs[side(0)], legs[side(1)]],
+            handshake: [handshake[side(0)], handshake[side(1)]],
+            link: link.how,
+        };
+        let ps = self.table.get_mut(pid);
+        for i in 0..2 {
+            ps.packets[i] += flow.packets[i];
+            ps.bytes[i] += flow.bytes[i];
+        }
+        ps.last = ps.last.max(s.last);
+        Some((pid, flow))
+    }
+}
