@@ -164,8 +164,13 @@ impl Engine {
         let s = self.table.get_mut(id);
         if !payload.is_empty() && (s.tunnel.is_some() || Kind::of(proto).is_some() || s.classifier.openvpn_candidate())
         {
-            // A tunnel's control plane: its own pairs, counts and links.
-            self.tunnel_payload(id, &key, p.ts, from, tcp, payload);
+            // A tunnel's control plane, its own pairs, counts and links, and its inner traffic.
+            let (sample, typed_echo) =
+                self.tunnel_payload(id, &key, p.ts, from, tcp, payload, p.payload_len() as usize);
+            if sample.is_some() {
+                samples[0] = sample;
+            }
+            echo = echo.or(typed_echo.map(|d| d as f32));
         } else if !payload.is_empty()
             && let Some(msg) = message(proto, ip_proto, payload)
         {

@@ -70,7 +70,8 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
     let rtt = s.rtt();
     // A UDP flow timed by its protocol (RDP over UDP) carries none of its
     // session's exchange (that is on the TCP connection): no verdict.
-    if rtt.is_some() && s.transport != IpProto::TCP {
+    // A tunnel's inner round trips time its own client leg: it is judged.
+    if rtt.is_some() && s.transport != IpProto::TCP && s.tunnel.is_none() {
         return Assessment::default();
     }
     // A tunnel's linked flow: its session's exchange ran on its first tuple.

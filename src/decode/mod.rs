@@ -44,6 +44,8 @@ pub enum L4<'a> {
     /// Another IP protocol (ESP, ICMP…): only the protocol number and payload.
     Other {
         proto: IpProto,
+        /// Its real length from the IP header, and the captured part.
+        payload_len: u32,
         payload: &'a [u8],
     },
 }
@@ -100,7 +102,7 @@ impl Packet<'_> {
         match &self.l4 {
             L4::Tcp(t) => t.payload_len,
             L4::Udp(u) => u.payload_len,
-            L4::Other { payload, .. } => payload.len() as u32,
+            L4::Other { payload_len, .. } => *payload_len,
         }
     }
 
@@ -178,7 +180,7 @@ pub fn decode_wire(link: LinkType, ts: Ts, frame: &[u8], wire_len: Option<u32>) 
                 payload: &net.payload[8..end],
             })
         }
-        proto => L4::Other { proto: IpProto(proto), payload: net.payload },
+        proto => L4::Other { proto: IpProto(proto), payload_len: net.payload_len, payload: net.payload },
     };
     Ok(Packet { ts, src: net.src, dst: net.dst, ttl: net.ttl, ip_len: net.ip_len, l4 })
 }

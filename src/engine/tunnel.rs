@@ -8,13 +8,17 @@
 //! in the table: they go when it ends.
 
 use super::Engine;
+use crate::analysis::interactive::Interactive;
+use crate::analysis::tunnel::Step;
 use crate::analysis::turns::Turns;
+use crate::analysis::{RttSample, SampleKind};
 use crate::decode::Tcp;
 use crate::flow::{EndReason, FlowKey, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
 use crate::proto::tunnel::{JoinId, Kind, MAX_IDS, Seen, Tunnel};
+use crate::proto::{App, Stream};
 use crate::side::Side;
 use crate::time::Ts;
 use std::collections::HashMap;
@@ -42,11 +46,12 @@ impl Engine {
         from: Side,
         tcp: Option<&Tcp<'_>>,
         payload: &[u8],
-    ) {
+        len: usize,
+    ) -> (Option<RttSample>, Option<f64>) {
         let s = self.table.get_mut(id);
         let Some(kind) = Kind::of(s.proto()).or(s.classifier.openvpn_candidate().then_some(Kind::Openvpn)) else {
             s.tunnel = None; // a candidate that proved something else
-            return;
+            return (None, None);
         };
         if s.tunnel.as_ref().is_some_and(|t| t.kind != kind) {
             s.tunnel = None;
@@ -55,11 +60,30 @@ impl Engine {
             .tunnel
             .get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
         let turns = s.turns.get_or_insert_with(Box::<Turns>::default);
-        let seen = t.on_payload(ts, from, tcp.map(|t| (t.seq, t.payload_len)), payload, turns);
+        let seen = t.on_payload(ts, from, tcp.map(|t| (t.seq, t.payload_len)), payload, len, turns);
         self.tunnel_seen(id, key, from, seen);
-        if let Some(link) = self.table.get(id).tunnel.as_ref().and_then(|t| t.link) {
+        let link = self.table.get(id).tunnel.as_ref().and_then(|t| t.link);
+        if let Some(link) = link {
             self.keep_linked_alive(&link, ts);
         }
+        // The inner traffic belongs to the session: a linked flow's (a roamed
+        // peer, ESP beside its IKE) goes to the session it is linked to.
+        let inner = match self.table.get_mut(id).tunnel.as_deref_mut() {
+            Some(t) if !t.inner.is_empty() => std::mem::take(&mut t.inner),
+            _ => return (None, None),
+        };
+        let (root, same) = match link {
+            Some(l) => match self.linked_session(&l) {
+                Some(r) => (r, l.same_sides),
+                None => (id, true),
+            },
+            None => (id, true),
+        };
+        let typed = inner_traffic(self.table.get_mut(root), ts, &inner, same);
+        if let Some(t) = self.table.get_mut(id).tunnel.as_deref_mut() {
+            t.inner = inner; // its allocation, for the next payload
+        }
+        typed
     }
 
     /// What a payload showed: identifiers to own, or to link by.
@@ -218,4 +242,37 @@ impl Engine {
     pub(super) fn tunnel_folds(&self, s: &Session) -> bool {
         s.tunnel.as_ref().and_then(|t| t.link).is_some_and(|l| self.linked_session(&l).is_some())
     }
+}
+
+/// What a tunnel's inner traffic gave with its last payload, reported into
+/// the session: its keys and echoes into the session's interactive figures
+/// (made at the tunnel's first payload, so a tunnel nobody typed through
+/// has no typist), and its round trip through the tunnel as the client
+/// leg's (a UDP or ESP tunnel has no other; over TCP the tunnel's own TCP
+/// times the same path). Returns the round-trip sample and the echo, for the metrics.
+fn inner_traffic(s: &mut Session, ts: Ts, inner: &[(Side, u32)], same_sides: bool) -> (Option<RttSample>, Option<f64>) {
+    let Some(t) = s.tunnel.as_deref_mut() else { return (None, None) };
+    let mut step = Step::default();
+    for &(from, len) in inner {
+        let from = if same_sides { from } else { from.other() };
+        let st = t.typing.on_packet(ts, from, len);
+        step.echo = st.echo.or(step.echo);
+        step.rtt = st.rtt.or(step.rtt);
+    }
+    let early = if step.echo.is_some() { t.typing.take_early_echoes() } else { Vec::new() };
+    let (keys, echoed) = (t.typing.keystrokes(), t.typing.echoed);
+    let app = s.app.get_or_insert_with(|| Box::new(App { stream: Stream::Tunnel, inter: Interactive::tunnel() }));
+    for d in early.into_iter().chain(step.echo) {
+        app.inter.add_echo(d);
+    }
+    app.inter.set_keys(keys, echoed);
+    let sample = step.rtt.filter(|_| s.transport != IpProto::TCP).map(|d| RttSample {
+        leg: Side::Client,
+        kind: SampleKind::Ack,
+        ns: (d * 1e6) as i64,
+    });
+    if let Some(smp) = &sample {
+        s.timed_rtt_mut().add(smp);
+    }
+    (sample, step.echo)
 }

@@ -110,6 +110,9 @@ pub enum Stream {
     Ssh(SshStream),
     Vnc(VncStream),
     Rdp(RdpStream),
+    /// A VPN tunnel: its inner traffic's analysis is the tunnel's own
+    /// ([`tunnel::Tunnel::typing`]), fed by its control plane's reading of each packet.
+    Tunnel,
 }
 
 impl App {
@@ -121,6 +124,7 @@ impl App {
             Stream::Ssh(stream) => ssh::on_data(stream, &mut self.inter, d),
             Stream::Vnc(stream) => vnc::on_data(stream, &mut self.inter, d),
             Stream::Rdp(stream) => rdp::on_data(stream, &mut self.inter, d),
+            Stream::Tunnel => None,
         }
     }
 

@@ -13,6 +13,7 @@
 
 use super::linked::{Link, LinkedFlows};
 use super::{Proto, ike, openvpn, wireguard};
+use crate::analysis::tunnel::TunnelTyping;
 use crate::analysis::turns::{Msg, Turns};
 use crate::ip_proto::IpProto;
 use crate::side::Side;
@@ -100,6 +101,9 @@ pub struct Seen {
     pub esp: bool,
 }
 
+/// Data packets one payload may carry (OpenVPN over TCP: one segment, several packets).
+const MAX_INNER: usize = 64;
+
 /// Join identifiers a session keeps in the engine's map at most (a
 /// WireGuard handshake's two indices, and the previous handshake's).
 pub const MAX_IDS: usize = 4;
@@ -137,6 +141,11 @@ pub struct Tunnel {
     ike_counted: Option<(u64, u32)>,
     ike_v1_sa: Option<u64>,
     ike_v1_quick: Option<u32>,
+    /// The inner traffic: keys, echoes and the round trip through the tunnel
+    /// (a linked flow's packets go to its session's).
+    pub typing: TunnelTyping,
+    /// The last payload's data packets (sender, outer length), in order.
+    pub inner: Vec<(Side, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +181,8 @@ impl Tunnel {
             ike_counted: None,
             ike_v1_sa: None,
             ike_v1_quick: None,
+            typing: TunnelTyping::default(),
+            inner: Vec::new(),
         }
     }
 
@@ -189,9 +200,11 @@ impl Tunnel {
         from: Side,
         tcp: Option<(u32, u32)>,
         payload: &[u8],
+        len: usize,
         turns: &mut Turns,
     ) -> Seen {
         let mut seen = Seen::default();
+        self.inner.clear();
         match (tcp, self.ovpn.as_deref_mut()) {
             (Some((seq, len)), Some(o)) => {
                 let mut packets: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -201,7 +214,7 @@ impl Tunnel {
                 }
             }
             (Some(_), None) => {}
-            (None, _) => self.on_packet(ts, from, payload, payload.len(), turns, &mut seen),
+            (None, _) => self.on_packet(ts, from, payload, len, turns, &mut seen),
         }
         seen
     }
@@ -216,7 +229,7 @@ impl Tunnel {
             Carried::Keepalive => self.keepalives[i] += 1,
             Carried::Control => {
                 self.control[i] += 1;
-                self.control_message(ts, from, p, turns, seen);
+                self.control_message(ts, from, p, len, turns, seen);
             }
             Carried::Other => {}
         }
@@ -227,13 +240,18 @@ impl Tunnel {
             Kind::Ipsec if self.transport == IpProto::UDP && matches!(c, Carried::Data { .. }) => seen.esp = true,
             _ => {}
         }
-        // The inner traffic's analysis attaches here: `c` and `p` per packet.
+        // The inner traffic's packets, for the analysis of the session they belong to.
+        if let Carried::Data { len } = c
+            && self.inner.len() < MAX_INNER
+        {
+            self.inner.push((from, len.min(u32::MAX as usize) as u32));
+        }
     }
 
-    fn control_message(&mut self, ts: Ts, from: Side, p: &[u8], turns: &mut Turns, seen: &mut Seen) {
+    fn control_message(&mut self, ts: Ts, from: Side, p: &[u8], len: usize, turns: &mut Turns, seen: &mut Seen) {
         match self.kind {
             Kind::Wireguard => {
-                if let Some(msg) = wireguard::message(p) {
+                if let Some(msg) = wireguard::message(p, len) {
                     turns.on_message(ts, from, msg);
                 }
                 if p[0] == 2 {
@@ -367,7 +385,7 @@ pub fn carried(kind: Kind, transport: IpProto, natt: bool, p: &[u8], len: usize)
     }
     match kind {
         Kind::Wireguard => match p.first() {
-            Some(1..=3) if wireguard::is_wireguard(p) => Carried::Control,
+            Some(1..=3) if wireguard::is_wireguard(p, len) => Carried::Control,
             Some(4) if p.len() >= 16 && len == 32 => Carried::Keepalive,
             // Padded to 16 bytes, but never beyond the MTU: any size over 32.
             Some(4) if p.len() >= 16 && len > 32 => Carried::Data { len },

@@ -8,8 +8,8 @@ use crate::ip_proto::IpProto;
 pub const SPEC: Spec = Spec {
     proto: Proto::Wireguard,
     ports: &[(IpProto::UDP, 51820, 51820)],
-    probe: |transport, _, p| transport == IpProto::UDP && is_wireguard(p),
-    message: Some(|_, p| message(p)),
+    probe: |transport, _, p| transport == IpProto::UDP && is_wireguard(p, p.len()),
+    message: Some(|_, p| message(p, p.len())),
     app: None,
     remote_access: false,
 };
@@ -18,8 +18,10 @@ pub const SPEC: Spec = Spec {
 /// response or the cookie reply naming that index (receiver index) answers.
 /// Either side initiates (each re-key, whoever starts it): the answer times
 /// the leg of the side that answered.
-pub fn message(p: &[u8]) -> Option<Msg> {
-    if !is_wireguard(p) {
+/// The handshake message a payload (`len` bytes on the wire, `p` the
+/// captured start) is, if any.
+pub fn message(p: &[u8], len: usize) -> Option<Msg> {
+    if !is_wireguard(p, len) {
         return None;
     }
     match p[0] {
@@ -33,15 +35,16 @@ pub fn message(p: &[u8]) -> Option<Msg> {
 
 /// WireGuard: a message type 1–4, three reserved zero bytes, the fixed size
 /// of that type (transport data: 16-byte header + a multiple of 16).
-pub fn is_wireguard(p: &[u8]) -> bool {
-    if p.len() < 32 || p[1..4] != [0, 0, 0] {
+/// `len`: the payload's length on the wire (a short snap length captures less).
+pub fn is_wireguard(p: &[u8], len: usize) -> bool {
+    if p.len() < 16 || len < 32 || p[1..4] != [0, 0, 0] {
         return false;
     }
     match p[0] {
-        1 => p.len() == 148,
-        2 => p.len() == 92,
-        3 => p.len() == 64,
-        4 => (p.len() - 16).is_multiple_of(16),
+        1 => len == 148,
+        2 => len == 92,
+        3 => len == 64,
+        4 => (len - 16).is_multiple_of(16),
         _ => false,
     }
 }

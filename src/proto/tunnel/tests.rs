@@ -93,7 +93,7 @@ fn openvpn_acks_time_the_answering_side_first_transmissions_only() {
     let (mut t, mut turns) = tunnel(Kind::Openvpn, IpProto::UDP, (40000, 1194));
     let m = Mode::TlsAuth { hmac: 32 };
     let mut feed = |t: &mut Tunnel, ms: i64, from, p: Vec<u8>| {
-        t.on_payload(ms * MS, from, None, &p, &mut turns);
+        feed(&mut t, ms * MS, from, None, &p, &mut turns);
     };
     feed(&mut t, 0, Side::Client, ovpn(7, 0, m, &[], Some(0)));
     feed(&mut t, 30, Side::Server, ovpn(8, 0, m, &[0], Some(0))); // server leg 30
@@ -126,18 +126,18 @@ fn openvpn_over_tcp_is_framed_packet_by_packet() {
         f
     };
     let reset = framed(ovpn(7, 0, Mode::Plain, &[], Some(0)));
-    t.on_payload(0, Side::Client, Some((1000, reset.len() as u32)), &reset, &mut turns);
+    feed(&mut t, 0, Side::Client, Some((1000, reset.len() as u32)), &reset, &mut turns);
     // The server's reset and two data packets in one segment, the second data packet cut over two.
     let mut seg = framed(ovpn(8, 0, Mode::Plain, &[0], Some(0)));
     seg.extend(framed(vec![9 << 3, 0, 0, 1, 1, 2, 3, 4]));
     let data = framed(vec![9 << 3, 0, 0, 1, 9, 9, 9, 9, 9, 9]);
     seg.extend(&data[..5]);
-    t.on_payload(10 * MS, Side::Server, Some((5000, seg.len() as u32)), &seg, &mut turns);
+    feed(&mut t, 10 * MS, Side::Server, Some((5000, seg.len() as u32)), &seg, &mut turns);
     assert_eq!(t.data, [0, 1]);
     let rest = &data[5..];
-    t.on_payload(11 * MS, Side::Server, Some((5000 + seg.len() as u32, rest.len() as u32)), rest, &mut turns);
+    feed(&mut t, 11 * MS, Side::Server, Some((5000 + seg.len() as u32, rest.len() as u32)), rest, &mut turns);
     // A retransmitted segment is not counted again.
-    t.on_payload(12 * MS, Side::Server, Some((5000 + seg.len() as u32, rest.len() as u32)), rest, &mut turns);
+    feed(&mut t, 12 * MS, Side::Server, Some((5000 + seg.len() as u32, rest.len() as u32)), rest, &mut turns);
     assert_eq!((t.control, t.data), ([1, 1], [0, 2]));
     assert_eq!(turns.app_rtt(Side::Server).map(|a| a.min), Some(10.0));
     assert_eq!(carried(Kind::Openvpn, IpProto::TCP, false, &[6 << 3, 1, 2], 300), Carried::Data { len: 300 });
@@ -155,20 +155,20 @@ fn wg(kind: u8, a: u32, b: u32, len: usize) -> Vec<u8> {
 fn wireguard_rekeys_by_either_side_time_the_side_that_answered() {
     let (mut t, mut turns) = tunnel(Kind::Wireguard, IpProto::UDP, (40000, 51820));
     // Client initiates (index 11), the server answers (22) after 5 ms.
-    let s = t.on_payload(0, Side::Client, None, &wg(1, 11, 0, 148), &mut turns);
+    let s = feed(&mut t, 0, Side::Client, None, &wg(1, 11, 0, 148), &mut turns);
     assert_eq!(s, Seen::default());
-    let s = t.on_payload(5 * MS, Side::Server, None, &wg(2, 22, 11, 92), &mut turns);
+    let s = feed(&mut t, 5 * MS, Side::Server, None, &wg(2, 22, 11, 92), &mut turns);
     assert_eq!(s.handshake, Some((11, 22)));
     // Data, a keepalive (32 bytes: empty).
-    let s = t.on_payload(6 * MS, Side::Client, None, &wg(4, 22, 0, 32 + 64), &mut turns);
+    let s = feed(&mut t, 6 * MS, Side::Client, None, &wg(4, 22, 0, 32 + 64), &mut turns);
     assert_eq!(s.index, Some(22));
-    t.on_payload(7 * MS, Side::Server, None, &wg(4, 11, 0, 32), &mut turns);
+    feed(&mut t, 7 * MS, Side::Server, None, &wg(4, 11, 0, 32), &mut turns);
     // Two minutes later the gateway re-keys: the client answers after 40 ms.
-    t.on_payload(120_000 * MS, Side::Server, None, &wg(1, 33, 0, 148), &mut turns);
-    t.on_payload(120_040 * MS, Side::Client, None, &wg(2, 44, 33, 92), &mut turns);
+    feed(&mut t, 120_000 * MS, Side::Server, None, &wg(1, 33, 0, 148), &mut turns);
+    feed(&mut t, 120_040 * MS, Side::Client, None, &wg(2, 44, 33, 92), &mut turns);
     // Under load: a cookie reply answers an initiation.
-    t.on_payload(130_000 * MS, Side::Client, None, &wg(1, 55, 0, 148), &mut turns);
-    t.on_payload(130_002 * MS, Side::Server, None, &wg(3, 55, 0, 64), &mut turns);
+    feed(&mut t, 130_000 * MS, Side::Client, None, &wg(1, 55, 0, 148), &mut turns);
+    feed(&mut t, 130_002 * MS, Side::Server, None, &wg(3, 55, 0, 64), &mut turns);
     assert_eq!(turns.app_rtt(Side::Server).map(|a| (a.min, a.samples)), Some((2.0, 2)));
     assert_eq!(turns.app_rtt(Side::Client).map(|a| (a.min, a.samples)), Some((40.0, 1)));
     assert_eq!((t.handshakes, t.rekeys), (2, 1));
@@ -196,18 +196,18 @@ fn ike_exchanges_pair_by_who_asked_and_a_gateway_dpd_times_the_client() {
     assert_eq!((h.initiator, h.response, h.message_id), (false, false, 0));
     let (mut t, mut turns) = tunnel(Kind::Ipsec, IpProto::UDP, (4500, 4500));
     let marked = |p: Vec<u8>| [vec![0, 0, 0, 0], p].concat();
-    t.on_payload(0, Side::Client, None, &marked(ike(1, 35, 0x08, 1)), &mut turns); // IKE_AUTH
-    t.on_payload(30 * MS, Side::Server, None, &marked(ike(1, 35, 0x20, 1)), &mut turns); // server leg 30
+    feed(&mut t, 0, Side::Client, None, &marked(ike(1, 35, 0x08, 1)), &mut turns); // IKE_AUTH
+    feed(&mut t, 30 * MS, Side::Server, None, &marked(ike(1, 35, 0x20, 1)), &mut turns); // server leg 30
     // The gateway's DPD (INFORMATIONAL, its own message id 0), answered by the client after 80 ms.
-    t.on_payload(1000 * MS, Side::Server, None, &marked(ike(1, 37, 0x00, 0)), &mut turns);
-    t.on_payload(1080 * MS, Side::Client, None, &marked(ike(1, 37, 0x28, 0)), &mut turns);
+    feed(&mut t, 1000 * MS, Side::Server, None, &marked(ike(1, 37, 0x00, 0)), &mut turns);
+    feed(&mut t, 1080 * MS, Side::Client, None, &marked(ike(1, 37, 0x28, 0)), &mut turns);
     // ESP in UDP, and a NAT keepalive.
-    let s = t.on_payload(1100 * MS, Side::Client, None, &[0xC0, 1, 2, 3, 0, 0, 0, 1, 9, 9, 9, 9], &mut turns);
+    let s = feed(&mut t, 1100 * MS, Side::Client, None, &[0xC0, 1, 2, 3, 0, 0, 0, 1, 9, 9, 9, 9], &mut turns);
     assert!(s.esp);
-    t.on_payload(1200 * MS, Side::Client, None, &[0xFF], &mut turns);
+    feed(&mut t, 1200 * MS, Side::Client, None, &[0xFF], &mut turns);
     // A re-key.
-    t.on_payload(2000 * MS, Side::Client, None, &marked(ike(1, 36, 0x08, 2)), &mut turns);
-    let s = t.on_payload(2010 * MS, Side::Server, None, &marked(ike(1, 36, 0x20, 2)), &mut turns);
+    feed(&mut t, 2000 * MS, Side::Client, None, &marked(ike(1, 36, 0x08, 2)), &mut turns);
+    let s = feed(&mut t, 2010 * MS, Side::Server, None, &marked(ike(1, 36, 0x20, 2)), &mut turns);
     assert_eq!(s.spi, Some(1));
     assert_eq!(turns.app_rtt(Side::Server).map(|a| (a.min, a.samples)), Some((10.0, 2)));
     assert_eq!(turns.app_rtt(Side::Client).map(|a| (a.min, a.samples)), Some((80.0, 1)));
@@ -215,4 +215,9 @@ fn ike_exchanges_pair_by_who_asked_and_a_gateway_dpd_times_the_client() {
     // On 500 a payload is IKE or nothing: no ESP there.
     assert_eq!(carried(Kind::Ipsec, IpProto::UDP, false, &[0xC0, 1, 2, 3, 0, 0, 0, 1], 8), Carried::Other);
     assert_eq!(carried(Kind::Ipsec, IpProto::ESP, false, &[0xC0, 1, 2, 3], 120), Carried::Data { len: 120 });
+}
+
+/// A payload captured whole.
+fn feed(t: &mut Tunnel, ts: Ts, from: Side, tcp: Option<(u32, u32)>, p: &[u8], turns: &mut Turns) -> Seen {
+    t.on_payload(ts, from, tcp, p, p.len(), turns)
 }
