@@ -207,10 +207,11 @@ impl Tunnel {
         self.inner.clear();
         match (tcp, self.ovpn.as_deref_mut()) {
             (Some((seq, len)), Some(o)) => {
-                let mut packets: Vec<(Vec<u8>, usize)> = Vec::new();
-                o.framers[from as usize].feed(seq, len, payload, |head, n| packets.push((head.to_vec(), n)));
-                for (head, n) in packets {
-                    self.on_packet(ts, from, &head, n, turns, &mut seen);
+                // The framer stands aside while its packets are read.
+                let mut framer = std::mem::take(&mut o.framers[from as usize]);
+                framer.feed(seq, len, payload, |head, n| self.on_packet(ts, from, head, n, turns, &mut seen));
+                if let Some(o) = self.ovpn.as_deref_mut() {
+                    o.framers[from as usize] = framer;
                 }
             }
             (Some(_), None) => {}
