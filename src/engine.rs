@@ -166,7 +166,7 @@ impl Engine {
         {
             // A tunnel's control plane, its own pairs, counts and links, and its inner traffic.
             let (sample, typed_echo) =
-                self.tunnel_payload(id, &key, p.ts, from, tcp, payload, p.payload_len() as usize);
+                self.tunnel_payload(id, &key, p.ts, from, tcp, (payload, p.payload_len() as usize));
             if sample.is_some() {
                 samples[0] = sample;
             }

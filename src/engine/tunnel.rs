@@ -10,7 +10,6 @@
 use super::Engine;
 use crate::analysis::interactive::Interactive;
 use crate::analysis::tunnel::Step;
-use crate::analysis::turns::Turns;
 use crate::analysis::{RttSample, SampleKind};
 use crate::decode::Tcp;
 use crate::flow::{EndReason, FlowKey, Session};
@@ -37,7 +36,8 @@ pub(super) type TunnelIds = HashMap<JoinId, Owner>;
 
 impl Engine {
     /// A payload of a session that is (or may be) a tunnel: its control
-    /// plane read, its flows linked.
+    /// plane read, its flows linked, its inner traffic analysed (`len`: the
+    /// payload's length on the wire, `payload` its captured part).
     pub(super) fn tunnel_payload(
         &mut self,
         id: u32,
@@ -45,8 +45,7 @@ impl Engine {
         ts: Ts,
         from: Side,
         tcp: Option<&Tcp<'_>>,
-        payload: &[u8],
-        len: usize,
+        (payload, len): (&[u8], usize),
     ) -> (Option<RttSample>, Option<f64>) {
         let s = self.table.get_mut(id);
         let Some(kind) = Kind::of(s.proto()).or(s.classifier.openvpn_candidate().then_some(Kind::Openvpn)) else {
@@ -56,11 +55,20 @@ impl Engine {
         if s.tunnel.as_ref().is_some_and(|t| t.kind != kind) {
             s.tunnel = None;
         }
-        let t = s
-            .tunnel
-            .get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
-        let turns = s.turns.get_or_insert_with(Box::<Turns>::default);
-        let seen = t.on_payload(ts, from, tcp.map(|t| (t.seq, t.payload_len)), payload, len, turns);
+        s.tunnel.get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
+        // A linked flow's control messages are its session's exchanges (IKE
+        // on 4500 after 500): paired in the session's turns, sides alike.
+        let root =
+            s.tunnel.as_ref().and_then(|t| t.link).filter(|l| l.same_sides).and_then(|l| self.linked_session(&l));
+        let mut turns = match root {
+            Some(r) => self.table.get_mut(r).turns.take(),
+            None => self.table.get_mut(id).turns.take(),
+        }
+        .unwrap_or_default();
+        let s = self.table.get_mut(id);
+        let t = s.tunnel.as_deref_mut().expect("made above");
+        let seen = t.on_payload(ts, from, tcp.map(|t| (t.seq, t.payload_len)), payload, len, &mut turns);
+        self.table.get_mut(root.unwrap_or(id)).turns = Some(turns);
         self.tunnel_seen(id, key, from, seen);
         let link = self.table.get(id).tunnel.as_ref().and_then(|t| t.link);
         if let Some(link) = link {

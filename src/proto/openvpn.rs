@@ -263,8 +263,17 @@ impl Framer {
                 self.len = 0;
             }
         }
-        if payload.len() < len as usize {
-            self.lose();
+        // A short snap length: the bytes not captured finish the packet under
+        // way (one packet per segment, as interactive traffic sends), else
+        // the next packet's length is lost with them.
+        let missing = (len as usize).saturating_sub(payload.len());
+        if missing > 0 {
+            if self.len > 0 && self.len - self.got == missing {
+                out(&self.head, self.len);
+                self.len = 0;
+            } else {
+                self.lose();
+            }
         }
     }
 

@@ -93,7 +93,7 @@ fn openvpn_acks_time_the_answering_side_first_transmissions_only() {
     let (mut t, mut turns) = tunnel(Kind::Openvpn, IpProto::UDP, (40000, 1194));
     let m = Mode::TlsAuth { hmac: 32 };
     let mut feed = |t: &mut Tunnel, ms: i64, from, p: Vec<u8>| {
-        feed(&mut t, ms * MS, from, None, &p, &mut turns);
+        t.on_payload(ms * MS, from, None, &p, p.len(), &mut turns);
     };
     feed(&mut t, 0, Side::Client, ovpn(7, 0, m, &[], Some(0)));
     feed(&mut t, 30, Side::Server, ovpn(8, 0, m, &[0], Some(0))); // server leg 30
