@@ -56,10 +56,16 @@ impl Engine {
             s.tunnel = None;
         }
         s.tunnel.get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
-        // A linked flow's control messages are its session's exchanges (IKE
-        // on 4500 after 500): paired in the session's turns, sides alike.
-        let root =
-            s.tunnel.as_ref().and_then(|t| t.link).filter(|l| l.same_sides).and_then(|l| self.linked_session(&l));
+        // IKE moved to 4500 is the session's exchange going on (NAT
+        // traversal), not another path: paired in the session's turns, sides
+        // alike. A roamed WireGuard peer's path keeps its own figures.
+        let root = s
+            .tunnel
+            .as_ref()
+            .filter(|t| t.kind == Kind::Ipsec)
+            .and_then(|t| t.link)
+            .filter(|l| l.same_sides)
+            .and_then(|l| self.linked_session(&l));
         let mut turns = match root {
             Some(r) => self.table.get_mut(r).turns.take(),
             None => self.table.get_mut(id).turns.take(),
