@@ -76,6 +76,21 @@ fn vpn_lab_captures_match_their_truth() {
         }
         let keys = r["keystrokes"].as_u64().unwrap_or(0);
         let typist = r["typist_rtt_ms"].as_f64();
+        // What the tunnel carried, and the inner size classes it learnt.
+        let (carried, sizes) = (&r["tunnel"]["inner_traffic"], &r["tunnel"]["inner_sizes"]);
+        if typed > 0 {
+            // OpenVPN over TCP: the packet without its 2-byte length (the truth counts TCP payload).
+            let framing = if over_tcp { 2 } else { 0 };
+            let mut want = truth["outer_size_classes"].clone();
+            for v in want.as_object_mut().unwrap().values_mut() {
+                *v = (v.as_u64().unwrap() - framing).into();
+            }
+            if carried != "interactive" || *sizes != want {
+                fail(format!("inner traffic {carried}, sizes {sizes} vs truth {want}"));
+            }
+        } else if carried == "interactive" || !sizes.is_null() {
+            fail(format!("nobody typed: inner traffic {carried}, sizes {sizes}"));
+        }
         if typed == 0 {
             if keys != 0 || typist.is_some() || !r["echo_ms"].is_null() {
                 fail(format!("nobody typed: {keys} keystrokes, typist {typist:?}, echo {}", r["echo_ms"]));

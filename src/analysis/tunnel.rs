@@ -99,7 +99,7 @@ struct Pending {
 }
 
 /// Sizes of a tunnel's interactive traffic, once learnt (outer bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SizeClasses {
     pub key: u32,
     pub echo: u32,

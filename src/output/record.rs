@@ -4,6 +4,7 @@
 use super::community_id::community_id;
 use crate::analysis::Quantiles;
 use crate::analysis::relay::{Relay, ttl_hops};
+use crate::analysis::tunnel::SizeClasses;
 use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
@@ -310,6 +311,13 @@ pub struct TunnelRecord {
     /// order they ended (at most 16), and those beyond.
     pub linked_flows: Vec<LinkedFlowRecord>,
     pub linked_flows_dropped: u32,
+    /// What the tunnel carried, as its data packets' sizes and times tell:
+    /// "interactive" (someone typed through it: `keystrokes`), "data"
+    /// (traffic, nobody typing), "none" (keepalives and control only).
+    pub inner_traffic: &'static str,
+    /// The outer sizes (payload bytes) of an inner keystroke, its echo and
+    /// the inner ACK, learnt from the tunnel; null until typing showed them.
+    pub inner_sizes: Option<SizeClasses>,
 }
 
 /// A tunnel's control round trips of one leg, ms.
@@ -343,6 +351,12 @@ fn tunnel_record(t: &Tunnel, s: &Session) -> TunnelRecord {
         parent_uid: t.link.map(|l| uid(l.transport, l.client, l.server, l.start)),
         linked_flows: linked_flows(&t.linked),
         linked_flows_dropped: t.linked.dropped,
+        inner_traffic: match t.typing.classes() {
+            Some(_) if t.typing.keystrokes() > 0 => "interactive",
+            _ if t.data.iter().any(|&n| n > 0) => "data",
+            _ => "none",
+        },
+        inner_sizes: t.typing.classes(),
     }
 }
 
