@@ -165,7 +165,7 @@ impl Session {
         self.bytes[i] += u64::from(p.ip_len);
         self.last = self.last.max(p.ts);
         self.ttl[i] = Some(self.ttl[i].map_or(p.ttl, |t| t.min(p.ttl)));
-        self.classifier.feed(self.transport, self.server_port, from, payload);
+        self.classifier.feed(self.transport, self.server_port, from, payload, p.payload_len() as usize);
     }
 
     /// Which side sent a packet from `src`.

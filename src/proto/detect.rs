@@ -21,12 +21,13 @@ pub struct Classifier {
 
 impl Classifier {
     /// Look at one payload; `server_port` is the session's server port.
-    pub fn feed(&mut self, transport: IpProto, server_port: u16, from: Side, payload: &[u8]) {
+    /// `payload` as captured, `len` its length on the wire.
+    pub fn feed(&mut self, transport: IpProto, server_port: u16, from: Side, payload: &[u8], len: usize) {
         if self.found.is_some() || self.seen >= BUDGET || payload.is_empty() {
             return;
         }
         self.seen += 1;
-        self.found = detect_payload(transport, server_port, payload);
+        self.found = detect_payload(transport, server_port, payload, len);
         if self.found.is_none() {
             // OpenVPN has no magic: a client hard reset answered by a server hard reset.
             match (from, hard_reset(transport, payload)) {
@@ -57,8 +58,8 @@ impl Classifier {
 
 /// The protocol one payload proves, if any: the first whose probe matches,
 /// in the order of [`PROTOCOLS`].
-pub fn detect_payload(transport: IpProto, server_port: u16, p: &[u8]) -> Option<Proto> {
-    PROTOCOLS.iter().find(|s| (s.probe)(transport, server_port, p)).map(|s| s.proto)
+pub fn detect_payload(transport: IpProto, server_port: u16, p: &[u8], len: usize) -> Option<Proto> {
+    PROTOCOLS.iter().find(|s| (s.probe)(transport, server_port, p, len)).map(|s| s.proto)
 }
 
 #[cfg(test)]
@@ -68,7 +69,7 @@ mod tests {
     #[test]
     fn ssh_on_any_port() {
         let mut c = Classifier::default();
-        c.feed(IpProto::TCP, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+        c.feed(IpProto::TCP, 443, Side::Server, b"SSH-2.0-OpenSSH_9.2p1\r\n", 23);
         assert_eq!(c.proto(Proto::by_port(IpProto::TCP, 443)), Proto::Ssh);
     }
 
@@ -83,16 +84,19 @@ mod tests {
     #[test]
     fn rdp_connection_request() {
         let cr = [3, 0, 0, 19, 14, 0xE0, 0, 0, 0, 0, 0, 1, 0, 8, 0, 3, 0, 0, 0];
-        assert_eq!(detect_payload(IpProto::TCP, 3389, &cr), Some(Proto::Rdp));
+        assert_eq!(detect_payload(IpProto::TCP, 3389, &cr, cr.len()), Some(Proto::Rdp));
     }
 
     #[test]
     fn wireguard_sizes() {
         let mut init = vec![0u8; 148];
         init[0] = 1;
-        assert_eq!(detect_payload(IpProto::UDP, 51194, &init), Some(Proto::Wireguard));
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init, init.len()), Some(Proto::Wireguard));
+        // Captured with a short snap length: the size on the wire still proves it.
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init[..86], 148), Some(Proto::Wireguard));
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init[..86], 149), None);
         init.push(0);
-        assert_eq!(detect_payload(IpProto::UDP, 51194, &init), None);
+        assert_eq!(detect_payload(IpProto::UDP, 51194, &init, init.len()), None);
     }
 
     #[test]
@@ -102,15 +106,15 @@ mod tests {
         let mut answer = vec![8 << 3];
         answer.extend([2u8; 25]);
         let mut c = Classifier::default();
-        c.feed(IpProto::UDP, 1198, Side::Client, &reset);
+        c.feed(IpProto::UDP, 1198, Side::Client, &reset, reset.len());
         assert_eq!(c.found, None);
-        c.feed(IpProto::UDP, 1198, Side::Server, &answer);
+        c.feed(IpProto::UDP, 1198, Side::Server, &answer, answer.len());
         assert_eq!(c.found, Some(Proto::Openvpn));
         // A DNS query and answer with the same id never match.
         let mut dns = Classifier::default();
         let q = [0x08, 0x12, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w'];
-        dns.feed(IpProto::UDP, 53, Side::Client, &q);
-        dns.feed(IpProto::UDP, 53, Side::Server, &q);
+        dns.feed(IpProto::UDP, 53, Side::Client, &q, q.len());
+        dns.feed(IpProto::UDP, 53, Side::Server, &q, q.len());
         assert_eq!(dns.proto(Proto::by_port(IpProto::UDP, 53)), Proto::Udp);
     }
 
@@ -120,9 +124,16 @@ mod tests {
         h[0] = 1;
         h[17] = 0x20;
         h[27] = 28;
-        assert_eq!(detect_payload(IpProto::UDP, 500, &h), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 500, &h, h.len()), Some(Proto::Ike));
         let mut natt = vec![0u8; 4];
         natt.extend_from_slice(&h);
-        assert_eq!(detect_payload(IpProto::UDP, 4500, &natt), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 4500, &natt, natt.len()), Some(Proto::Ike));
+        // A longer message captured in part: its header's length is the wire's.
+        let (mut long, mut marked) = (h.clone(), natt.clone());
+        long[27] = 200;
+        marked[31] = 200;
+        assert_eq!(detect_payload(IpProto::UDP, 500, &long, 200), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 4500, &marked, 204), Some(Proto::Ike));
+        assert_eq!(detect_payload(IpProto::UDP, 500, &long, 201), None);
     }
 }

@@ -9,7 +9,9 @@ use crate::ip_proto::IpProto;
 pub const SPEC: Spec = Spec {
     proto: Proto::Ike,
     ports: &[(IpProto::UDP, 500, 500), (IpProto::UDP, 4500, 4500)],
-    probe: |transport, server_port, p| transport == IpProto::UDP && matches!(server_port, 500 | 4500) && is_ike(p),
+    probe: |transport, server_port, p, len| {
+        transport == IpProto::UDP && matches!(server_port, 500 | 4500) && is_ike(p, len)
+    },
     message: Some(|_, p| {
         let h = header(p)?;
         if h.response { Some(Msg::Answer(pair_id(&h))) } else { Some(Msg::Request(pair_id(&h))) }
@@ -24,15 +26,17 @@ fn ike_message(p: &[u8]) -> &[u8] {
     if p.len() >= 4 && p[..4] == [0, 0, 0, 0] { &p[4..] } else { p }
 }
 
-/// IKE (v1 or v2) header, optionally behind the 4-byte non-ESP marker of port 4500.
-fn is_ike(p: &[u8]) -> bool {
+/// IKE (v1 or v2) header, optionally behind the 4-byte non-ESP marker of
+/// port 4500, whose length is the payload's on the wire (`len`).
+fn is_ike(p: &[u8], len: usize) -> bool {
+    let marker = p.len() - ike_message(p).len();
     let p = ike_message(p);
     if p.len() < 28 {
         return false;
     }
     let version = p[17];
     let length = u32::from_be_bytes([p[24], p[25], p[26], p[27]]) as usize;
-    matches!(version, 0x10 | 0x20) && length == p.len()
+    matches!(version, 0x10 | 0x20) && length + marker == len
 }
 
 /// What an IKE header tells in clear (RFC 7296 3.1, RFC 2408 3.1).

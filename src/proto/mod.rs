@@ -175,8 +175,10 @@ pub struct Spec {
     pub proto: Proto,
     /// Well-known server ports: (IP protocol, first port, last port).
     pub ports: &'static [(IpProto, u16, u16)],
-    /// Whether one payload proves the protocol (IP protocol, the session's server port, payload).
-    pub probe: fn(IpProto, u16, &[u8]) -> bool,
+    /// Whether one payload proves the protocol (IP protocol, the session's
+    /// server port, the payload as captured, its length on the wire: a short
+    /// snap length captures less).
+    pub probe: fn(IpProto, u16, &[u8], usize) -> bool,
     /// The handshake message a payload starts with (IP protocol, payload), for
     /// protocols whose clear handshake pairs a request with the real peer's answer.
     pub message: Option<MessageFn>,

@@ -9,7 +9,7 @@ use crate::ip_proto::IpProto;
 pub const SPEC: Spec = Spec {
     proto: Proto::Openvpn,
     ports: &[(IpProto::TCP, 1194, 1194), (IpProto::UDP, 1194, 1194)],
-    probe: |_, _, _| false,
+    probe: |_, _, _, _| false,
     message: Some(hard_reset),
     app: None,
     remote_access: true,

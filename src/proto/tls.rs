@@ -8,7 +8,7 @@ use crate::ip_proto::IpProto;
 pub const SPEC: Spec = Spec {
     proto: Proto::Tls,
     ports: &[(IpProto::TCP, 443, 443)],
-    probe: |transport, _, p| transport == IpProto::TCP && hello(p).is_some(),
+    probe: |transport, _, p, _| transport == IpProto::TCP && hello(p).is_some(),
     message: Some(|_, p| match hello(p)? {
         1 => Some(Msg::Request(0)),
         _ => Some(Msg::Answer(0)),

@@ -11,7 +11,7 @@ use crate::side::Side;
 pub const SPEC: Spec = Spec {
     proto: Proto::Vnc,
     ports: &[(IpProto::TCP, 5900, 5910)],
-    probe: |transport, _, p| transport == IpProto::TCP && p.starts_with(b"RFB 0"),
+    probe: |transport, _, p, _| transport == IpProto::TCP && p.starts_with(b"RFB 0"),
     message: None,
     app: Some(app),
     remote_access: true,

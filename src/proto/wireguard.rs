@@ -8,7 +8,7 @@ use crate::ip_proto::IpProto;
 pub const SPEC: Spec = Spec {
     proto: Proto::Wireguard,
     ports: &[(IpProto::UDP, 51820, 51820)],
-    probe: |transport, _, p| transport == IpProto::UDP && is_wireguard(p, p.len()),
+    probe: |transport, _, p, len| transport == IpProto::UDP && is_wireguard(p, len),
     message: Some(|_, p| message(p, p.len())),
     app: None,
     remote_access: false,

@@ -24,7 +24,7 @@ use udp::UdpTimer;
 pub const SPEC: Spec = Spec {
     proto: Proto::Rdp,
     ports: &[(IpProto::TCP, 3389, 3389), (IpProto::UDP, 3389, 3389)],
-    probe: |transport, _, p| match transport {
+    probe: |transport, _, p, _| match transport {
         IpProto::TCP => x224::connection(p).is_some(),
         IpProto::UDP => udp::is_syn(p),
         _ => false,

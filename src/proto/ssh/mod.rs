@@ -16,7 +16,7 @@ use serde::Serialize;
 pub const SPEC: Spec = Spec {
     proto: Proto::Ssh,
     ports: &[(IpProto::TCP, 22, 22)],
-    probe: |transport, _, p| transport == IpProto::TCP && banner(p),
+    probe: |transport, _, p, _| transport == IpProto::TCP && banner(p),
     message: None,
     app: Some(|| App { stream: Stream::Ssh(SshStream::default()), inter: Interactive::new(None) }),
     remote_access: true,
