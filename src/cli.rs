@@ -114,6 +114,11 @@ struct Common {
         defaults().sessions.max_sessions,
     ))]
     max_sessions: Option<usize>,
+    /// Worker engines (threads), flows spread among them by host pair
+    /// [default: live: the cores available shared among the interfaces;
+    /// replay: all cores for inputs of 256 MiB or more, else 1].
+    #[arg(long)]
+    workers: Option<usize>,
     #[arg(long, help = with_default("Idle timeout of TCP sessions, seconds", defaults().sessions.tcp_idle_s))]
     tcp_idle: Option<f64>,
     #[arg(long, help = with_default("Idle timeout of UDP and other sessions, seconds", defaults().sessions.udp_idle_s))]
@@ -217,6 +222,9 @@ fn merged(c: &Common, default_listen: Option<&str>) -> anyhow::Result<Config> {
     }
     if let Some(m) = c.max_sessions {
         cfg.sessions.max_sessions = m;
+    }
+    if c.workers.is_some() {
+        cfg.capture.workers = c.workers;
     }
     if let Some(t) = c.tcp_idle {
         cfg.sessions.tcp_idle_s = t;

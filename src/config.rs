@@ -35,6 +35,11 @@ pub struct CaptureConfig {
     pub buffer_mib: u32,
     pub immediate: bool,
     pub snaplen: u32,
+    /// Worker engines per captured interface (live) or per replay, each on
+    /// its own thread with its share of the session table; none: live takes
+    /// the cores available shared among the interfaces, a replay takes them
+    /// all for inputs of 256 MiB or more, else one.
+    pub workers: Option<usize>,
 }
 
 impl Default for CaptureConfig {
@@ -46,6 +51,7 @@ impl Default for CaptureConfig {
             buffer_mib: 64,
             immediate: true,
             snaplen: 65535,
+            workers: None,
         }
     }
 }
@@ -150,6 +156,9 @@ impl Config {
     /// Check every value: the errors name the key (and the flag that sets it).
     pub fn validate(&self) -> anyhow::Result<()> {
         self.policy_table()?;
+        if self.capture.workers == Some(0) {
+            anyhow::bail!("capture.workers (--workers) must be at least 1");
+        }
         if let Some(l) = &self.metrics.listen {
             parse_listen(l).map_err(|e| anyhow::anyhow!("metrics.listen (--listen): {e}"))?;
         }

@@ -13,6 +13,7 @@ use crate::verdict::{Verdict, alert_bit};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod clock;
 mod config;
 mod linked;
 mod mptcp;
@@ -20,20 +21,13 @@ mod outputs;
 mod rdp;
 mod tunnel;
 
+pub use clock::{Clock, EXPIRY_TICK, TIMELINE_SLACK};
 pub use config::EngineConfig;
 use mptcp::TokenOwner;
 pub use outputs::{Observer, RecordSink};
 
 /// How often (packet time) at most a running session is judged.
 const JUDGE_EVERY: Ts = NS_PER_SEC;
-
-/// How often (packet time) idle sessions are looked for.
-const EXPIRY_TICK: Ts = 10_000_000;
-
-/// How far a capture file may start before the packet clock and still
-/// continue its timeline (the out-of-order tolerance between files: a
-/// capture merged from several interfaces, a rotation mid-burst).
-pub const TIMELINE_SLACK: Ts = 2 * NS_PER_SEC;
 
 pub struct Engine {
     cfg: EngineConfig,
@@ -48,9 +42,7 @@ pub struct Engine {
     /// The join identifiers of the open tunnel sessions (receiver indices,
     /// IKE SPIs, IKE peers' addresses), to link their further flows.
     tunnel_ids: tunnel::TunnelIds,
-    /// Packet clock: the latest timestamp seen (tolerates small reordering).
-    now: Ts,
-    next_expiry: Ts,
+    clock: Clock,
     pub counters: Counters,
     flushed: Counters,
     observer: Option<Arc<dyn Observer>>,
@@ -67,8 +59,7 @@ impl Engine {
             rdp_servers: HashMap::new(),
             tunnel_ids: HashMap::new(),
             cfg,
-            now: i64::MIN,
-            next_expiry: i64::MIN,
+            clock: Clock::default(),
             counters: Counters::default(),
             flushed: Counters::default(),
             observer,
@@ -354,15 +345,13 @@ impl Engine {
 
     /// Move the packet clock to `ts` and end sessions idle for too long.
     pub fn advance(&mut self, ts: Ts, out: &mut dyn RecordSink) {
-        if ts <= self.now {
-            return;
+        if self.clock.advance(ts) {
+            self.expire(ts, out);
         }
-        self.now = ts;
-        // Timeouts are seconds: looking every 10 ms of packet time is enough.
-        if ts < self.next_expiry {
-            return;
-        }
-        self.next_expiry = ts.saturating_add(EXPIRY_TICK);
+    }
+
+    /// End sessions idle for too long at `ts`.
+    fn expire(&mut self, ts: Ts, out: &mut dyn RecordSink) {
         for (lane, timeout) in [
             (Lane::Tcp, self.cfg.tcp_idle),
             (Lane::Other, self.cfg.udp_idle),
@@ -380,23 +369,23 @@ impl Engine {
     /// A capture file begins with a packet at `ts`. It continues the
     /// timeline (sessions join across the files) when it starts at or after
     /// the packet clock, within [`TIMELINE_SLACK`], and before the longest
-    /// idle limit has run out. Otherwise it starts a new timeline: every open
-    /// session is written first (`end_of_input`) and the clock starts again,
-    /// so a file replayed after others gives the records it gives alone.
-    /// Returns whether a new timeline began.
+    /// idle limit has run out ([`Clock::continues`]). Otherwise it starts a
+    /// new timeline ([`Engine::new_timeline`]), so a file replayed after
+    /// others gives the records it gives alone. Returns whether a new
+    /// timeline began.
     pub fn start_file(&mut self, ts: Ts, out: &mut dyn RecordSink) -> bool {
-        if self.now == Ts::MIN {
+        if self.clock.continues(ts, self.cfg.longest_idle()) {
             return false;
         }
-        let c = &self.cfg;
-        let longest = c.tcp_idle.max(c.udp_idle).max(c.long_idle).max(c.close_linger);
-        if ts >= self.now.saturating_sub(TIMELINE_SLACK) && ts.saturating_sub(self.now) <= longest {
-            return false;
-        }
-        self.finish_all(EndReason::EndOfInput, out);
-        self.now = Ts::MIN;
-        self.next_expiry = Ts::MIN;
+        self.new_timeline(out);
         true
+    }
+
+    /// Start a new timeline: every open session is written (`end_of_input`)
+    /// and the clock starts again.
+    pub fn new_timeline(&mut self, out: &mut dyn RecordSink) {
+        self.finish_all(EndReason::EndOfInput, out);
+        self.clock.reset();
     }
 
     /// End every open session (end of a replay, or shutdown).

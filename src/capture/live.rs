@@ -113,6 +113,7 @@ pub fn run<R: Receiver>(o: &LiveOptions, mut cap: Capture<Active>, to: &mut R, s
             match cap.next_packet() {
                 Ok(pkt) => to.frame(&super::frame(link, &pkt)),
                 Err(pcap::Error::TimeoutExpired) => {
+                    to.drained();
                     // Nothing to read. After a quiet spell the packet clock
                     // follows the wall clock, so idle sessions still end.
                     let came = match fd {

@@ -25,6 +25,8 @@ pub trait Receiver {
     /// A capture file (each of several in a row) begins with a frame at `ts`.
     fn file_start(&mut self, _path: &std::path::Path, _ts: Ts) {}
     fn frame(&mut self, f: &Frame<'_>);
+    /// Live: the capture has nothing more to read right now.
+    fn drained(&mut self) {}
     /// Live: nothing came for a while; `wall` is the wall clock (ns), which
     /// the packet clock may follow so idle sessions still end.
     fn quiet(&mut self, _wall: Ts) {}

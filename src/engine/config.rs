@@ -44,6 +44,12 @@ impl EngineConfig {
         }
     }
 
+    /// The longest idle limit: how long a timeline may pause between two
+    /// capture files.
+    pub fn longest_idle(&self) -> Ts {
+        self.tcp_idle.max(self.udp_idle).max(self.long_idle).max(self.close_linger)
+    }
+
     /// The engine a config asks for (validated when it was loaded).
     pub fn from_config(cfg: &Config) -> EngineConfig {
         let judge = Judge { thresholds: cfg.relay, policy: cfg.policy_table().unwrap_or_default() };

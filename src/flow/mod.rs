@@ -8,6 +8,6 @@ mod session;
 mod table;
 
 pub use counters::Counters;
-pub use key::FlowKey;
+pub use key::{FlowKey, host_pair_hash};
 pub use session::{DATA_FROM, EndReason, FIN_FROM, LONG_IDLE, Session};
 pub use table::{FlowTable, Lane};

@@ -2,15 +2,19 @@
 //! (`online`), two small loops over one engine, with what both need: where
 //! records go, the metrics and their server.
 
+mod affinity;
 mod memory;
 pub mod offline;
 pub mod online;
+pub mod pool;
 pub mod progress;
 
 use crate::capture::Frame;
 use crate::config::{self, Config, OutputFormat};
 use crate::engine::{Engine, EngineConfig, RecordSink};
+use crate::flow::EndReason;
 use crate::output::{JsonWriter, Metrics, SessionRecord, TableWriter};
+use crate::time::Ts;
 use crate::web_config::WebConfig;
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -112,22 +116,76 @@ fn hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Hand one captured frame to the engine.
-#[inline]
-fn feed(engine: &mut Engine, f: &Frame<'_>, out: &mut dyn RecordSink) {
-    match f.link {
-        Some(l) => engine.frame_wire(l, f.ts, f.data, Some(f.wire_len), out),
-        None => engine.unknown_link(),
+/// What the runtimes feed frames to: one engine in line ([`Inline`]), or
+/// worker engines on several cores ([`pool::Pool`]).
+pub trait Feed {
+    fn frame(&mut self, f: &Frame<'_>);
+    /// A capture file begins with a frame at `ts`; true when it starts a new
+    /// timeline (see `Engine::start_file`).
+    fn file_start(&mut self, ts: Ts) -> bool;
+    /// Sessions opened from now on come from input `i`.
+    fn set_input(&mut self, i: u32);
+    /// Move the packet clock to `ts` (live: the wall clock after a quiet spell).
+    fn advance(&mut self, ts: Ts);
+    /// The capture has nothing more to read for now: what waits, goes.
+    fn drained(&mut self) {}
+    fn flush_metrics(&mut self);
+}
+
+/// One engine, fed in line, writing to `out`.
+pub struct Inline<'a> {
+    pub engine: &'a mut Engine,
+    pub out: &'a mut dyn RecordSink,
+}
+
+impl Inline<'_> {
+    pub fn finish(self, reason: EndReason) {
+        self.engine.finish_all(reason, self.out);
     }
 }
 
-/// The engine config for one of `engines` engines (one per captured
-/// interface): the session bound lowered, if need be, to fit the memory
-/// limit of the process's cgroup (see [`memory`]).
-fn engine_config(cfg: &Config, engines: usize, metrics: Option<&Metrics>) -> EngineConfig {
+impl Feed for Inline<'_> {
+    #[inline]
+    fn frame(&mut self, f: &Frame<'_>) {
+        match f.link {
+            Some(l) => self.engine.frame_wire(l, f.ts, f.data, Some(f.wire_len), self.out),
+            None => self.engine.unknown_link(),
+        }
+    }
+
+    fn file_start(&mut self, ts: Ts) -> bool {
+        self.engine.start_file(ts, self.out)
+    }
+
+    fn set_input(&mut self, i: u32) {
+        self.engine.set_input(i);
+    }
+
+    fn advance(&mut self, ts: Ts) {
+        self.engine.advance(ts, self.out);
+    }
+
+    fn flush_metrics(&mut self) {
+        self.engine.flush_metrics();
+    }
+}
+
+/// How many worker engines to run: `capture.workers` (`--workers`) when set,
+/// else `auto`'s choice given the cores available.
+fn workers(cfg: &Config, auto: impl FnOnce(usize) -> usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cfg.capture.workers.unwrap_or_else(|| auto(cores)).max(1)
+}
+
+/// The engine config for each of `workers` worker engines of each of
+/// `inputs` (captured interfaces): `--max-sessions` is each input's, shared
+/// out among its workers (rounded up), and lowered, if need be, to fit the
+/// memory limit of the process's cgroup (see [`memory`]).
+fn engine_config(cfg: &Config, inputs: usize, workers: usize, metrics: Option<&Metrics>) -> EngineConfig {
     let mut ecfg = EngineConfig::from_config(cfg);
+    ecfg.max_sessions = ecfg.max_sessions.div_ceil(workers.max(1));
     let limit = memory::cgroup_limit();
-    let fitted = memory::fit(ecfg.max_sessions, engines, limit);
+    let fitted = memory::fit(ecfg.max_sessions, inputs * workers.max(1), limit);
     if fitted < ecfg.max_sessions {
         tracing::warn!(
             configured = ecfg.max_sessions,
@@ -138,7 +196,7 @@ fn engine_config(cfg: &Config, engines: usize, metrics: Option<&Metrics>) -> Eng
         ecfg.max_sessions = fitted;
     }
     if let Some(m) = metrics {
-        m.sessions_limit.set(ecfg.max_sessions as i64);
+        m.sessions_limit.set((ecfg.max_sessions * workers.max(1)) as i64);
     }
     ecfg
 }

@@ -1,10 +1,11 @@
 //! Live capture: one engine per interface, each on its own thread, until
 //! SIGINT or SIGTERM; then open sessions are written and the run ends.
 
-use super::{Sink, metrics_for, sensor_name, start_server};
+use super::pool::Pool;
+use super::{Feed, Inline, Sink, metrics_for, sensor_name, start_server};
 use crate::capture::{Frame, Receiver, live};
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, Observer, RecordSink};
+use crate::engine::{Engine, EngineConfig, Observer};
 use crate::flow::EndReason;
 use crate::output::{Metrics, Records, SessionRecord};
 use crate::time::Ts;
@@ -46,31 +47,48 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     let sink = Arc::new(std::sync::Mutex::new(sink));
     let sensor = sensor_name(cfg);
     let mut threads = Vec::new();
-    // One config for every interface's engine: the memory limit read, and
+    let inputs = cfg.capture.interfaces.len();
+    let workers = super::workers(cfg, |cores| (cores / inputs).max(1));
+    // One config for every interface's engines: the memory limit read, and
     // a lowered bound logged, once.
-    let ecfg = EngineConfig {
-        live_verdicts: true,
-        ..super::engine_config(cfg, cfg.capture.interfaces.len(), metrics.as_deref())
-    };
+    let ecfg = EngineConfig { live_verdicts: true, ..super::engine_config(cfg, inputs, workers, metrics.as_deref()) };
     let skip_handshake_only = cfg.output.skip_handshake_only;
     for (o, cap) in opts.into_iter().zip(caps) {
         let (metrics, sink, ecfg) = (metrics.clone(), sink.clone(), ecfg.clone());
         let (sensor, source) = (sensor.clone(), Some(format!("interface:{}", o.interface)));
         threads.push(std::thread::spawn(move || {
-            tracing::info!(interface = %o.interface, "capturing");
-            let mut engine = Engine::new(ecfg, metrics.clone().map(|m| m as Arc<dyn Observer>));
-            let write = |mut r: SessionRecord| {
-                r.sensor.clone_from(&sensor);
-                r.source.clone_from(&source);
+            tracing::info!(interface = %o.interface, workers, "capturing");
+            let observer = metrics.clone().map(|m| m as Arc<dyn Observer>);
+            // Records are written (and the file flushed) as sessions end.
+            let write = |records: &mut dyn Iterator<Item = SessionRecord>| {
                 if let Ok(mut s) = sink.lock() {
-                    s.write(r);
+                    for mut r in records {
+                        r.sensor.clone_from(&sensor);
+                        r.source.clone_from(&source);
+                        s.write(r);
+                    }
                     let _ = s.flush();
                 }
             };
-            let mut out = Records { write, skip_handshake_only };
-            let mut to = Live { engine: &mut engine, out: &mut out, metrics, interface: &o.interface, last: None };
-            live::run(&o, cap, &mut to, &STOP);
-            engine.finish_all(EndReason::Shutdown, &mut out);
+            let live = |feed: &mut dyn Feed| {
+                let mut to = Live { feed, metrics: metrics.clone(), interface: &o.interface, last: None };
+                live::run(&o, cap, &mut to, &STOP);
+            };
+            if workers <= 1 {
+                let mut engine = Engine::new(ecfg, observer);
+                let mut out = Records { write: |r| write(&mut std::iter::once(r)), skip_handshake_only };
+                let mut inline = Inline { engine: &mut engine, out: &mut out };
+                live(&mut inline);
+                inline.finish(EndReason::Shutdown);
+            } else {
+                std::thread::scope(|scope| {
+                    let mut pool = Pool::start(scope, workers, &ecfg, observer, skip_handshake_only, |records| {
+                        write(&mut records.into_iter())
+                    });
+                    live(&mut pool);
+                    pool.finish(EndReason::Shutdown);
+                });
+            }
             tracing::info!(interface = %o.interface, "capture stopped; open sessions written");
         }));
     }
@@ -92,10 +110,9 @@ pub fn live_capture(cfg: &Config) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The engine behind one interface's capture, and the interface's counters.
+/// The engine(s) behind one interface's capture, and the interface's counters.
 struct Live<'a> {
-    engine: &'a mut Engine,
-    out: &'a mut dyn RecordSink,
+    feed: &'a mut dyn Feed,
     metrics: Option<Arc<Metrics>>,
     interface: &'a str,
     /// The counters last exported.
@@ -104,15 +121,19 @@ struct Live<'a> {
 
 impl Receiver for Live<'_> {
     fn frame(&mut self, f: &Frame<'_>) {
-        super::feed(self.engine, f, self.out);
+        self.feed.frame(f);
+    }
+
+    fn drained(&mut self) {
+        self.feed.drained();
     }
 
     fn quiet(&mut self, wall: Ts) {
-        self.engine.advance(wall, self.out);
+        self.feed.advance(wall);
     }
 
     fn tick(&mut self, stats: Option<live::Stats>) {
-        self.engine.flush_metrics();
+        self.feed.flush_metrics();
         let (Some(m), Some(now)) = (&self.metrics, stats) else { return };
         // libpcap's counters are 32-bit and wrap: add the forward difference,
         // from 0 after the capture was reopened.
