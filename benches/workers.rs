@@ -51,12 +51,19 @@ fn main() {
     let mut secs = vec![Vec::new(); configs.len()];
     let mut ratios = vec![Vec::new(); configs.len()];
     let mut counts = vec![(0u64, 0u64); configs.len()];
+    // CPU time (ns a packet) of the reading thread and of the whole process.
+    let mut reader_ns = vec![Vec::new(); configs.len()];
+    let mut total_ns = vec![Vec::new(); configs.len()];
     for _ in 0..runs {
         let mut round = Vec::new();
         for (i, &n) in configs.iter().enumerate() {
-            let t = Instant::now();
+            let (t, r0, p0) =
+                (Instant::now(), cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID), cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID));
             counts[i] = replay(&path, n);
             let s = t.elapsed().as_secs_f64();
+            let packets = counts[i].0.max(1) as f64;
+            reader_ns[i].push((cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID) - r0) as f64 / packets);
+            total_ns[i].push((cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID) - p0) as f64 / packets);
             secs[i].push(s);
             round.push(s);
         }
@@ -77,6 +84,14 @@ fn main() {
         println!("{name:<22} {p:>10} {m:>9.3} {:>12.0} {x:>13.2}x {r:>9}", p as f64 / m);
     }
     println!("(x in line: the median over rounds of in-line time / this time, each round's pair run back to back)");
+}
+
+/// A CPU clock (thread or process), ns.
+fn cpu_ns(clock: libc::clockid_t) -> i64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec for clock_gettime to write.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
 }
 
 fn median(v: &mut [f64]) -> f64 {

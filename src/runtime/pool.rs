@@ -41,7 +41,12 @@ use std::thread::{Scope, ScopedJoinHandle};
 /// Most frames in one epoch (over all workers).
 const EPOCH_FRAMES: usize = 8192;
 /// Most captured bytes in one epoch: what the batches in flight may hold.
-const EPOCH_BYTES: usize = 4 << 20;
+const EPOCH_BYTES: usize = 2 << 20;
+/// Live: how long frames may wait in an epoch the capture has run dry on
+/// (wall clock: it decides when workers see frames, never what they make of
+/// them). Sending every worker a batch each time the capture runs dry, a
+/// few packets at a time, would cost more than the packets.
+const EPOCH_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 /// Epochs a worker may have waiting: the reader blocks beyond that.
 const QUEUE: usize = 4;
 
@@ -91,6 +96,8 @@ pub struct Pool<'s> {
     frames: usize,
     bytes: usize,
     dirty: bool,
+    /// When the open epoch got its first entry (wall clock).
+    since: Option<std::time::Instant>,
     threads: Vec<ScopedJoinHandle<'s, ()>>,
 }
 
@@ -132,6 +139,7 @@ impl<'s> Pool<'s> {
             frames: 0,
             bytes: 0,
             dirty: false,
+            since: None,
             threads,
         }
     }
@@ -141,7 +149,15 @@ impl<'s> Pool<'s> {
         for b in &mut self.open {
             b.entries.push((self.seq, what()));
         }
-        self.dirty = true;
+        self.mark();
+    }
+
+    /// The open epoch holds something.
+    fn mark(&mut self) {
+        if !self.dirty {
+            self.dirty = true;
+            self.since = Some(std::time::Instant::now());
+        }
     }
 
     /// Send every worker its batch of the epoch (empty or not).
@@ -153,7 +169,7 @@ impl<'s> Pool<'s> {
             // others go on, and the scope reports the panic at the end.
             let _ = q.send(b);
         }
-        (self.frames, self.bytes, self.dirty) = (0, 0, false);
+        (self.frames, self.bytes, self.dirty, self.since) = (0, 0, false, None);
     }
 
     /// End every open session and wait for the workers and the writer.
@@ -192,7 +208,7 @@ impl Feed for Pool<'_> {
         self.seq += 1;
         self.frames += 1;
         self.bytes += f.data.len();
-        self.dirty = true;
+        self.mark();
         if self.frames >= EPOCH_FRAMES || self.bytes >= EPOCH_BYTES {
             self.close_epoch();
         }
@@ -215,11 +231,13 @@ impl Feed for Pool<'_> {
         if self.clock.advance(ts) {
             self.broadcast(|| What::Advance(ts));
         }
-        self.drained();
+        if self.dirty {
+            self.close_epoch();
+        }
     }
 
     fn drained(&mut self) {
-        if self.dirty {
+        if self.since.is_some_and(|t| t.elapsed() >= EPOCH_WAIT) {
             self.close_epoch();
         }
     }
