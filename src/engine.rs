@@ -3,7 +3,7 @@
 
 use crate::analysis::{RttSample, Segment};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
-use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session};
+use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session, Tier};
 use crate::ip_proto::IpProto;
 use crate::proto::tunnel::Kind;
 use crate::proto::{Data, Proto, message};
@@ -170,6 +170,7 @@ impl Engine {
             s.turns.get_or_insert_with(Box::default).on_message(p.ts, from, msg);
         }
         self.report(id, &key, p.ts, samples, echo, out);
+        self.earn_tier(id, p, close.is_some());
         if let Some(reason) = close {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
@@ -221,6 +222,68 @@ impl Engine {
             self.open_mptcp(id, t);
         }
         Some(id)
+    }
+
+    /// A session's packet may have earned it a higher [`Tier`] (answered,
+    /// established, known as remote access or a tunnel): looked at only when
+    /// it can have (a byte or two read on most packets, a flood's included). A
+    /// connection closing (`closes`) without having carried data both ways
+    /// can become nothing more: it falls back to the lowest tier, so a scan
+    /// answered by resets does not outlast handshakes under way.
+    #[inline(always)]
+    fn earn_tier(&mut self, id: u32, p: &Packet<'_>, closes: bool) {
+        let tier = self.table.tier(id);
+        let may_rise = match tier {
+            // Answered: both sides have sent.
+            Tier::OneWay => self.table.get(id).packets.iter().all(|&n| n > 0),
+            // Payload on the wire (a header-only capture's counts too).
+            Tier::Handshake => p.payload_len() > 0,
+            // Only a protocol found later, by content, can still raise it.
+            Tier::Established => !p.payload().is_empty() && !self.table.get(id).classifier.settled(),
+            Tier::Interactive => false,
+        };
+        if may_rise || (closes && tier < Tier::Established) {
+            self.retier(id, tier, may_rise, closes);
+        }
+    }
+
+    #[inline(never)]
+    fn retier(&mut self, id: u32, tier: Tier, may_rise: bool, closes: bool) {
+        let mut want = if may_rise { self.table.get(id).earned_tier().max(tier) } else { tier };
+        if closes && want < Tier::Established {
+            want = Tier::OneWay;
+        }
+        if want == tier {
+            return;
+        }
+        self.table.set_tier(id, want);
+        // A session is worth as much as its flows: a Multipath TCP
+        // connection whose data runs on a join.
+        if want > tier
+            && let Some(pid) = self.linked_to(id)
+        {
+            self.link_tier(pid, id);
+        }
+    }
+
+    /// Flow `id` is linked to session `pid` (or the other way round): it
+    /// is worth as much as the session (an interactive session's further
+    /// tuples are kept with it when the table is full).
+    fn link_tier(&mut self, id: u32, pid: u32) {
+        let tier = self.table.tier(pid);
+        if tier > self.table.tier(id) {
+            self.table.set_tier(id, tier);
+        }
+    }
+
+    /// The open session a linked flow belongs to.
+    fn linked_to(&self, id: u32) -> Option<u32> {
+        let s = self.table.get(id);
+        if let Some(p) = s.multipath().and_then(|m| m.parent()) {
+            return self.parent_id(p);
+        }
+        let link = rdp::rdp_link(s).or_else(|| s.tunnel.as_ref().and_then(|t| t.link))?;
+        self.linked_session(&link)
     }
 
     /// A TCP segment's transport part: round-trip samples, a Multipath TCP

@@ -41,6 +41,9 @@ impl Engine {
             Some(decode::Mptcp::Capable { .. }) => Role::First,
             Some(decode::Mptcp::Join { token }) => {
                 let found = self.tokens.get(&token).and_then(|o| Some((self.first_subflow(&o.key, o.start)?, *o)));
+                if let Some((pid, _)) = found {
+                    self.link_tier(id, pid);
+                }
                 let parent = found.map(|(pid, o)| {
                     let ps = self.table.get_mut(pid);
                     let (client, server) = (ps.client, ps.server);

@@ -62,6 +62,7 @@ impl Engine {
             if let Some(r) = s.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
                 r.link = Some(link);
             }
+            self.link_tier(id, pid);
         }
         if let Some(link) = rdp_link(self.table.get(id)) {
             self.keep_linked_alive(&link, ts);
@@ -109,7 +110,7 @@ pub(super) fn rdp_waits(s: &Session) -> bool {
 }
 
 /// The TCP connection a UDP flow of RDP was linked to.
-fn rdp_link(s: &Session) -> Option<Link> {
+pub(super) fn rdp_link(s: &Session) -> Option<Link> {
     if s.transport != IpProto::UDP || s.proto() != Proto::Rdp {
         return None;
     }

@@ -376,3 +376,158 @@ mod tunnel {
         assert_eq!((lone.proto, lone.tunnel.as_ref().unwrap().link), ("esp", None));
     }
 }
+
+/// A full table under a flood (docs/sessions.md, section 2): one-packet
+/// flows evict one another, never a session that was answered, and an
+/// established interactive one goes last.
+mod flood {
+    use super::*;
+    use crate::flow::Tier;
+
+    const MS: Ts = 1_000_000;
+
+    /// A TCP segment (flags as [`with_flags`], `P`: with `payload`).
+    fn tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: &str, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, 1, 64240);
+        let mut f = Vec::new();
+        with_flags(b, flags).write(&mut f, payload).unwrap();
+        f
+    }
+
+    fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src.0, dst.0, 64).udp(src.1, dst.1);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    /// `n` spoofed one-packet flows, 1 µs apart from `t`: SYNs to port 22,
+    /// or datagrams to port 51820.
+    fn flood(e: &mut Engine, t: Ts, n: u32, syn: bool, out: &mut dyn RecordSink) {
+        for i in 0..n {
+            let src = ([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1024 + (i % 60000) as u16);
+            let f = if syn {
+                tcp(src, ([192, 0, 2, 2], 22), "S", &[])
+            } else {
+                udp(src, ([192, 0, 2, 2], 51820), &[7; 40])
+            };
+            e.frame(LinkType::Ethernet, t + Ts::from(i) * 1000, &f, out);
+        }
+    }
+
+    const C: ([u8; 4], u16) = ([192, 0, 2, 1], 40000);
+    const SRV: ([u8; 4], u16) = ([192, 0, 2, 2], 22);
+
+    fn run(cfg: EngineConfig, steps: impl FnOnce(&mut Engine, &mut dyn RecordSink)) -> (Vec<SessionRecord>, Engine) {
+        let mut e = Engine::new(cfg, None);
+        let mut recs = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        steps(&mut e, &mut out);
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        (recs, e)
+    }
+
+    fn small() -> EngineConfig {
+        EngineConfig { max_sessions: 100, ..EngineConfig::default() }
+    }
+
+    /// A connection answered but not yet established (its protocol unknown)
+    /// outlasts 1,000 SYNs through a 100-session table, and so does its
+    /// close: its record ends by FIN, not eviction.
+    #[test]
+    fn an_answered_connection_and_its_close_outlast_a_syn_flood() {
+        let (recs, e) = run(small(), |e, out| {
+            e.frame(LinkType::Ethernet, 0, &tcp(C, SRV, "S", &[]), out);
+            e.frame(LinkType::Ethernet, MS, &tcp(SRV, C, "SA", &[]), out);
+            e.frame(LinkType::Ethernet, 2 * MS, &tcp(C, SRV, "A", &[]), out);
+            flood(e, 3 * MS, 1000, true, out);
+            e.frame(LinkType::Ethernet, 10 * MS, &tcp(SRV, C, "A", b"SSH-2.0-OpenSSH_9.2\r\n"), out);
+            e.frame(LinkType::Ethernet, 11 * MS, &tcp(C, SRV, "A", b"SSH-2.0-OpenSSH_9.2\r\n"), out);
+            e.frame(LinkType::Ethernet, 12 * MS, &tcp(C, SRV, "AF", &[]), out);
+            e.frame(LinkType::Ethernet, 13 * MS, &tcp(SRV, C, "AF", &[]), out);
+            flood(e, 14 * MS, 1000, true, out);
+        });
+        let ssh: Vec<_> = recs.iter().filter(|r| r.client == "192.0.2.1:40000").collect();
+        assert_eq!(ssh.len(), 1, "{ssh:#?}");
+        assert_eq!((ssh[0].proto, ssh[0].end_reason, ssh[0].packets.client), ("ssh", "fin", 4));
+        assert_eq!(e.counters.evicted, 2000 - 99, "the flood's own flows, all but the last 99");
+        assert_eq!(recs.len(), 2001);
+    }
+
+    /// An established UDP tunnel silent for a while outlasts a flood of
+    /// lone datagrams (to its own port too), and so does a flow of another
+    /// protocol that was answered; the flood's datagrams evict one another.
+    #[test]
+    fn an_established_udp_tunnel_outlasts_a_flood_of_lone_datagrams() {
+        let wg = |kind: u8, len: usize| {
+            let mut p = vec![0u8; len];
+            p[0] = kind;
+            p
+        };
+        let peer = ([192, 0, 2, 9], 51820);
+        let gw = ([192, 0, 2, 2], 51820);
+        let dns = ([192, 0, 2, 9], 5353);
+        let (recs, e) = run(small(), |e, out| {
+            e.frame(LinkType::Ethernet, 0, &udp(peer, gw, &wg(1, 148)), out);
+            e.frame(LinkType::Ethernet, MS, &udp(gw, peer, &wg(2, 92)), out);
+            e.frame(LinkType::Ethernet, 2 * MS, &udp(dns, ([192, 0, 2, 53], 53), b"query"), out);
+            e.frame(LinkType::Ethernet, 3 * MS, &udp(([192, 0, 2, 53], 53), dns, b"answer"), out);
+            flood(e, 5 * MS, 5000, false, out);
+            e.frame(LinkType::Ethernet, 20 * MS, &udp(peer, gw, &wg(4, 32)), out);
+        });
+        let wg: Vec<_> = recs.iter().filter(|r| r.client == "192.0.2.9:51820").collect();
+        assert_eq!(wg.len(), 1, "{wg:#?}");
+        assert_eq!((wg[0].proto, wg[0].end_reason, wg[0].packets.client), ("wireguard", "end_of_input", 2));
+        let dns: Vec<_> = recs.iter().filter(|r| r.client == "192.0.2.9:5353").collect();
+        assert_eq!((dns.len(), dns[0].end_reason), (1, "end_of_input"));
+        assert_eq!(e.counters.evicted, 5000 - 98);
+    }
+
+    /// The tiers a session earns as it goes, and a refused connection (a
+    /// scan answered by a reset) falls back to the lowest.
+    #[test]
+    fn sessions_earn_their_tier_and_a_refused_one_falls_back() {
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut out = |_: SessionRecord| {};
+        let tier = |e: &Engine, c: ([u8; 4], u16), s: ([u8; 4], u16)| {
+            let key = FlowKey::new(c.0.into(), c.1, s.0.into(), s.1, IpProto::TCP).0;
+            e.table.tier(e.table.find(&key).unwrap())
+        };
+        let web = ([192, 0, 2, 3], 443);
+        type Endpoint = ([u8; 4], u16);
+        let steps: [(Vec<u8>, Endpoint, Tier); 7] = [
+            (tcp(C, SRV, "S", &[]), SRV, Tier::OneWay),
+            (tcp(SRV, C, "SA", &[]), SRV, Tier::Handshake),
+            (tcp(SRV, C, "A", b"SSH-2.0-x\r\n"), SRV, Tier::Handshake),
+            (tcp(C, SRV, "A", b"SSH-2.0-y\r\n"), SRV, Tier::Interactive),
+            (tcp(C, web, "S", &[]), web, Tier::OneWay),
+            (tcp(web, C, "SA", &[]), web, Tier::Handshake),
+            (tcp(C, web, "A", b"GET"), web, Tier::Handshake),
+        ];
+        for (i, (f, srv, want)) in steps.iter().enumerate() {
+            e.frame(LinkType::Ethernet, i as Ts * MS, f, &mut out);
+            assert_eq!(tier(&e, C, *srv), *want, "step {i}");
+        }
+        e.frame(LinkType::Ethernet, 8 * MS, &tcp(web, C, "A", b"200 OK"), &mut out);
+        assert_eq!(tier(&e, C, web), Tier::Established);
+        // Captured headers only (a short snap length): the payload on the wire counts.
+        let web2 = ([192, 0, 2, 3], 8443);
+        for (i, f) in
+            [tcp(C, web2, "S", &[]), tcp(web2, C, "SA", &[]), tcp(C, web2, "A", b"GET"), tcp(web2, C, "A", b"200")]
+                .iter()
+                .enumerate()
+        {
+            e.frame(LinkType::Ethernet, 8 * MS + i as Ts, &f[..54], &mut out);
+        }
+        assert_eq!(tier(&e, C, web2), Tier::Established, "header-only");
+        let closed = ([192, 0, 2, 4], 23);
+        e.frame(LinkType::Ethernet, 9 * MS, &tcp(C, closed, "S", &[]), &mut out);
+        e.frame(LinkType::Ethernet, 10 * MS, &tcp(closed, C, "SA", &[]), &mut out);
+        assert_eq!(tier(&e, C, closed), Tier::Handshake);
+        e.frame(LinkType::Ethernet, 11 * MS, &tcp(C, closed, "R", &[]), &mut out);
+        assert_eq!(tier(&e, C, closed), Tier::OneWay, "reset without data");
+        e.frame(LinkType::Ethernet, 12 * MS, &tcp(C, SRV, "AF", &[]), &mut out);
+        e.frame(LinkType::Ethernet, 13 * MS, &tcp(SRV, C, "AF", &[]), &mut out);
+        assert_eq!(tier(&e, C, SRV), Tier::Interactive, "closed, it keeps its tier while it lingers");
+    }
+}

@@ -181,6 +181,7 @@ impl Engine {
             t.link = Some(link);
             t.link_tried = true;
         }
+        self.link_tier(id, pid);
         true
     }
 

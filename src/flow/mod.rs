@@ -10,4 +10,4 @@ mod table;
 pub use counters::Counters;
 pub use key::{FlowKey, host_pair_hash};
 pub use session::{DATA_FROM, EndReason, FIN_FROM, LONG_IDLE, Session};
-pub use table::{FlowTable, Lane};
+pub use table::{FlowTable, Lane, Tier};

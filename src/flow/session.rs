@@ -2,15 +2,15 @@
 
 use crate::labels::label_enum;
 
-use super::FlowKey;
 use super::mptcp::Mptcp;
+use super::{FlowKey, Tier};
 use crate::analysis::interactive::Interactive;
 use crate::analysis::turns::Turns;
 use crate::analysis::{Quantiles, RttSample, RttTracker};
 use crate::decode::Packet;
 use crate::ip_proto::IpProto;
 use crate::proto::App;
-use crate::proto::tunnel::Tunnel;
+use crate::proto::tunnel::{Kind, Tunnel};
 use crate::proto::{Classifier, Proto};
 use crate::side::Side;
 use crate::time::Ts;
@@ -226,6 +226,20 @@ impl Session {
     /// handshake only (a scan, a refused or abandoned connection).
     pub fn handshake_only(&self) -> bool {
         self.transport == IpProto::TCP && self.stage & (DATA_FROM[0] | DATA_FROM[1]) == 0
+    }
+
+    /// The [`Tier`] its own packets earned: one side only, answered
+    /// (TCP without payload both ways), established, or established and
+    /// of a remote-access protocol or a tunnel (by content, else port).
+    pub fn earned_tier(&self) -> Tier {
+        if self.packets[0] == 0 || self.packets[1] == 0 {
+            return Tier::OneWay;
+        }
+        if self.transport == IpProto::TCP && self.stage & (DATA_FROM[0] | DATA_FROM[1]) != DATA_FROM[0] | DATA_FROM[1] {
+            return Tier::Handshake;
+        }
+        let proto = self.proto();
+        if proto.is_remote_access() || Kind::of(proto).is_some() { Tier::Interactive } else { Tier::Established }
     }
 
     /// Whether the session belongs on the long-idle lane: an open TCP

@@ -1,9 +1,12 @@
 //! A bounded session table with O(1) lookup, O(1) idle expiry and O(1)
 //! least-recently-active eviction.
 //!
-//! Sessions live in a slab; each is on one of two intrusive LRU lists
-//! ("lanes", one per idle timeout). The tail of a lane is its least recently
-//! active session, so expiry looks only at tails.
+//! Sessions live in a slab; each is on one intrusive LRU list per idle
+//! timeout ([`Lane`]) and worth of keeping ([`Tier`]). The tail of a list is
+//! its least recently active session, so expiry and eviction look only at
+//! tails: a full table evicts the least recently active session of the
+//! lowest tier that has one (as conntrack's early drop spares assured
+//! connections), so a flood of one-packet flows only ever evicts its own.
 
 use super::FlowKey;
 use crate::time::Ts;
@@ -14,8 +17,9 @@ const NIL: u32 = u32::MAX;
 /// Least packet time between two moves of a session to the front of its
 /// lane. A move writes three other sessions' slots (its neighbours and the
 /// old head): with thousands of sessions open, each a cache miss, so busy
-/// sessions move once a second. Lane order, hence idle expiry and eviction,
-/// is exact to within that second; timeouts are seconds to minutes.
+/// sessions move once a second. List order, hence idle expiry and eviction
+/// within a tier, is exact to within that second; timeouts are seconds to
+/// minutes.
 const RELINK: Ts = 1_000_000_000;
 
 /// Which idle timeout applies to a session.
@@ -25,25 +29,55 @@ pub enum Lane {
     Other = 1,
     /// Closed connections lingering for their last packets.
     Closing = 2,
-    /// Established remote-access sessions: a long idle limit (a shell left
-    /// open for hours is one session), and evicted only when no other lane
-    /// has a session left.
+    /// Established remote-access sessions over TCP: a long idle limit (a
+    /// shell left open for hours is one session). They are of the highest
+    /// [`Tier`], evicted only when no session of a lower one is left.
     LongIdle = 3,
 }
 
-/// A table slot, aligned to a cache line: the key and the times every
-/// packet reads fill the first line, the value starts on the second; the
-/// list links, written about once a second, come last.
+/// How much a session is worth keeping when the table is full: the lowest
+/// tier goes first. A session only moves up (the engine's
+/// `Engine::promote`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Tier {
+    /// Packets from one side only: a SYN, a lone datagram (a scan's or a
+    /// spoofed flood's flows).
+    #[default]
+    OneWay = 0,
+    /// Answered, but TCP without payload both ways: a handshake only, a
+    /// refused port, a request never answered with data.
+    Handshake = 1,
+    /// Established: TCP payload both ways, UDP or ESP packets both ways.
+    Established = 2,
+    /// An established remote-access session (SSH, RDP, VNC) or tunnel
+    /// (WireGuard, OpenVPN, IPsec), or a flow linked to one.
+    Interactive = 3,
+}
+
+const TIERS: usize = 4;
+const LANES: usize = 4;
+
+/// A table slot, aligned to a cache line: the key, the times and the
+/// lists every packet reads fill the first line, the value starts on the
+/// second; the list links, written about once a second, come last.
 #[repr(C, align(64))]
 struct Slot<S> {
     key: FlowKey,
     last_seen: Ts,
     linked_at: Ts,
+    lane: Lane,
+    tier: Tier,
     /// The session; a free slot holds `S::default()`.
     value: S,
     prev: u32,
     next: u32,
-    lane: Lane,
+}
+
+impl<S> Slot<S> {
+    /// Its list: one per lane and tier.
+    fn list(&self) -> usize {
+        self.lane as usize * TIERS + self.tier as usize
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -59,7 +93,8 @@ pub struct FlowTable<S> {
     hasher: ahash::RandomState,
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
-    lanes: [List; 4],
+    /// One list per lane and tier ([`Slot::list`]).
+    lists: [List; LANES * TIERS],
     max: usize,
 }
 
@@ -71,7 +106,7 @@ impl<S: Default> FlowTable<S> {
             hasher: ahash::RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            lanes: [List { head: NIL, tail: NIL }; 4],
+            lists: [List { head: NIL, tail: NIL }; LANES * TIERS],
             max,
         }
     }
@@ -106,24 +141,38 @@ impl<S: Default> FlowTable<S> {
         }
     }
 
+    /// Move a session to another tier (it earned a higher one).
+    pub fn set_tier(&mut self, id: u32, tier: Tier) {
+        if self.slots[id as usize].tier != tier {
+            self.unlink(id);
+            self.slots[id as usize].linked_at = self.slots[id as usize].last_seen;
+            self.slots[id as usize].tier = tier;
+            self.link_front(id);
+        }
+    }
+
+    pub fn tier(&self, id: u32) -> Tier {
+        self.slots[id as usize].tier
+    }
+
     /// Mark a session active at `now`. The session moves to the front of
     /// its lane at most every [`RELINK`] of packet time: the order is exact
     /// to within that, and a busy session costs no list writes per packet.
     pub fn touch(&mut self, id: u32, now: Ts) {
         let slot = &mut self.slots[id as usize];
         slot.last_seen = now;
-        if now - slot.linked_at >= RELINK && self.lanes[slot.lane as usize].head != id {
+        if now - slot.linked_at >= RELINK && self.lists[slot.list()].head != id {
             slot.linked_at = now;
             self.unlink(id);
             self.link_front(id);
         }
     }
 
-    /// Insert a new session. The table must have room: call
-    /// [`FlowTable::evict_lru`] first when [`FlowTable::is_full`].
+    /// Insert a new session, of the lowest tier. The table must have room:
+    /// call [`FlowTable::evict_lru`] first when [`FlowTable::is_full`].
     pub fn insert(&mut self, key: FlowKey, value: S, lane: Lane, now: Ts) -> u32 {
         debug_assert!(!self.is_full());
-        let slot = Slot { key, value, last_seen: now, linked_at: now, lane, prev: NIL, next: NIL };
+        let slot = Slot { key, value, last_seen: now, linked_at: now, lane, tier: Tier::OneWay, prev: NIL, next: NIL };
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id as usize] = slot;
@@ -157,25 +206,28 @@ impl<S: Default> FlowTable<S> {
         (key, value)
     }
 
-    /// Remove the least recently active session of the short-lived lanes,
-    /// or, when they are empty, of [`Lane::LongIdle`].
+    /// Remove the least recently active session of the lowest [`Tier`]
+    /// that has one, whatever its lane: a tier's lists' tails are compared.
     pub fn evict_lru(&mut self) -> Option<(FlowKey, S)> {
-        let short = self.lanes[..Lane::LongIdle as usize]
-            .iter()
-            .map(|l| l.tail)
-            .filter(|&t| t != NIL)
-            .min_by_key(|&t| self.slots[t as usize].last_seen);
-        let pick = short.unwrap_or(self.lanes[Lane::LongIdle as usize].tail);
-        (pick != NIL).then(|| self.remove(pick))
+        for tier in 0..TIERS {
+            let pick = (0..LANES)
+                .map(|lane| self.lists[lane * TIERS + tier].tail)
+                .filter(|&t| t != NIL)
+                .min_by_key(|&t| self.slots[t as usize].last_seen);
+            if let Some(id) = pick {
+                return Some(self.remove(id));
+            }
+        }
+        None
     }
 
-    /// Remove one session of `lane` idle since before `cutoff`, if any.
+    /// Remove the least recently active session of `lane` (whatever its
+    /// tier) if it was idle since before `cutoff`.
     pub fn pop_idle(&mut self, lane: Lane, cutoff: Ts) -> Option<(FlowKey, S)> {
-        let tail = self.lanes[lane as usize].tail;
-        if tail == NIL || self.slots[tail as usize].last_seen >= cutoff {
-            return None;
-        }
-        Some(self.remove(tail))
+        let lists = &self.lists[lane as usize * TIERS..][..TIERS];
+        let oldest =
+            lists.iter().map(|l| l.tail).filter(|&t| t != NIL).min_by_key(|&t| self.slots[t as usize].last_seen)?;
+        (self.slots[oldest as usize].last_seen < cutoff).then(|| self.remove(oldest))
     }
 
     /// The slots of every session, in no particular order.
@@ -188,30 +240,30 @@ impl<S: Default> FlowTable<S> {
     }
 
     fn link_front(&mut self, id: u32) {
-        let lane = self.slots[id as usize].lane as usize;
-        let head = self.lanes[lane].head;
+        let list = self.slots[id as usize].list();
+        let head = self.lists[list].head;
         self.slots[id as usize].prev = NIL;
         self.slots[id as usize].next = head;
         if head != NIL {
             self.slots[head as usize].prev = id;
         } else {
-            self.lanes[lane].tail = id;
+            self.lists[list].tail = id;
         }
-        self.lanes[lane].head = id;
+        self.lists[list].head = id;
     }
 
     fn unlink(&mut self, id: u32) {
-        let lane = self.slots[id as usize].lane as usize;
+        let list = self.slots[id as usize].list();
         let (prev, next) = (self.slots[id as usize].prev, self.slots[id as usize].next);
         if prev != NIL {
             self.slots[prev as usize].next = next;
         } else {
-            self.lanes[lane].head = next;
+            self.lists[list].head = next;
         }
         if next != NIL {
             self.slots[next as usize].prev = prev;
         } else {
-            self.lanes[lane].tail = prev;
+            self.lists[list].tail = prev;
         }
         self.slots[id as usize].prev = NIL;
         self.slots[id as usize].next = NIL;
@@ -265,9 +317,9 @@ mod tests {
         let a = t.insert(key(1), 1, Lane::Tcp, 0);
         t.insert(key(2), 2, Lane::Tcp, 1);
         t.touch(a, RELINK / 2); // not moved: still the tail
-        assert_eq!(t.lanes[0].tail, a);
+        assert_eq!(t.lists[0].tail, a);
         t.touch(a, RELINK * 2);
-        assert_ne!(t.lanes[0].tail, a);
+        assert_ne!(t.lists[0].tail, a);
     }
 
     #[test]
@@ -286,16 +338,56 @@ mod tests {
     }
 
     #[test]
-    fn long_idle_sessions_are_evicted_only_when_no_other_is_left() {
-        let mut t: FlowTable<u16> = FlowTable::new(4);
-        let a = t.insert(key(0), 0, Lane::Tcp, 0);
-        t.set_lane(a, Lane::LongIdle);
-        t.insert(key(1), 1, Lane::Tcp, 5 * S);
-        t.insert(key(2), 2, Lane::Other, 6 * S);
-        t.insert(key(3), 3, Lane::Closing, 7 * S);
-        // The long-idle session is the least recently active, yet goes last.
+    fn a_full_table_evicts_the_lowest_tier_first_least_recently_active_within_it() {
+        let mut t: FlowTable<u16> = FlowTable::new(8);
+        // (value, lane, tier, last active): the oldest sessions are the most
+        // worth keeping, the newest a flood's SYNs and datagrams.
+        let sessions = [
+            (0, Lane::LongIdle, Tier::Interactive, 0),
+            (1, Lane::Other, Tier::Interactive, 1),
+            (2, Lane::Closing, Tier::Interactive, 2),
+            (3, Lane::Tcp, Tier::Established, 3),
+            (4, Lane::Other, Tier::Established, 4),
+            (5, Lane::Closing, Tier::Handshake, 5),
+            (6, Lane::Tcp, Tier::OneWay, 7),
+            (7, Lane::Other, Tier::OneWay, 6),
+        ];
+        for (v, lane, tier, at) in sessions {
+            let id = t.insert(key(v), v, lane, at * S);
+            t.set_tier(id, tier);
+        }
+        assert!(t.is_full());
         let order: Vec<u16> = std::iter::from_fn(|| t.evict_lru().map(|x| x.1)).collect();
-        assert_eq!(order, [1, 2, 3, 0]);
+        assert_eq!(order, [7, 6, 5, 3, 4, 0, 1, 2]);
+    }
+
+    #[test]
+    fn a_promoted_session_is_spared_until_its_tier_is_the_lowest_left() {
+        let mut t: FlowTable<u16> = FlowTable::new(4);
+        let ssh = t.insert(key(0), 0, Lane::Tcp, 0);
+        for p in 1..4u16 {
+            t.insert(key(p), p, Lane::Tcp, p as Ts * S);
+        }
+        // Answered: the three newer one-way flows go before it.
+        t.set_tier(ssh, Tier::Handshake);
+        assert_eq!(t.tier(ssh), Tier::Handshake);
+        for p in 1..4u16 {
+            assert_eq!(t.evict_lru().map(|x| x.1), Some(p));
+            t.insert(key(10 + p), 10 + p, Lane::Tcp, (10 + p as Ts) * S);
+        }
+        assert_eq!(t.find(&key(0)), Some(ssh));
+        // Expiry still goes by idle time alone, whatever the tier.
+        assert_eq!(t.pop_idle(Lane::Tcp, 5 * S).map(|x| x.1), Some(0));
+        assert_eq!(t.pop_idle(Lane::Tcp, 5 * S), None);
+        assert_eq!(t.pop_idle(Lane::Tcp, 12 * S).map(|x| x.1), Some(11));
+    }
+
+    #[test]
+    fn the_tier_a_packet_reads_lies_in_the_slots_first_line() {
+        use std::mem::offset_of;
+        type Full = Slot<crate::flow::Session>;
+        assert!(offset_of!(Full, lane) < 64 && offset_of!(Full, tier) < 64);
+        assert_eq!(offset_of!(Full, value), 64);
     }
 
     #[test]
