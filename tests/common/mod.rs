@@ -1,11 +1,13 @@
 //! Shared helpers for the integration tests: capture writer and packet
 //! builder ([`pcap`]), simulated TCP conversations ([`conv`]), crafted
-//! scenarios with their truth ([`scenarios`]), and running the binary.
+//! scenarios with their truth ([`scenarios`]), floods merged into real
+//! captures ([`flood`]), and running the binary.
 //! Network plumbing for live tests (namespaces, veth pairs, free ports,
 //! reading /metrics) is in [`netns`].
 #![allow(dead_code)]
 
 pub mod conv;
+pub mod flood;
 pub mod netns;
 pub mod pcap;
 pub mod rng;
