@@ -206,7 +206,8 @@ fn flood_around(lab: &Path, kind: Kind, args: &[&str], name: &str, per_session: 
     let t = Instant::now();
     let packets = write_merged(&merged, &session, &flood);
     let wrote = t.elapsed();
-    let mut flags = vec!["--max-sessions", "10000"];
+    // One worker engine: the bound is then one table's (workers share it out).
+    let mut flags = vec!["--max-sessions", "10000", "--workers", "1"];
     flags.extend_from_slice(args);
     let flooded = serve(&merged, &flags, Some(&tuple(rec)));
     assert_eq!(flooded.watched.len(), 1, "the session's records under the flood: {:#?}", flooded.watched);
