@@ -73,17 +73,19 @@ fn main() {
     }
     println!();
     println!(
-        "{:<22} {:>10} {:>9} {:>12} {:>14} {:>9}",
-        "engines", "packets", "median s", "median pkt/s", "x in line", "records"
+        "{:<16} {:>9} {:>9} {:>12} {:>10} {:>14} {:>11} {:>8}",
+        "engines", "packets", "median s", "median pkt/s", "x in line", "reader CPU ns", "all CPU ns", "records"
     );
     for (i, &n) in configs.iter().enumerate() {
         let name = if n == 0 { "one, in line".to_string() } else { format!("pool of {n}") };
         let (p, r) = counts[i];
         let m = median(&mut secs[i]);
         let x = median(&mut ratios[i]);
-        println!("{name:<22} {p:>10} {m:>9.3} {:>12.0} {x:>13.2}x {r:>9}", p as f64 / m);
+        let (rd, all) = (median(&mut reader_ns[i]), median(&mut total_ns[i]));
+        println!("{name:<16} {p:>9} {m:>9.3} {:>12.0} {x:>9.2}x {rd:>14.0} {all:>11.0} {r:>8}", p as f64 / m);
     }
-    println!("(x in line: the median over rounds of in-line time / this time, each round's pair run back to back)");
+    println!("(x in line: median over rounds of in-line time / this time, each round's runs back to back;");
+    println!(" CPU ns a packet, medians: the reading thread's (in line: all the work) and the whole process's)");
 }
 
 /// A CPU clock (thread or process), ns.
