@@ -21,7 +21,7 @@ at which every run was loss-free, per setting.
 
     scripts/live-rate.py --pcap target/bench-data/replay-v2-400000p-5000f.pcap \\
         --setting 'default=' --setting 'buffer 128=--buffer-mib 128' \\
-        [--rates 100k,200k,300k,400k,600k,800k,1M,max] [--runs 3] [--packets 400000] [--seconds 3] \\
+        [--rates 100k,200k,300k,400k,600k,800k,1M,max] [--runs 3] [--packets 400000] [--seconds 4] \\
         [--bin target/release/echoloc] [--json OUT.json]
 
 The capture: `cargo bench --bench replay` writes target/bench-data/ (400,000
@@ -203,7 +203,7 @@ def main():
     ap.add_argument("--pcap", default=str(ROOT / "target/bench-data/replay-v2-400000p-5000f.pcap"))
     ap.add_argument("--rates", default="100k,200k,300k,400k,600k,800k,1M,max")
     ap.add_argument("--packets", type=int, default=400_000, help="packets a run, at least")
-    ap.add_argument("--seconds", type=float, default=3.0,
+    ap.add_argument("--seconds", type=float, default=4.0,
                     help="a run lasts at least this long at the offered rate (more packets than the ring holds)")
     ap.add_argument("--max-packets", type=int, default=3_000_000, help="packets a run at rate max")
     ap.add_argument("--runs", type=int, default=3, help="runs a rate")
