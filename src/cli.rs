@@ -61,10 +61,13 @@ enum Cmd {
         no_promiscuous: bool,
         #[arg(long, help = with_default("Kernel capture buffer, MiB", defaults().capture.buffer_mib))]
         buffer_mib: Option<u32>,
-        /// Deliver packets as they arrive (libpcap immediate mode) [default: on].
+        /// Deliver each packet as it arrives (libpcap immediate mode): the kernel buffer then holds one
+        /// packet a slot of the snap length (64 KiB on an interface with offloads), so a 64 MiB buffer
+        /// holds ~1,000 packets and maps 128 MiB [default: off].
         #[arg(long, overrides_with = "no_immediate")]
         immediate: bool,
-        /// Let the kernel batch packets (immediate mode off).
+        /// Let the kernel pack packets into blocks, handed over when full or after 100 ms (the
+        /// default).
         #[arg(long, overrides_with = "immediate")]
         no_immediate: bool,
         #[arg(long, help = with_default(

@@ -49,7 +49,7 @@ impl Default for CaptureConfig {
             bpf: None,
             promiscuous: true,
             buffer_mib: 64,
-            immediate: true,
+            immediate: false,
             snaplen: 65535,
             workers: None,
         }

@@ -404,6 +404,12 @@ const INLINE: &[(&str, How)] = &[
     ),
     ("ECHOLOC_BENCH_FLOWS=500 cargo bench --bench replay", How::No("as cargo bench above")),
     (
+        "sudo scripts/live-rate.py ",
+        How::No(
+            "root, network namespaces and minutes of traffic at up to the generator's ceiling, which a shared CI core cannot give; tests/live_capture.rs captures on veth pairs",
+        ),
+    ),
+    (
         "python3 lab/run-lab.py exec",
         How::No(
             "root, network namespaces and real OpenSSH; tests/lab_truth.rs checks the captures it made (pcaps/exec)",

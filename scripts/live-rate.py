@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Live capture rate without loss (outside CI; root: it makes network namespaces).
+
+Two namespaces joined by a veth pair (echoloc-rate-gen, echoloc-rate-sensor;
+no addresses). `echoloc live` captures the sensor's end, pinned to one core
+(taskset, --sensor-cpu, default 1). A generator pinned to another core
+(--gen-cpu, default 0) sends a capture's Ethernet frames into the other end
+at a fixed rate: scripts/pcap-blast.c (built here with gcc), one AF_PACKET
+socket, sendmmsg(2) in batches of 64, the queueing discipline bypassed, the
+file looped, its timestamps ignored. For each rate (packets/s; `max`: as fast
+as the generator goes) and each run it sends --packets frames or --seconds of
+them at that rate, whichever is more (--max-packets at max), then reads
+from /metrics (inside the sensor's namespace) how many libpcap received and
+how many the kernel dropped (echoloc_capture_received_packets_total,
+echoloc_capture_dropped_packets_total{where="kernel"}), with the rate the
+generator achieved, the frames the veth delivered, and the sensor's CPU.
+
+Each --setting is `LABEL=FLAGS` (flags for `echoloc live`); the sensor is
+started afresh for each. A table per setting, then the highest rate offered
+at which every run was loss-free, per setting.
+
+    scripts/live-rate.py --pcap target/bench-data/replay-v2-400000p-5000f.pcap \\
+        --setting 'default=' --setting 'buffer 128=--buffer-mib 128' \\
+        [--rates 100k,200k,300k,400k,600k,800k,1M,max] [--runs 3] [--packets 400000] [--seconds 4] \\
+        [--bin target/release/echoloc] [--json OUT.json]
+
+The capture: `cargo bench --bench replay` writes target/bench-data/ (400,000
+header-only TCP packets over 5,000 concurrent connections with
+ECHOLOC_BENCH_PACKETS=400000).
+"""
+
+import argparse
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN, SEN = "echoloc-rate-gen", "echoloc-rate-sensor"
+GEN_IF, SEN_IF = "rateg0", "rates0"
+PORT = 19717
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(list(args), check=check, **kw)
+
+
+def in_ns(ns, *args, **kw):
+    return sh("ip", "netns", "exec", ns, *args, **kw)
+
+
+def parse_rate(s):
+    s = s.strip().lower()
+    if s == "max":
+        return 0
+    mult = 1
+    if s.endswith("k"):
+        s, mult = s[:-1], 1000
+    elif s.endswith("m"):
+        s, mult = s[:-1], 1_000_000
+    return int(float(s) * mult)
+
+
+def fmt_rate(r):
+    if r == 0:
+        return "max"
+    if r >= 1_000_000 and r % 100_000 == 0:
+        return f"{r / 1e6:g}M"
+    if r % 1000 == 0:
+        return f"{r // 1000}k"
+    return str(r)
+
+
+def scrape():
+    out = in_ns(SEN, "curl", "-s", "--max-time", "2", f"http://127.0.0.1:{PORT}/metrics",
+                capture_output=True, text=True, check=False).stdout
+    return out
+
+
+def metric(text, name, label=None):
+    total = None
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            if label and label not in line:
+                continue
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def counters():
+    t = scrape()
+    return (int(metric(t, "echoloc_capture_received_packets_total") or 0),
+            int(metric(t, "echoloc_capture_dropped_packets_total", 'where="kernel"') or 0),
+            int(metric(t, "echoloc_packets_total") or 0))
+
+
+def veth_rx():
+    p = f"/sys/class/net/{SEN_IF}/statistics/rx_packets"
+    return int(in_ns(SEN, "cat", p, capture_output=True, text=True).stdout)
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cleanup(state):
+    p = state.get("sensor")
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    for ns in (GEN, SEN):
+        sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
+
+
+def setup():
+    for ns in (GEN, SEN):
+        sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
+        sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", GEN_IF, "netns", GEN, "type", "veth", "peer", "name", SEN_IF, "netns", SEN)
+    for ns, dev in ((GEN, GEN_IF), (SEN, SEN_IF)):
+        # No IPv6 on the veth: no router solicitations among the counted frames.
+        in_ns(ns, "sysctl", "-q", f"net.ipv6.conf.{dev}.disable_ipv6=1", check=False)
+        in_ns(ns, "ip", "link", "set", "lo", "up")
+        in_ns(ns, "ip", "link", "set", dev, "up")
+
+
+def start_sensor(a, flags, state):
+    cmd = ["ip", "netns", "exec", SEN, "taskset", "-c", a.sensor_cpu, a.bin, "live", "--interface", SEN_IF,
+           "--listen", f"127.0.0.1:{PORT}", *flags]
+    log = open(state["tmp"] / "echoloc.log", "a")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    state["sensor"] = p
+    for _ in range(100):
+        if p.poll() is not None:
+            sys.exit(f"echoloc exited ({p.returncode}); see {state['tmp'] / 'echoloc.log'}")
+        if "echoloc_capture" in scrape() or "echoloc_packets_total" in scrape():
+            break
+        time.sleep(0.1)
+    time.sleep(1.2)  # the first libpcap counters come with the first tick
+    return p
+
+
+def stop_sensor(state):
+    p = state.pop("sensor", None)
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def one_run(a, state, pid, rate, count=None):
+    if count is None:
+        count = max(a.packets, int(rate * a.seconds)) if rate else max(a.packets, a.max_packets)
+    r0, d0, e0 = counters()
+    v0 = veth_rx()
+    c0 = cpu_ticks(pid)
+    t0 = time.monotonic()
+    g = in_ns(GEN, "taskset", "-c", a.gen_cpu, str(state["gen"]), GEN_IF, str(a.pcap), str(count), str(rate),
+              capture_output=True, text=True)
+    out = dict(kv.split("=") for kv in g.stdout.split())
+    sent, achieved = int(out["sent"]), float(out["pps"])
+    delivered = veth_rx() - v0
+    # libpcap's counters reach /metrics once a second; wait until they
+    # account for every delivered frame (received counts the dropped too).
+    deadline = time.monotonic() + 5
+    while True:
+        time.sleep(0.3)
+        r1, d1, e1 = counters()
+        if r1 - r0 >= delivered or time.monotonic() > deadline:
+            break
+    wall = time.monotonic() - t0
+    cpu = (cpu_ticks(pid) - c0) / CLK
+    return {"rate": rate, "sent": sent, "achieved_pps": round(achieved), "delivered": delivered,
+            "received": r1 - r0, "kernel_dropped": d1 - d0, "engine_packets": e1 - e0,
+            "sensor_cpu_s": round(cpu, 2), "send_s": round(float(out["seconds"]), 3), "wall_s": round(wall, 2)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=str(ROOT / "target/release/echoloc"))
+    ap.add_argument("--pcap", default=str(ROOT / "target/bench-data/replay-v2-400000p-5000f.pcap"))
+    ap.add_argument("--rates", default="100k,200k,300k,400k,600k,800k,1M,max")
+    ap.add_argument("--packets", type=int, default=400_000, help="packets a run, at least")
+    ap.add_argument("--seconds", type=float, default=4.0,
+                    help="a run lasts at least this long at the offered rate (more packets than the ring holds)")
+    ap.add_argument("--max-packets", type=int, default=3_000_000, help="packets a run at rate max")
+    ap.add_argument("--runs", type=int, default=3, help="runs a rate")
+    ap.add_argument("--setting", action="append", default=[], metavar="LABEL=FLAGS",
+                    help="a label and flags for echoloc live (repeatable; default: 'default=')")
+    ap.add_argument("--gen-cpu", default="0")
+    ap.add_argument("--sensor-cpu", default="1")
+    ap.add_argument("--stop-after", type=int, default=2,
+                    help="next setting after this many rates in a row lost packets in every run")
+    ap.add_argument("--warmup", default="100k",
+                    help="before the runs, one pass of the capture at this rate, not counted (the sessions' first "
+                    "packets and the table's growth); 0: none")
+    ap.add_argument("--json", help="write every run here")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("live-rate.py: run as root (it makes network namespaces)")
+    a.pcap = Path(a.pcap).resolve()
+    if not a.pcap.exists():
+        sys.exit(f"{a.pcap}: no such capture (ECHOLOC_BENCH_PACKETS=400000 cargo bench --bench replay writes one)")
+    rates = [parse_rate(r) for r in a.rates.split(",")]
+    settings = []
+    for s in a.setting or ["default="]:
+        label, _, flags = s.partition("=")
+        settings.append((label, flags.split()))
+
+    state = {"tmp": Path(tempfile.mkdtemp(prefix="echoloc-rate-"))}
+    state["gen"] = state["tmp"] / "pcap-blast"
+    sh("gcc", "-O2", "-o", str(state["gen"]), str(ROOT / "scripts/pcap-blast.c"))
+    atexit.register(cleanup, state)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    setup()
+    print(f"generator on core {a.gen_cpu}, echoloc on core {a.sensor_cpu}; {a.packets} packets a run, "
+          f"{a.runs} runs a rate; {a.pcap.name}", flush=True)
+
+    results = []
+    for label, flags in settings:
+        p = start_sensor(a, flags, state)
+        print(f"\n== {label}: echoloc live {' '.join(flags)}", flush=True)
+        if parse_rate(a.warmup):
+            w = one_run(a, state, p.pid, parse_rate(a.warmup), a.packets)
+            print(f"   warm-up at {fmt_rate(w['rate'])}: {w['kernel_dropped']:,} of {w['received']:,} dropped "
+                  "(not counted)", flush=True)
+        print(f"{'offered':>8} {'achieved':>10} {'delivered':>10} {'received':>10} {'kernel drops':>13} "
+              f"{'drop %':>7} {'sensor CPU':>10}", flush=True)
+        lossy_in_a_row = 0
+        ceiling = False
+        for rate in rates:
+            if ceiling and rate != 0:
+                continue
+            runs = []
+            for _ in range(a.runs):
+                r = one_run(a, state, p.pid, rate)
+                r["setting"] = label
+                r["flags"] = " ".join(flags)
+                runs.append(r)
+                results.append(r)
+                cpu_share = r["sensor_cpu_s"] / max(r["send_s"], 1e-9)
+                print(f"{fmt_rate(rate):>8} {r['achieved_pps']:>10,} {r['delivered']:>10,} {r['received']:>10,} "
+                      f"{r['kernel_dropped']:>13,} {100 * r['kernel_dropped'] / max(r['received'], 1):>6.2f}% "
+                      f"{100 * min(cpu_share, 9.99):>9.0f}%", flush=True)
+            if rate and min(r["achieved_pps"] for r in runs) < 0.9 * rate:
+                print(f"   the generator reached its ceiling below {fmt_rate(rate)}", flush=True)
+                ceiling = True
+            if all(r["kernel_dropped"] > 0 for r in runs):
+                lossy_in_a_row += 1
+                if lossy_in_a_row >= a.stop_after:
+                    break
+            else:
+                lossy_in_a_row = 0
+        rss = rss_mib(p.pid)
+        stop_sensor(state)
+        for r in results:
+            if r["setting"] == label:
+                r["sensor_rss_mib"] = round(rss)
+        print(f"   echoloc RSS at the end: {rss:.0f} MiB", flush=True)
+
+    print("\nHighest loss-free rate (every run without a kernel drop):")
+    for label, flags in settings:
+        mine = [r for r in results if r["setting"] == label]
+        best = None
+        for rate in dict.fromkeys(r["rate"] for r in mine):
+            runs = [r for r in mine if r["rate"] == rate]
+            if all(r["kernel_dropped"] == 0 for r in runs):
+                ach = min(r["achieved_pps"] for r in runs)
+                if best is None or ach > best[1]:
+                    best = (rate, ach)
+        if best:
+            print(f"  {label:<24} offered {fmt_rate(best[0])}, achieved at least {best[1]:,} packets/s")
+        else:
+            print(f"  {label:<24} none")
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
