@@ -354,6 +354,12 @@ const COMMANDS: &[(&str, How)] = &[
             "root, network namespaces, xrdp and xfreerdp for minutes, and it rewrites the committed captures; tests/rdp_lab.rs checks what it made",
         ),
     ),
+    (
+        "sudo scripts/live-rate.py ",
+        How::No(
+            "root, network namespaces and minutes of traffic at up to the generator's ceiling, which a shared CI core cannot give; tests/live_capture.rs captures on veth pairs",
+        ),
+    ),
 ];
 
 /// README code blocks that are not shell commands, by their first line; the
@@ -403,12 +409,6 @@ const INLINE: &[(&str, How)] = &[
         ),
     ),
     ("ECHOLOC_BENCH_FLOWS=500 cargo bench --bench replay", How::No("as cargo bench above")),
-    (
-        "sudo scripts/live-rate.py ",
-        How::No(
-            "root, network namespaces and minutes of traffic at up to the generator's ceiling, which a shared CI core cannot give; tests/live_capture.rs captures on veth pairs",
-        ),
-    ),
     (
         "python3 lab/run-lab.py exec",
         How::No(
