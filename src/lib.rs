@@ -9,6 +9,8 @@ pub mod config;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ip_proto;
 mod labels;
 pub mod output;

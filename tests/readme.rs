@@ -360,6 +360,15 @@ const COMMANDS: &[(&str, How)] = &[
             "root, network namespaces and minutes of traffic at up to the generator's ceiling, which a shared CI core cannot give; tests/live_capture.rs captures on veth pairs",
         ),
     ),
+    // Tests: fuzzing.
+    (
+        "scripts/fuzz.sh 5400",
+        How::No("an hour and a half; scripts/test.sh runs scripts/fuzz.sh for a minute (build included: minutes)"),
+    ),
+    (
+        "RUSTC_BOOTSTRAP=1 cargo fuzz run engine ",
+        How::Elsewhere("scripts/test.sh runs scripts/fuzz.sh, which runs every target so for a minute in all"),
+    ),
 ];
 
 /// README code blocks that are not shell commands, by their first line; the

@@ -235,8 +235,10 @@ impl Tunnel {
             Carried::Other => {}
         }
         match self.kind {
+            // Its receiver index (none in what is not WireGuard's transport
+            // message: ESP, whatever the session was taken for, is data).
             Kind::Wireguard if matches!(c, Carried::Data { .. } | Carried::Keepalive) => {
-                seen.index = Some(wireguard::le32(&p[4..8]) as u32);
+                seen.index = p.get(4..8).map(|b| wireguard::le32(b) as u32);
             }
             Kind::Ipsec if self.transport == IpProto::UDP && matches!(c, Carried::Data { .. }) => seen.esp = true,
             _ => {}

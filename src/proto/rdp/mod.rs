@@ -5,9 +5,9 @@
 //! (MS-RDPEUDP): the SYN exchange and the data/ACK numbering, which time
 //! each leg of the UDP path.
 
-mod mcs;
+pub(crate) mod mcs;
 pub mod udp;
-mod x224;
+pub(crate) mod x224;
 
 use super::{App, Data, Proto, Spec, Stream};
 use crate::analysis::RttSample;

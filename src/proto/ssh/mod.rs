@@ -5,6 +5,7 @@
 mod kex;
 mod stream;
 
+pub(crate) use kex::hassh;
 pub use kex::{KexInit, Negotiated, keystroke_size};
 pub use stream::{SshEvent, SshStream};
 

@@ -221,3 +221,15 @@ fn ike_exchanges_pair_by_who_asked_and_a_gateway_dpd_times_the_client() {
 fn feed(t: &mut Tunnel, ts: Ts, from: Side, tcp: Option<(u32, u32)>, p: &[u8], turns: &mut Turns) -> Seen {
     t.on_payload(ts, from, tcp, p, p.len(), turns)
 }
+
+/// What ESP carries is data whatever the session was taken for: a short
+/// packet gives no WireGuard receiver index (it panicked, found by fuzzing).
+#[test]
+fn esp_data_in_a_wireguard_tunnel_has_no_receiver_index() {
+    let (mut t, mut turns) = tunnel(Kind::Wireguard, IpProto::ESP, (0, 0));
+    for p in [&[][..], &[1, 2, 3], &[4, 0, 0, 0, 9, 0, 0, 0]] {
+        let seen = t.on_payload(MS, Side::Client, None, p, p.len() + 40, &mut turns);
+        assert_eq!(seen.index, if p.len() >= 8 { Some(9) } else { None }, "{p:?}");
+    }
+    assert_eq!(t.data, [3, 0]);
+}
