@@ -815,7 +815,12 @@ fn p_flood_with_max_sessions() {
     let port = common::netns::free_port();
     let listen = format!("127.0.0.1:{port}");
     let _echoloc = common::netns::serve_replay(["--max-sessions", "1000", "--listen", &listen, path.to_str().unwrap()]);
-    let all_ended = |t: &str| common::netns::metric_sum(t, "echoloc_sessions_ended_total") == u64::from(FLOWS);
+    // Every session ended, and the last flush done: it updates the open
+    // sessions' gauge last, so a scrape in the middle of it waits.
+    let all_ended = |t: &str| {
+        common::netns::metric_sum(t, "echoloc_sessions_ended_total") == u64::from(FLOWS)
+            && t.lines().any(|l| l == "echoloc_sessions_active 0")
+    };
     let text = common::netns::scrape_until(port, 120, all_ended);
     let sum = |name| common::netns::metric_sum(&text, name);
     assert_eq!(sum("echoloc_sessions_evicted_total"), evicted);
