@@ -120,13 +120,7 @@ def rss_mib(pid):
 
 
 def cleanup(state):
-    p = state.get("sensor")
-    if p and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop_sensor(state)
     for ns in (GEN, SEN):
         sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
 
@@ -152,7 +146,8 @@ def start_sensor(a, flags, state):
     for _ in range(100):
         if p.poll() is not None:
             sys.exit(f"echoloc exited ({p.returncode}); see {state['tmp'] / 'echoloc.log'}")
-        if "echoloc_capture" in scrape() or "echoloc_packets_total" in scrape():
+        text = scrape()
+        if "echoloc_capture" in text or "echoloc_packets_total" in text:
             break
         time.sleep(0.1)
     time.sleep(1.2)  # the first libpcap counters come with the first tick

@@ -134,21 +134,25 @@ impl<S: Default> FlowTable<S> {
     /// Move a session to another lane (e.g. when it closes).
     pub fn set_lane(&mut self, id: u32, lane: Lane) {
         if self.slots[id as usize].lane != lane {
-            self.unlink(id);
-            self.slots[id as usize].linked_at = self.slots[id as usize].last_seen;
-            self.slots[id as usize].lane = lane;
-            self.link_front(id);
+            self.move_to(id, |s| s.lane = lane);
         }
     }
 
     /// Move a session to another tier (it earned a higher one).
     pub fn set_tier(&mut self, id: u32, tier: Tier) {
         if self.slots[id as usize].tier != tier {
-            self.unlink(id);
-            self.slots[id as usize].linked_at = self.slots[id as usize].last_seen;
-            self.slots[id as usize].tier = tier;
-            self.link_front(id);
+            self.move_to(id, |s| s.tier = tier);
         }
+    }
+
+    /// Take a session off its list, change which list it belongs on, and
+    /// put it at that list's front.
+    fn move_to(&mut self, id: u32, set: impl FnOnce(&mut Slot<S>)) {
+        self.unlink(id);
+        let slot = &mut self.slots[id as usize];
+        slot.linked_at = slot.last_seen;
+        set(slot);
+        self.link_front(id);
     }
 
     pub fn tier(&self, id: u32) -> Tier {
