@@ -13,6 +13,7 @@ use crate::verdict::{Verdict, alert_bit};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod channels;
 mod clock;
 mod config;
 mod linked;
@@ -36,9 +37,10 @@ pub struct Engine {
     /// connection an MP_JOIN names. At most two per session in the table:
     /// an entry goes when its session ends.
     tokens: HashMap<u32, TokenOwner>,
-    /// The open RDP TCP connections by client address and server endpoint,
-    /// to link their UDP flows (at most one entry per session in the table).
-    rdp_servers: rdp::RdpServers,
+    /// The open TCP connections that UDP flows join (RDP, TLS: AnyConnect's
+    /// data channel) by client address and server endpoint (at most one
+    /// entry per session in the table).
+    channels: channels::Channels,
     /// The join identifiers of the open tunnel sessions (receiver indices,
     /// IKE SPIs, IKE peers' addresses), to link their further flows.
     tunnel_ids: tunnel::TunnelIds,
@@ -56,7 +58,7 @@ impl Engine {
         Engine {
             table: FlowTable::new(cfg.max_sessions),
             tokens: HashMap::new(),
-            rdp_servers: HashMap::new(),
+            channels: HashMap::new(),
             tunnel_ids: HashMap::new(),
             cfg,
             clock: Clock::default(),
@@ -141,7 +143,7 @@ impl Engine {
                 let fresh = proto == Proto::Rdp && self.table.get(id).app.is_none();
                 let echo = interactive(self.table.get_mut(id), proto, p.ts, from, pos, t, self.cfg.rdp_record_cookie);
                 if fresh && self.table.get(id).app.is_some() {
-                    self.rdp_connection_opened(id, &key);
+                    self.open_channels(id, &key);
                 }
                 echo
             } else {
@@ -176,7 +178,7 @@ impl Engine {
             s.closed = Some(reason);
             // A first subflow whose joins still run waits for them, an RDP
             // connection for its UDP flows.
-            if s.multipath().is_none_or(|m| m.live_joins == 0) && !rdp::rdp_waits(s) {
+            if s.multipath().is_none_or(|m| m.live_joins == 0) && !linked::waits_for_flows(s) {
                 self.table.set_lane(id, Lane::Closing);
             }
         } else if tcp.is_some_and(|t| t.payload_len > 0) && self.table.get(id).wants_long_idle() {
@@ -365,7 +367,12 @@ impl Engine {
         if newly_settled {
             s.counted = true;
             self.counters.opened[proto.index()] += 1;
+            // A TLS connection may be an AnyConnect tunnel's control connection.
+            if proto == Proto::Tls && s.transport == IpProto::TCP {
+                self.open_channels(id, key);
+            }
         }
+        let s = self.table.get_mut(id);
         // New figures: judged at most once a second. A join's figures are
         // its connection's; a Multipath TCP connection is judged once no
         // join runs (a join's paths join its verdict only when it ends).
@@ -489,7 +496,10 @@ impl Engine {
             return;
         }
         let proto = s.proto();
-        if proto == Proto::Rdp && self.end_rdp(key, &mut s, reason) {
+        if s.transport == IpProto::TCP && channels::takes_channels(proto) {
+            self.close_channels(key, &s);
+        }
+        if proto == Proto::Rdp && self.end_rdp(&mut s, reason) {
             return;
         }
         if s.tunnel.is_some() && self.end_tunnel(key, &mut s, reason) {

@@ -18,7 +18,9 @@ use crate::output::SessionRecord;
 use crate::proto::rdp::{mcs, udp, x224};
 use crate::proto::ssh::{KexInit, hassh, openssh_version};
 use crate::proto::tunnel::{Kind, Seen, Tunnel, carried};
-use crate::proto::{self, App, Classifier, Data, PROTOCOLS, Proto, Spec, detect_payload, ike, openvpn, vnc, wireguard};
+use crate::proto::{
+    self, App, Classifier, Data, PROTOCOLS, Proto, Spec, anyconnect, detect_payload, ike, openvpn, vnc, wireguard,
+};
 use crate::side::Side;
 use crate::time::{NS_PER_SEC, Ts};
 
@@ -264,7 +266,11 @@ pub fn vnc(data: &[u8]) {
 pub fn tunnel(data: &[u8]) {
     let mut input = Input::new(data);
     let head = input.u8();
-    let kind = [Kind::Wireguard, Kind::Openvpn, Kind::Ipsec][(head % 3) as usize];
+    // AnyConnect when the three high bits are set (inputs from before it keep their kind).
+    let kind = match head {
+        0xE0.. => Kind::Anyconnect,
+        _ => [Kind::Wireguard, Kind::Openvpn, Kind::Ipsec][(head % 3) as usize],
+    };
     let t = match head >> 2 & 3 {
         0 | 3 => IpProto::UDP,
         1 => IpProto::TCP,
@@ -280,6 +286,7 @@ pub fn tunnel(data: &[u8]) {
     for mode in [openvpn::Mode::Plain, openvpn::Mode::TlsAuth { hmac: 20 }, openvpn::Mode::TlsCrypt] {
         let _ = openvpn::control(mode, rest);
     }
+    let _ = (anyconnect::message(rest), anyconnect::datagram(rest), anyconnect::server_hello(rest));
     let _ = carried(kind, t, ports.0 == 4500, rest, rest.len());
 
     let mut tunnel = Tunnel::new(kind, t, ports);

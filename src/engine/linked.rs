@@ -67,3 +67,10 @@ impl Engine {
         Some((pid, flow))
     }
 }
+
+/// Whether a closed session still waits for its linked flows before it
+/// lingers: an RDP connection for its UDP flows, an AnyConnect control
+/// connection for its data channel (as a first subflow waits for its joins).
+pub(super) fn waits_for_flows(s: &Session) -> bool {
+    super::rdp::rdp_waits(s) || s.tunnel.as_ref().is_some_and(|t| t.link.is_none() && t.linked.live > 0)
+}

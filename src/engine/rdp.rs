@@ -1,57 +1,27 @@
 //! The engine's RDP part: a UDP flow of an RDP session (MS-RDPEMT
 //! multitransport) is a linked flow of its TCP connection, found by
-//! addresses (docs/sessions.md, section 5): the same client address, the
-//! server's address and port, while the connection is in the table. It keeps
-//! the connection alive (a connection closed by FIN or RST waits for its
-//! open flows, then lingers), and when it ends its figures are folded into
-//! the connection's record (`rdp.linked_flows`); a flow whose connection was
-//! never seen, or was written first (evicted), is recorded alone.
+//! addresses (`channels.rs`): the same client address, the server's address
+//! and port, while the connection is in the table. It keeps the connection
+//! alive (a connection closed by FIN or RST waits for its open flows, then
+//! lingers), and when it ends its figures are folded into the connection's
+//! record (`rdp.linked_flows`); a flow whose connection was never seen, or
+//! was written first (evicted), is recorded alone.
 
 use super::Engine;
-use crate::flow::{EndReason, FlowKey, Lane, Session};
+use crate::flow::{EndReason, Lane, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
 use crate::time::Ts;
-use std::net::{IpAddr, SocketAddr};
-
-/// The open RDP TCP connections by (client address, server address and
-/// port): their key and start. One entry per connection in the table at
-/// most (the latest from a client to a server): it goes when it ends.
-pub(super) type RdpServers = std::collections::HashMap<(IpAddr, SocketAddr), (FlowKey, Ts)>;
 
 impl Engine {
-    /// An RDP TCP connection's dissector was just made: UDP flows from its
-    /// client to its server's address and port link to it from now on.
-    pub(super) fn rdp_connection_opened(&mut self, id: u32, key: &FlowKey) {
-        let s = self.table.get(id);
-        self.rdp_servers.insert((s.client.ip(), s.server), (*key, s.start));
-    }
-
     /// A datagram of an RDP flow over UDP (after its dissector read it):
     /// on the flow's first, link it to its TCP connection if one is open;
     /// on every one of a linked flow, keep the connection alive.
     pub(super) fn rdp_datagram(&mut self, id: u32, ts: Ts, first: bool) {
-        let s = self.table.get(id);
         if first {
-            let Some(&(key, start)) = self.rdp_servers.get(&(s.client.ip(), s.server)) else { return };
-            // A connection already closed (waiting for its flows) takes no new one.
-            let Some(pid) = self
-                .table
-                .find(&key)
-                .filter(|&p| self.table.get(p).start == start && self.table.get(p).closed.is_none())
-            else {
-                return;
-            };
+            let Some((pid, link)) = self.channel_host(id, |p| p == Proto::Rdp) else { return };
             let ps = self.table.get_mut(pid);
-            let link = Link {
-                transport: IpProto::TCP,
-                client: ps.client,
-                server: ps.server,
-                start: ps.start,
-                how: "addresses",
-                same_sides: true,
-            };
             if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
                 r.info.udp = true;
                 r.linked.live += 1;
@@ -69,17 +39,10 @@ impl Engine {
         }
     }
 
-    /// An RDP session ends: a TCP connection's entry goes; a linked UDP flow
-    /// whose connection is open is folded into it (true: no record of its
-    /// own), else it is recorded alone (and counted as a session).
-    pub(super) fn end_rdp(&mut self, key: &FlowKey, s: &mut Session, reason: EndReason) -> bool {
-        if s.transport == IpProto::TCP {
-            let k = (s.client.ip(), s.server);
-            if self.rdp_servers.get(&k).is_some_and(|&(kk, start)| kk == *key && start == s.start) {
-                self.rdp_servers.remove(&k);
-            }
-            return false;
-        }
+    /// An RDP flow over UDP ends: linked to an open connection, it is
+    /// folded into it (true: no record of its own), else it is recorded
+    /// alone (and counted as a session).
+    pub(super) fn end_rdp(&mut self, s: &mut Session, reason: EndReason) -> bool {
         let Some(link) = rdp_link(s) else { return false };
         let Some((pid, flow)) = self.fold_linked(&link, s, reason, s.leg_quantiles()) else {
             s.counted = false;

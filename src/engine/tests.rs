@@ -206,14 +206,14 @@ mod rdp {
         let mut out = |r: SessionRecord| recs.push(r);
         e.frame(LinkType::Ethernet, 0, &tcp(40000, true, "S", 1, &[]), &mut out);
         e.frame(LinkType::Ethernet, MS, &tcp(40000, true, "A", 2, CR), &mut out);
-        assert_eq!(e.rdp_servers.len(), 1);
+        assert_eq!(e.channels.len(), 1);
         e.frame(LinkType::Ethernet, 2 * MS, &udp_syn(50000), &mut out);
         // The connection resets: it waits for its open UDP flow, and takes no new one.
         e.frame(LinkType::Ethernet, 3 * MS, &tcp(40000, true, "R", 13, &[]), &mut out);
         e.frame(LinkType::Ethernet, 6 * NS_PER_SEC, &udp_syn(50001), &mut out);
-        assert_eq!(e.rdp_servers.len(), 1, "the connection waits for its UDP flow");
+        assert_eq!(e.channels.len(), 1, "the connection waits for its UDP flow");
         e.finish_all(EndReason::EndOfInput, &mut out);
-        assert!(e.rdp_servers.is_empty(), "{:?}", e.rdp_servers);
+        assert!(e.channels.is_empty(), "{:?}", e.channels);
         let rdp = |r: &SessionRecord| r.rdp.clone().unwrap();
         let tcp = recs.iter().find(|r| r.transport == "tcp").unwrap();
         assert_eq!(rdp(tcp).clear.transports, ["tcp", "udp"]);
@@ -374,6 +374,144 @@ mod tunnel {
         assert_eq!(t.server_rtt_ms.map(|l| l.min), Some(10.0));
         let lone = recs.iter().find(|r| r.transport == "esp").unwrap();
         assert_eq!((lone.proto, lone.tunnel.as_ref().unwrap().link), ("esp", None));
+    }
+}
+
+/// An AnyConnect tunnel (docs/sessions.md, section 5): its DTLS data
+/// channel joins the TLS connection from the same client to the same
+/// gateway address and port, which becomes the tunnel's session; QUIC on
+/// that port, and TLS alone, stay what they were.
+mod anyconnect {
+    use super::*;
+
+    const MS: Ts = 1_000_000;
+    const C: [u8; 4] = [192, 0, 2, 10];
+    const GW: [u8; 4] = [198, 51, 100, 1];
+
+    fn tcp(cport: u16, to_gw: bool, flags: &str, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sp, dp) = if to_gw { (C, GW, cport, 443) } else { (GW, C, 443, cport) };
+        let b = with_flags(PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sp, dp, seq, 64240), flags);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    fn udp(cport: u16, to_gw: bool, payload: &[u8]) -> Vec<u8> {
+        let (src, dst, sp, dp) = if to_gw { (C, GW, cport, 443) } else { (GW, C, 443, cport) };
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).udp(sp, dp);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    /// A TLS handshake record holding a ClientHello (1) or ServerHello (2).
+    fn tls_hello(kind: u8) -> Vec<u8> {
+        let mut p = vec![0x16, 3, 1, 0, 44, kind, 0, 0, 40, 3, 3];
+        p.resize(49, 0x11);
+        p
+    }
+
+    /// A DTLS record (DTLS 1.2 header) of `kind`, epoch, `body` bytes (its first `first`).
+    fn dtls(kind: u8, epoch: u8, body: usize, first: u8) -> Vec<u8> {
+        let mut p = vec![kind, 0xfe, 0xfd, 0, epoch, 0, 0, 0, 0, 0, 1];
+        p.extend((body as u16).to_be_bytes());
+        p.push(first);
+        p.resize(13 + body, 0x22);
+        p
+    }
+
+    /// A TLS connection from client port `cport`: handshake, then records both ways.
+    fn tls_connection(t0: Ts, cport: u16) -> Vec<(Ts, Vec<u8>)> {
+        vec![
+            (t0, tcp(cport, true, "S", 0, &[])),
+            (t0 + 20 * MS, tcp(cport, false, "SA", 0, &[])),
+            (t0 + 20 * MS, tcp(cport, true, "A", 1, &[])),
+            (t0 + 21 * MS, tcp(cport, true, "A", 1, &tls_hello(1))),
+            (t0 + 41 * MS, tcp(cport, false, "A", 1, &tls_hello(2))),
+            (t0 + 42 * MS, tcp(cport, true, "A", 50, &[0x17, 3, 3, 0, 30, 1, 2, 3])),
+        ]
+    }
+
+    fn run(frames: &mut [(Ts, Vec<u8>)]) -> (Vec<SessionRecord>, Engine) {
+        frames.sort_by_key(|f| f.0);
+        let mut e = Engine::new(EngineConfig::default(), None);
+        let mut recs = Vec::new();
+        let mut out = |r: SessionRecord| recs.push(r);
+        for (ts, f) in frames.iter() {
+            e.frame(LinkType::Ethernet, *ts, f, &mut out);
+        }
+        e.finish_all(EndReason::EndOfInput, &mut out);
+        assert!(e.channels.is_empty(), "entries go with their connections: {:?}", e.channels);
+        (recs, e)
+    }
+
+    #[test]
+    fn a_dtls_channel_turns_its_tls_connection_into_one_tunnel_session() {
+        let mut frames = tls_connection(0, 40000);
+        // A browser's QUIC to the same gateway and port: not a channel.
+        let quic = [0xc3, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0x44, 0xd0, 0, 0, 0];
+        frames.push((100 * MS, udp(50000, true, &quic)));
+        frames.push((120 * MS, udp(50000, false, &quic)));
+        // The data channel: a cookie exchange, the handshake, then data and a DPD.
+        frames.extend([
+            (200 * MS, udp(50001, true, &dtls(22, 0, 150, 1))),
+            (201 * MS, udp(50001, false, &dtls(22, 0, 35, 3))),
+            (221 * MS, udp(50001, true, &dtls(22, 0, 182, 1))),
+            (222 * MS, udp(50001, false, &dtls(22, 0, 95, 2))),
+            (300 * MS, udp(50001, true, &dtls(23, 1, 113, 0))),
+            (303 * MS, udp(50001, false, &dtls(23, 1, 113, 0))),
+            (323 * MS, udp(50001, true, &dtls(23, 1, 77, 0))),
+            (400 * MS, udp(50001, true, &dtls(23, 1, 25, 0))),
+            (401 * MS, udp(50001, false, &dtls(23, 1, 25, 0))),
+        ]);
+        // A second TLS connection to the gateway, nothing beside it: it stays TLS.
+        frames.extend(tls_connection(500 * MS, 40002));
+        let (recs, e) = run(&mut frames);
+        assert_eq!(recs.len(), 3, "{recs:#?}");
+        let tunnel = recs.iter().find(|r| r.client_port == Some(40000)).unwrap();
+        assert_eq!((tunnel.proto, tunnel.transport), ("anyconnect", "tcp"));
+        let t = tunnel.tunnel.as_ref().unwrap();
+        assert_eq!((t.kind, t.link, t.handshakes), ("anyconnect", None, 1));
+        assert_eq!(t.linked_flows.len(), 1);
+        assert_eq!((t.linked_flows[0].client.as_str(), t.linked_flows[0].link), ("192.0.2.10:50001", "addresses"));
+        assert_eq!((t.data_packets.client, t.data_packets.server), (2, 1));
+        assert_eq!(t.keepalives.map(|k| (k.client, k.server)), Some((1, 1)));
+        assert_eq!((t.control_messages.client, t.control_messages.server), (2, 2));
+        // The gateway's answers: the TLS handshake (20 ms) and the DTLS
+        // cookie exchange and handshake (1 ms each), in the session's pairs.
+        let server = t.server_rtt_ms.unwrap();
+        assert_eq!((server.min, server.samples), (1.0, 3));
+        // The data channel's packets and bytes are the session's too.
+        assert_eq!((tunnel.packets.client, tunnel.packets.server), (4 + 5, 2 + 4));
+        let quic = recs.iter().find(|r| r.client_port == Some(50000)).unwrap();
+        assert_eq!((quic.proto, quic.tunnel.is_none()), ("udp", true));
+        let alone = recs.iter().find(|r| r.client_port == Some(40002)).unwrap();
+        assert_eq!((alone.proto, alone.tunnel.is_none()), ("tls", true));
+        // Counted once, as what they proved to be.
+        let opened = |p: Proto| e.counters.opened[p.index()];
+        assert_eq!((opened(Proto::Anyconnect), opened(Proto::Tls), opened(Proto::Udp)), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_channel_without_its_connection_is_its_own_and_a_closed_one_takes_none() {
+        let mut frames = tls_connection(0, 40000);
+        // The TLS connection closes; a data channel opened after that joins nothing.
+        frames.push((50 * MS, tcp(40000, true, "RA", 80, &[])));
+        frames.extend([
+            (200 * MS, udp(50001, true, &dtls(22, 0, 150, 1))),
+            (201 * MS, udp(50001, false, &dtls(22, 0, 95, 2))),
+            (300 * MS, udp(50001, true, &dtls(23, 1, 113, 0))),
+        ]);
+        let (recs, e) = run(&mut frames);
+        assert_eq!(recs.len(), 2, "{recs:#?}");
+        let tls = recs.iter().find(|r| r.transport == "tcp").unwrap();
+        assert_eq!((tls.proto, tls.tunnel.is_none()), ("tls", true));
+        let dtls = recs.iter().find(|r| r.transport == "udp").unwrap();
+        assert_eq!(dtls.proto, "anyconnect");
+        let t = dtls.tunnel.as_ref().unwrap();
+        assert_eq!((t.link, t.handshakes, t.data_packets.client), (None, 1, 1));
+        assert_eq!(t.server_rtt_ms.map(|l| l.samples), Some(1));
+        assert_eq!(e.counters.opened[Proto::Anyconnect.index()], 1);
     }
 }
 

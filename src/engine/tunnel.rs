@@ -12,7 +12,7 @@ use crate::analysis::interactive::Interactive;
 use crate::analysis::tunnel::Step;
 use crate::analysis::{RttSample, SampleKind};
 use crate::decode::Tcp;
-use crate::flow::{EndReason, FlowKey, Session};
+use crate::flow::{EndReason, FlowKey, Lane, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
@@ -55,14 +55,22 @@ impl Engine {
         if s.tunnel.as_ref().is_some_and(|t| t.kind != kind) {
             s.tunnel = None;
         }
-        s.tunnel.get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
+        let t = s
+            .tunnel
+            .get_or_insert_with(|| Box::new(Tunnel::new(kind, s.transport, (s.client.port(), s.server.port()))));
+        if kind == Kind::Anyconnect && s.transport == IpProto::UDP && !t.link_tried {
+            // Linked first: its handshake pairs in the session's turns.
+            self.join_control_connection(id);
+        }
+        let s = self.table.get(id);
         // IKE moved to 4500 is the session's exchange going on (NAT
         // traversal), not another path: paired in the session's turns, sides
-        // alike. A roamed WireGuard peer's path keeps its own figures.
+        // alike; so is AnyConnect's DTLS handshake beside its TLS. A roamed
+        // WireGuard peer's path keeps its own figures.
         let root = s
             .tunnel
             .as_ref()
-            .filter(|t| t.kind == Kind::Ipsec)
+            .filter(|t| matches!(t.kind, Kind::Ipsec | Kind::Anyconnect))
             .and_then(|t| t.link)
             .filter(|l| l.same_sides)
             .and_then(|l| self.linked_session(&l));
@@ -105,6 +113,9 @@ impl Engine {
         let s = self.table.get(id);
         let Some(t) = s.tunnel.as_deref() else { return };
         let (linked, tried, ike) = (t.link, t.link_tried, s.proto() == Proto::Ike);
+        if t.kind == Kind::Anyconnect {
+            return; // linked by addresses, at its first datagram
+        }
         // The session identifiers belong to: this one, or the one it is linked to.
         let root = match linked {
             Some(l) => self.linked_session(&l),
@@ -215,19 +226,57 @@ impl Engine {
         }
     }
 
+    /// An AnyConnect data channel's first datagram: it joins the open TLS
+    /// connection from its client to its gateway's address and port, which
+    /// becomes the tunnel's session; without one it is a session of its own.
+    fn join_control_connection(&mut self, id: u32) {
+        if let Some(t) = self.table.get_mut(id).tunnel.as_deref_mut() {
+            t.link_tried = true;
+        }
+        let Some((pid, link)) = self.channel_host(id, |p| matches!(p, Proto::Tls | Proto::Anyconnect)) else {
+            return;
+        };
+        if self.table.get(pid).proto() == Proto::Tls {
+            self.relabel(pid, Proto::Anyconnect);
+        }
+        let ps = self.table.get_mut(pid);
+        let tunnel = ps.tunnel.get_or_insert_with(|| {
+            Box::new(Tunnel::new(Kind::Anyconnect, IpProto::TCP, (ps.client.port(), ps.server.port())))
+        });
+        tunnel.linked.live += 1;
+        let s = self.table.get_mut(id);
+        // A linked flow is not a session of its own (unless recorded alone).
+        s.counted = true;
+        if let Some(t) = s.tunnel.as_deref_mut() {
+            t.link = Some(link);
+        }
+        self.link_tier(id, pid);
+    }
+
     /// A UDP flow of IKE carried ESP (NAT traversal on 4500): its record is
     /// ESP's from now on, its IKE messages the tunnel's control exchanges.
     fn becomes_esp(&mut self, id: u32) {
+        self.relabel(id, Proto::Esp);
+    }
+
+    /// Session `id`, whose protocol was settled, proved to be `to` (and
+    /// worth as much as a tunnel in the table).
+    fn relabel(&mut self, id: u32, to: Proto) {
         let s = self.table.get_mut(id);
-        s.classifier.found = Some(Proto::Esp);
-        // Counted as IKE and not yet told to the metrics: counted as ESP instead.
-        let (ike, esp) = (Proto::Ike.index(), Proto::Esp.index());
+        let from = s.proto();
+        s.classifier.found = Some(to);
+        // Counted as `from` and not yet told to the metrics: counted as `to` instead.
+        let (a, b) = (from.index(), to.index());
         if s.counted
-            && s.tunnel.as_ref().is_some_and(|t| t.link.is_none())
-            && self.counters.opened[ike] > self.flushed.opened[ike]
+            && s.tunnel.as_ref().is_none_or(|t| t.link.is_none())
+            && self.counters.opened[a] > self.flushed.opened[a]
         {
-            self.counters.opened[ike] -= 1;
-            self.counters.opened[esp] += 1;
+            self.counters.opened[a] -= 1;
+            self.counters.opened[b] += 1;
+        }
+        let (tier, earned) = (self.table.tier(id), self.table.get(id).earned_tier());
+        if earned > tier {
+            self.table.set_tier(id, earned);
         }
     }
 
@@ -245,9 +294,14 @@ impl Engine {
             s.counted = false;
             return false;
         };
-        if let Some(pt) = self.table.get_mut(pid).tunnel.as_deref_mut() {
+        let ps = self.table.get_mut(pid);
+        if let Some(pt) = ps.tunnel.as_deref_mut() {
             pt.absorb(t, link.same_sides);
             pt.linked.add(flow);
+        }
+        // A control connection closed while its data channel ran waited for it: it lingers now.
+        if ps.closed.is_some() && !super::linked::waits_for_flows(ps) {
+            self.table.set_lane(pid, Lane::Closing);
         }
         true
     }

@@ -7,6 +7,7 @@
 //! [`PROTOCOLS`] lists them. Adding a protocol: a module with its `SPEC`, a
 //! [`Proto`] variant, and one line in [`PROTOCOLS`].
 
+pub mod anyconnect;
 mod data;
 mod detect;
 pub mod ike;
@@ -46,6 +47,7 @@ label_enum! {
         Openvpn = "openvpn",
         Ike = "ike",
         Esp = "esp",
+        Anyconnect = "anyconnect",
         Tls = "tls",
         Tcp = "tcp",
         Udp = "udp",
@@ -180,7 +182,8 @@ pub struct Spec {
     /// snap length captures less).
     pub probe: fn(IpProto, u16, &[u8], usize) -> bool,
     /// The handshake message a payload starts with (IP protocol, payload), for
-    /// protocols whose clear handshake pairs a request with the real peer's answer.
+    /// protocols whose clear handshake pairs a request with the real peer's
+    /// answer (a tunnel's control plane pairs its own: `tunnel.rs`).
     pub message: Option<MessageFn>,
     /// The interactive dissector and keystroke analysis of a new session,
     /// for protocols a person types through.
@@ -191,8 +194,8 @@ pub struct Spec {
 }
 
 /// Every protocol echoloc dissects, in the order payloads are probed.
-pub const PROTOCOLS: [&Spec; 7] =
-    [&ssh::SPEC, &vnc::SPEC, &rdp::SPEC, &tls::SPEC, &wireguard::SPEC, &ike::SPEC, &openvpn::SPEC];
+pub const PROTOCOLS: [&Spec; 8] =
+    [&ssh::SPEC, &vnc::SPEC, &rdp::SPEC, &tls::SPEC, &wireguard::SPEC, &ike::SPEC, &openvpn::SPEC, &anyconnect::SPEC];
 
 /// [`PROTOCOLS`] by [`Proto::index`].
 const BY_PROTO: [Option<&Spec>; Proto::ALL.len()] = {

@@ -1,4 +1,4 @@
-//! A tunnel's own control plane (WireGuard, OpenVPN, IPsec): what each
+//! A tunnel's own control plane (WireGuard, OpenVPN, IPsec, AnyConnect): what each
 //! packet carries ([`Carried`]: the tunnel's data, its keepalives, its
 //! control messages), the control messages' request → answer pairs (which
 //! time the leg of the side that answered, whoever asked: a gateway's
@@ -12,7 +12,7 @@
 //! place an analysis of the inner traffic attaches.
 
 use super::linked::{Link, LinkedFlows};
-use super::{Proto, ike, openvpn, wireguard};
+use super::{Proto, anyconnect, ike, openvpn, wireguard};
 use crate::analysis::tunnel::TunnelTyping;
 use crate::analysis::turns::{Msg, Turns};
 use crate::ip_proto::IpProto;
@@ -43,6 +43,8 @@ pub enum Kind {
     Wireguard,
     Openvpn,
     Ipsec,
+    /// A TLS VPN: its TLS control connection, its DTLS data channel.
+    Anyconnect,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Proto::Wireguard => Some(Kind::Wireguard),
             Proto::Openvpn => Some(Kind::Openvpn),
             Proto::Ike | Proto::Esp => Some(Kind::Ipsec),
+            Proto::Anyconnect => Some(Kind::Anyconnect),
             _ => None,
         }
     }
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Wireguard => "wireguard",
             Kind::Openvpn => "openvpn",
             Kind::Ipsec => "ipsec",
+            Kind::Anyconnect => "anyconnect",
         }
     }
 }
@@ -186,8 +190,8 @@ impl Tunnel {
         }
     }
 
-    /// Whether keepalives can be told apart (WireGuard's and NAT-T's are;
-    /// OpenVPN's ping travels encrypted as data).
+    /// Whether keepalives can be told apart (WireGuard's and NAT-T's are,
+    /// AnyConnect's by their size; OpenVPN's ping travels encrypted as data).
     pub fn keepalives_seen(&self) -> bool {
         self.kind != Kind::Openvpn
     }
@@ -273,6 +277,17 @@ impl Tunnel {
                 }
             }
             Kind::Openvpn => self.openvpn_control(ts, from, p, turns),
+            Kind::Anyconnect => {
+                if let Some(msg) = anyconnect::message(p) {
+                    turns.on_message(ts, from, msg);
+                }
+                if from == Side::Server && anyconnect::server_hello(p) {
+                    if self.handshakes > 0 {
+                        self.rekeys += 1;
+                    }
+                    self.handshakes += 1;
+                }
+            }
         }
     }
 
@@ -369,8 +384,9 @@ impl Tunnel {
         }
         self.handshakes += f.handshakes;
         self.rekeys += f.rekeys;
-        if self.kind == Kind::Wireguard {
-            // Every handshake after the session's first is a re-key, on whichever path.
+        if matches!(self.kind, Kind::Wireguard | Kind::Anyconnect) {
+            // Every handshake after the session's first is a re-key, on
+            // whichever path (a roamed WireGuard peer, a new DTLS channel).
             self.rekeys = self.handshakes.saturating_sub(1);
         }
         if self.mode.is_none() {
@@ -405,6 +421,14 @@ pub fn carried(kind: Kind, transport: IpProto, natt: bool, p: &[u8], len: usize)
             ike::Payload::Keepalive => Carried::Keepalive,
             ike::Payload::Other => Carried::Other,
         },
+        // The DTLS data channel (its TLS control connection carries nothing read here).
+        Kind::Anyconnect if transport == IpProto::UDP => match anyconnect::datagram(p) {
+            anyconnect::Datagram::Data => Carried::Data { len },
+            anyconnect::Datagram::Keepalive => Carried::Keepalive,
+            anyconnect::Datagram::Control => Carried::Control,
+            anyconnect::Datagram::Other => Carried::Other,
+        },
+        Kind::Anyconnect => Carried::Other,
     }
 }
 
