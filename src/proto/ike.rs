@@ -3,7 +3,6 @@
 //! requests with answers; on 4500 ESP and NAT keepalives share the port pair.
 
 use super::{Proto, Spec};
-use crate::analysis::turns::Msg;
 use crate::ip_proto::IpProto;
 
 pub const SPEC: Spec = Spec {
@@ -12,10 +11,8 @@ pub const SPEC: Spec = Spec {
     probe: |transport, server_port, p, len| {
         transport == IpProto::UDP && matches!(server_port, 500 | 4500) && is_ike(p, len)
     },
-    message: Some(|_, p| {
-        let h = header(p)?;
-        if h.response { Some(Msg::Answer(pair_id(&h))) } else { Some(Msg::Request(pair_id(&h))) }
-    }),
+    // Its control plane pairs its own messages (`tunnel.rs`).
+    message: None,
     app: None,
     remote_access: false,
 };

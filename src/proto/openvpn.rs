@@ -10,7 +10,8 @@ pub const SPEC: Spec = Spec {
     proto: Proto::Openvpn,
     ports: &[(IpProto::TCP, 1194, 1194), (IpProto::UDP, 1194, 1194)],
     probe: |_, _, _, _| false,
-    message: Some(hard_reset),
+    // Its control plane pairs its own messages (`tunnel.rs`).
+    message: None,
     app: None,
     remote_access: true,
 };

@@ -9,7 +9,8 @@ pub const SPEC: Spec = Spec {
     proto: Proto::Wireguard,
     ports: &[(IpProto::UDP, 51820, 51820)],
     probe: |transport, _, p, len| transport == IpProto::UDP && is_wireguard(p, len),
-    message: Some(|_, p| message(p, p.len())),
+    // Its control plane pairs its own messages (`tunnel.rs`).
+    message: None,
     app: None,
     remote_access: false,
 };
