@@ -39,7 +39,11 @@ fn tcpreplay_fast(ns: &Netns, iface: &str, file: &Path) {
 }
 
 fn tcpreplay_on(ns: &Netns, iface: &str, file: &Path, opts: &[&str]) {
-    let mut args = vec!["tcpreplay", "-q", "-i", iface];
+    // At the capture's own pace, tcpreplay runs at a real-time priority: the
+    // gaps it reproduces (which the round trips are compared on) would
+    // otherwise stretch when the machine is busy (a flood of scrapes, a build).
+    let mut args = if opts.contains(&"-t") { vec![] } else { vec!["chrt", "-f", "20"] };
+    args.extend(["tcpreplay", "-q", "-i", iface]);
     args.extend_from_slice(opts);
     args.push(file.to_str().unwrap());
     let st = ns
