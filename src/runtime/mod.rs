@@ -191,7 +191,7 @@ fn engine_config(cfg: &Config, inputs: usize, workers: usize, metrics: Option<&M
             configured = ecfg.max_sessions,
             max_sessions = fitted,
             memory_limit_bytes = limit.unwrap_or(0),
-            "max_sessions lowered to fit the cgroup memory limit (~1.5 KiB per session)"
+            "max_sessions lowered to fit the cgroup memory limit (4 KiB per session)"
         );
         ecfg.max_sessions = fitted;
     }
