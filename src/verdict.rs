@@ -107,8 +107,8 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
     for sub in subflows {
         for (i, leg) in slowest.iter_mut().enumerate() {
             let j = sub.side(i);
-            if let Some(q) = &sub.legs[j] {
-                let t = Transport::of(q, sub.handshake[j].is_some(), sub.clean[j]);
+            if let Some(q) = &sub.tuple.legs[j] {
+                let t = Transport::of(q, sub.tuple.handshake[j].is_some(), sub.clean[j]);
                 if leg.is_none_or(|l| t.floor > l.floor) {
                     *leg = Some(t);
                 }

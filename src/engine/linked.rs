@@ -5,7 +5,7 @@
 use super::Engine;
 use crate::analysis::Quantiles;
 use crate::flow::{EndReason, FlowKey, Session};
-use crate::proto::linked::{Link, LinkedFlow};
+use crate::proto::linked::{Link, LinkedFlow, Tuple};
 use crate::time::Ts;
 
 impl Engine {
@@ -40,30 +40,15 @@ impl Engine {
         legs: [Option<Quantiles>; 2],
     ) -> Option<(u32, LinkedFlow)> {
         let pid = self.linked_session(link)?;
-        let handshake = s.rtt().map_or([None, None], |r| r.handshake);
-        let side = |i: usize| if link.same_sides { i } else { 1 - i };
-        let both = |v: [u64; 2]| [v[side(0)], v[side(1)]];
-        let (client, server) = if link.same_sides { (s.client, s.server) } else { (s.server, s.client) };
-        let flow = LinkedFlow {
-            transport: s.transport,
-            client,
-            server,
-            start: s.start,
-            last: s.last,
-            end_reason: reason.as_str(),
-            packets: both(s.packets),
-            bytes: both(s.bytes),
-            ttl: [s.ttl[side(0)], s.ttl[side(1)]],
-            legs: [legs[side(0)], legs[side(1)]],
-            handshake: [handshake[side(0)], handshake[side(1)]],
-            link: link.how,
-        };
+        let tuple = Tuple { legs, ..s.tuple(reason) };
+        let tuple = if link.same_sides { tuple } else { tuple.swapped() };
         let ps = self.table.get_mut(pid);
         for i in 0..2 {
-            ps.packets[i] += flow.packets[i];
-            ps.bytes[i] += flow.bytes[i];
+            ps.packets[i] += tuple.packets[i];
+            ps.bytes[i] += tuple.bytes[i];
         }
         ps.last = ps.last.max(s.last);
+        let flow = LinkedFlow { tuple, link: link.how };
         Some((pid, flow))
     }
 }

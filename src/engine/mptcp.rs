@@ -122,10 +122,10 @@ impl Engine {
         let sub = Subflow::of(s, reason, p.same_sides);
         let ps = self.table.get_mut(pid);
         for i in 0..2 {
-            ps.packets[i] += sub.packets[sub.side(i)];
-            ps.bytes[i] += sub.bytes[sub.side(i)];
+            ps.packets[i] += sub.tuple.packets[sub.side(i)];
+            ps.bytes[i] += sub.tuple.bytes[sub.side(i)];
         }
-        ps.last = ps.last.max(sub.last);
+        ps.last = ps.last.max(sub.tuple.last);
         let closed = ps.closed.is_some();
         let Some(m) = ps.multipath_mut() else {
             return false;

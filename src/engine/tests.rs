@@ -117,7 +117,8 @@ mod mptcp {
         assert_eq!(r.packets.client, 3 + 2, "{r:?}");
         let m = r.mptcp.as_ref().unwrap();
         assert_eq!(m.role, "connection");
-        let subs: Vec<_> = m.subflows.iter().map(|s| (s.client.as_str(), s.end_reason, s.packets.client)).collect();
+        let subs: Vec<_> =
+            m.subflows.iter().map(|s| (s.tuple.client.as_str(), s.tuple.end_reason, s.tuple.packets.client)).collect();
         assert_eq!(subs, [("192.0.2.10:35572", "rst", 3), ("198.51.100.10:46635", "fin", 2)]);
         assert_eq!(e.table.len(), 0);
         assert!(e.tokens.is_empty(), "tokens go with their connection");
@@ -300,11 +301,11 @@ mod tunnel {
         assert_eq!(t.linked_flows.len(), 1);
         let f = &t.linked_flows[0];
         assert_eq!(
-            (f.link, f.client.as_str(), f.server.as_str()),
+            (f.link, f.tuple.client.as_str(), f.tuple.server.as_str()),
             ("index", "198.51.100.7:61000", "203.0.113.1:51820")
         );
         // The gateway's re-key on the new path timed the client's leg there.
-        assert_eq!(f.client_rtt_ms.map(|l| l.min), Some(60.0));
+        assert_eq!(f.tuple.client_rtt_ms.map(|l| l.min), Some(60.0));
         assert_eq!(t.server_rtt_ms.map(|l| l.min), Some(5.0));
         assert!(r.alerts.is_empty());
     }
@@ -347,7 +348,8 @@ mod tunnel {
         assert_eq!((r.proto, r.client.as_str()), ("ike", "192.0.2.10:500"));
         let t = r.tunnel.as_ref().unwrap();
         assert_eq!(t.kind, "ipsec");
-        let links: Vec<_> = t.linked_flows.iter().map(|f| (f.link, f.client.as_str(), f.server.as_str())).collect();
+        let links: Vec<_> =
+            t.linked_flows.iter().map(|f| (f.link, f.tuple.client.as_str(), f.tuple.server.as_str())).collect();
         assert_eq!(links, [("spi", "192.0.2.10:4500", "203.0.113.1:4500"), ("addresses", "192.0.2.10", "203.0.113.1")]);
         assert_eq!((t.control_messages.client, t.control_messages.server), (2, 2));
         assert_eq!((t.data_packets.client, t.data_packets.server), (2, 1));
@@ -473,7 +475,10 @@ mod anyconnect {
         let t = tunnel.tunnel.as_ref().unwrap();
         assert_eq!((t.kind, t.link, t.handshakes), ("anyconnect", None, 1));
         assert_eq!(t.linked_flows.len(), 1);
-        assert_eq!((t.linked_flows[0].client.as_str(), t.linked_flows[0].link), ("192.0.2.10:50001", "addresses"));
+        assert_eq!(
+            (t.linked_flows[0].tuple.client.as_str(), t.linked_flows[0].link),
+            ("192.0.2.10:50001", "addresses")
+        );
         assert_eq!((t.data_packets.client, t.data_packets.server), (2, 1));
         assert_eq!(t.keepalives.map(|k| (k.client, k.server)), Some((1, 1)));
         assert_eq!((t.control_messages.client, t.control_messages.server), (2, 2));

@@ -7,8 +7,8 @@
 //! carries them, so the SSH dissector and keystroke analysis see one stream.
 
 use super::{EndReason, FlowKey, Session};
-use crate::analysis::Quantiles;
 use crate::decode::{DssMap, Mptcp as Opt, Tcp};
+use crate::proto::linked::Tuple;
 use crate::side::Side;
 use crate::time::Ts;
 use std::net::SocketAddr;
@@ -62,18 +62,8 @@ pub struct Parent {
 /// What a join subflow leaves in its connection's record.
 #[derive(Debug, Clone)]
 pub struct Subflow {
-    /// Its SYN sender and receiver.
-    pub client: SocketAddr,
-    pub server: SocketAddr,
-    pub start: Ts,
-    pub last: Ts,
-    pub end: EndReason,
-    /// Sides as the subflow's own client and server.
-    pub packets: [u64; 2],
-    pub bytes: [u64; 2],
-    pub ttl: [Option<u8>; 2],
-    pub legs: [Option<Quantiles>; 2],
-    pub handshake: [Option<f64>; 2],
+    /// Its figures, sides as its own (client: its SYN sender).
+    pub tuple: Tuple,
     pub clean: [u32; 2],
     pub retransmissions: [u64; 2],
     pub same_sides: bool,
@@ -83,16 +73,7 @@ impl Subflow {
     pub fn of(s: &Session, end: EndReason, same_sides: bool) -> Subflow {
         let rtt = s.rtt();
         Subflow {
-            client: s.client,
-            server: s.server,
-            start: s.start,
-            last: s.last,
-            end,
-            packets: s.packets,
-            bytes: s.bytes,
-            ttl: s.ttl,
-            legs: s.leg_quantiles(),
-            handshake: rtt.map_or([None, None], |r| r.handshake),
+            tuple: s.tuple(end),
             clean: rtt.map_or([0, 0], |r| [r.legs[0].clean, r.legs[1].clean]),
             retransmissions: rtt.map_or([0, 0], |r| r.retransmissions()),
             same_sides,

@@ -10,6 +10,7 @@ use crate::analysis::{Quantiles, RttSample, RttTracker};
 use crate::decode::Packet;
 use crate::ip_proto::IpProto;
 use crate::proto::App;
+use crate::proto::linked::Tuple;
 use crate::proto::tunnel::{Kind, Tunnel};
 use crate::proto::{Classifier, Proto};
 use crate::side::Side;
@@ -195,6 +196,24 @@ impl Session {
     /// timed UDP ones (one sort of each reservoir).
     pub fn leg_quantiles(&self) -> [Option<Quantiles>; 2] {
         self.rtt().map_or([None, None], |r| [r.legs[0].quantiles(), r.legs[1].quantiles()])
+    }
+
+    /// Its figures as a further tuple of another session (a linked flow, a
+    /// Multipath TCP subflow), sides as its own, ended for `end`.
+    pub fn tuple(&self, end: EndReason) -> Tuple {
+        Tuple {
+            transport: self.transport,
+            client: self.client,
+            server: self.server,
+            start: self.start,
+            last: self.last,
+            end_reason: end.as_str(),
+            packets: self.packets,
+            bytes: self.bytes,
+            ttl: self.ttl,
+            legs: self.leg_quantiles(),
+            handshake: self.rtt().map_or([None, None], |r| r.handshake),
+        }
     }
 
     /// Keystroke and echo analysis, for interactive protocols.

@@ -9,7 +9,7 @@ use crate::analysis::turns::AppRtt;
 use crate::flow::mptcp::{Role, Subflow};
 use crate::flow::{EndReason, Session};
 use crate::ip_proto::IpProto;
-use crate::proto::linked::{LinkedFlow, LinkedFlows};
+use crate::proto::linked::{LinkedFlow, LinkedFlows, Tuple};
 use crate::proto::rdp::{RdpRecord, RdpStream};
 use crate::proto::ssh::SshInfo;
 use crate::proto::tunnel::Tunnel;
@@ -153,9 +153,10 @@ pub struct MptcpRecord {
     pub subflows_dropped: u32,
 }
 
-/// One subflow of a Multipath TCP connection; client is its SYN sender.
+/// A further tuple of a session (a Multipath TCP subflow, a linked flow),
+/// as the session's record lists it: the fields they share, first.
 #[derive(Debug, Clone, Serialize)]
-pub struct SubflowRecord {
+pub struct TupleRecord {
     pub client: String,
     pub server: String,
     pub start: String,
@@ -165,25 +166,41 @@ pub struct SubflowRecord {
     pub bytes: PerSide<u64>,
     pub client_rtt_ms: Option<LegRtt>,
     pub server_rtt_ms: Option<LegRtt>,
+}
+
+impl TupleRecord {
+    fn of(t: &Tuple) -> TupleRecord {
+        let leg = |i: usize| t.legs[i].map(|q| leg_rtt(q, t.handshake[i]));
+        TupleRecord {
+            client: addr(t.client, t.transport),
+            server: addr(t.server, t.transport),
+            start: rfc3339(t.start),
+            end: rfc3339(t.last),
+            end_reason: t.end_reason,
+            packets: PerSide { client: t.packets[0], server: t.packets[1] },
+            bytes: PerSide { client: t.bytes[0], server: t.bytes[1] },
+            client_rtt_ms: leg(0),
+            server_rtt_ms: leg(1),
+        }
+    }
+}
+
+/// One subflow of a Multipath TCP connection; client is its SYN sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubflowRecord {
+    #[serde(flatten)]
+    pub tuple: TupleRecord,
     pub retransmissions: PerSide<u64>,
     pub ttl: PerSide<Option<u8>>,
 }
 
 impl SubflowRecord {
     fn of(s: &Subflow) -> SubflowRecord {
-        let leg = |i: usize| s.legs[i].map(|q| leg_rtt(q, s.handshake[i]));
+        let t = &s.tuple;
         SubflowRecord {
-            client: addr(s.client, IpProto::TCP),
-            server: addr(s.server, IpProto::TCP),
-            start: rfc3339(s.start),
-            end: rfc3339(s.last),
-            end_reason: s.end.as_str(),
-            packets: PerSide { client: s.packets[0], server: s.packets[1] },
-            bytes: PerSide { client: s.bytes[0], server: s.bytes[1] },
-            client_rtt_ms: leg(0),
-            server_rtt_ms: leg(1),
+            tuple: TupleRecord::of(t),
             retransmissions: PerSide { client: s.retransmissions[0], server: s.retransmissions[1] },
-            ttl: PerSide { client: s.ttl[0], server: s.ttl[1] },
+            ttl: PerSide { client: t.ttl[0], server: t.ttl[1] },
         }
     }
 }
@@ -196,11 +213,12 @@ fn mptcp_record(s: &Session, reason: EndReason) -> Option<MptcpRecord> {
             let mut first = Subflow::of(s, reason, true);
             for sub in &m.subflows {
                 for i in 0..2 {
-                    first.packets[i] -= sub.packets[sub.side(i)].min(first.packets[i]);
-                    first.bytes[i] -= sub.bytes[sub.side(i)].min(first.bytes[i]);
+                    let f = &mut first.tuple;
+                    f.packets[i] -= sub.tuple.packets[sub.side(i)].min(f.packets[i]);
+                    f.bytes[i] -= sub.tuple.bytes[sub.side(i)].min(f.bytes[i]);
                 }
             }
-            first.last = if m.own_last == Ts::MIN { s.last } else { m.own_last };
+            first.tuple.last = if m.own_last == Ts::MIN { s.last } else { m.own_last };
             let subflows = std::iter::once(&first).chain(&m.subflows).map(SubflowRecord::of).collect();
             MptcpRecord { role: "connection", parent_uid: None, subflows, subflows_dropped: m.subflows_dropped }
         }
@@ -234,15 +252,8 @@ pub struct RdpOut {
 /// One UDP flow of an RDP session, as its TCP connection's record lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkedFlowRecord {
-    pub client: String,
-    pub server: String,
-    pub start: String,
-    pub end: String,
-    pub end_reason: &'static str,
-    pub packets: PerSide<u64>,
-    pub bytes: PerSide<u64>,
-    pub client_rtt_ms: Option<LegRtt>,
-    pub server_rtt_ms: Option<LegRtt>,
+    #[serde(flatten)]
+    pub tuple: TupleRecord,
     pub ttl: PerSide<Option<u8>>,
     /// What the link stands on: "addresses", "index", "spi".
     pub link: &'static str,
@@ -250,18 +261,10 @@ pub struct LinkedFlowRecord {
 
 impl LinkedFlowRecord {
     fn of(f: &LinkedFlow) -> LinkedFlowRecord {
-        let leg = |i: usize| f.legs[i].map(|q| leg_rtt(q, f.handshake[i]));
+        let t = &f.tuple;
         LinkedFlowRecord {
-            client: addr(f.client, f.transport),
-            server: addr(f.server, f.transport),
-            start: rfc3339(f.start),
-            end: rfc3339(f.last),
-            end_reason: f.end_reason,
-            packets: PerSide { client: f.packets[0], server: f.packets[1] },
-            bytes: PerSide { client: f.bytes[0], server: f.bytes[1] },
-            client_rtt_ms: leg(0),
-            server_rtt_ms: leg(1),
-            ttl: PerSide { client: f.ttl[0], server: f.ttl[1] },
+            tuple: TupleRecord::of(t),
+            ttl: PerSide { client: t.ttl[0], server: t.ttl[1] },
             link: f.link,
         }
     }

@@ -23,10 +23,11 @@ pub struct Link {
     pub same_sides: bool,
 }
 
-/// What a linked flow leaves in its session's record when it ends (sides
-/// as the session's).
+/// A further tuple's own figures, as its session's record lists it (a
+/// linked flow, a Multipath TCP subflow): its addresses, lifetime, counts,
+/// TTLs and round trips per leg.
 #[derive(Debug, Clone)]
-pub struct LinkedFlow {
+pub struct Tuple {
     pub transport: IpProto,
     pub client: SocketAddr,
     pub server: SocketAddr,
@@ -36,10 +37,33 @@ pub struct LinkedFlow {
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub ttl: [Option<u8>; 2],
-    /// The flow's own round trips per leg: its transport's (RDP over UDP's
-    /// numbering), or a tunnel's control round trips on that path.
     pub legs: [Option<Quantiles>; 2],
     pub handshake: [Option<f64>; 2],
+}
+
+impl Tuple {
+    /// The same figures with client and server swapped.
+    pub fn swapped(self) -> Tuple {
+        let swap = |[a, b]: [u64; 2]| [b, a];
+        Tuple {
+            client: self.server,
+            server: self.client,
+            packets: swap(self.packets),
+            bytes: swap(self.bytes),
+            ttl: [self.ttl[1], self.ttl[0]],
+            legs: [self.legs[1], self.legs[0]],
+            handshake: [self.handshake[1], self.handshake[0]],
+            ..self
+        }
+    }
+}
+
+/// What a linked flow leaves in its session's record when it ends (sides
+/// as the session's; its legs are its transport's round trips, RDP over
+/// UDP's numbering, or a tunnel's control round trips on that path).
+#[derive(Debug, Clone)]
+pub struct LinkedFlow {
+    pub tuple: Tuple,
     pub link: &'static str,
 }
 
