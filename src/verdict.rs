@@ -11,6 +11,7 @@ use crate::flow::Session;
 use crate::flow::mptcp::Role;
 use crate::ip_proto::IpProto;
 use crate::policy::{Limit, Policy};
+use crate::side::Side;
 
 /// What turns measurements into verdicts and alerts.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +94,13 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
         // A tunnel's control round trips are answered by its own ends: no
         // relay sits inside a tunnel, so they alone suspect none (a slow
         // control plane is a busy gateway, a user-space daemon, its crypto).
-        for r in a.relay.iter_mut().flatten().filter(|r| r.suspected) {
+        // The client's answers inside the tunnel are no control round trips:
+        // they come from the far end of the inner protocol, past the laptop
+        // (analysis/tunnel/answers.rs), and a level of them stands.
+        let floor = legs[0].map(|l| l.floor);
+        let inner = s.interactive().is_some_and(|i| i.app_floor(Side::Client, floor, false).is_some());
+        let skip = if inner { 1 } else { 0 };
+        for r in a.relay.iter_mut().skip(skip).flatten().filter(|r| r.suspected) {
             r.suspected = false;
             r.hops_est = 0;
             r.evidence.push("a tunnel's own control round trips: no relay verdict from them alone".to_string());

@@ -33,6 +33,7 @@ use super::interactive::{BULK_WINDOW, ECHO_BOUND, MIN_ECHOED};
 use super::stats::{Quantiles, Summary, densest};
 use crate::side::Side;
 use crate::time::{Ts, ms};
+use answers::Answers;
 
 /// Outer packets up to this size can carry a keystroke, its echo or an ACK.
 const SMALL: u32 = 320;
@@ -135,12 +136,15 @@ pub struct TunnelTyping {
     /// Echoes paired (keys of the final class), and their delays when the class was not known yet.
     pub echoed: u64,
     early_echoes: Vec<(u32, f32)>,
+    /// The client's answers to server messages (the far end of the inner protocol).
+    answers: Answers,
 }
 
 impl TunnelTyping {
     /// Feed one data packet of the tunnel (outer payload bytes); keepalives
     /// and control messages are not data.
     pub fn on_packet(&mut self, ts: Ts, from: Side, len: u32) -> Step {
+        self.answers.on_packet(ts, from, len, self.classes());
         if len >= BULK {
             self.last_bulk = Some(ts);
         }
@@ -405,6 +409,12 @@ impl TunnelTyping {
         self.learnt.map_or(0, |(_, n)| n)
     }
 
+    /// The client's answers to server messages found since the last call
+    /// (ms; see [`Answers`]): round trips to the far end of the inner protocol.
+    pub fn take_answers(&mut self) -> Vec<f64> {
+        self.answers.take()
+    }
+
     /// Echo delays paired before the key class was known, of the class now learnt.
     pub fn take_early_echoes(&mut self) -> Vec<f64> {
         let Some(k) = self.classes() else { return Vec::new() };
@@ -415,5 +425,6 @@ impl TunnelTyping {
     }
 }
 
+mod answers;
 #[cfg(test)]
 mod tests;

@@ -329,10 +329,15 @@ fn inner_traffic(s: &mut Session, ts: Ts, inner: &[(Side, u32)], same_sides: boo
         step.rtt = st.rtt.or(step.rtt);
     }
     let early = if step.echo.is_some() { t.typing.take_early_echoes() } else { Vec::new() };
+    let answers = t.typing.take_answers();
     let (keys, echoed) = (t.typing.keystrokes(), t.typing.echoed);
     let app = s.app.get_or_insert_with(|| Box::new(App { stream: Stream::Tunnel, inter: Interactive::tunnel() }));
     for d in early.into_iter().chain(step.echo) {
         app.inter.add_echo(d);
+    }
+    // The client's answers inside the tunnel: its far end's round trips.
+    for d in answers {
+        app.inter.add_turnaround(Side::Client, d);
     }
     app.inter.set_keys(keys, echoed);
     let sample = step.rtt.filter(|_| s.transport != IpProto::TCP).map(|d| RttSample {
