@@ -188,6 +188,15 @@ fn handshake_turnarounds_reach_past_a_socks_proxy() {
     let w = wg.iter().find(|r| r["proto"] == "wireguard").unwrap();
     assert!((w["server_app_rtt_ms"]["floor"].as_f64().unwrap() - 0.229).abs() < 0.001, "{w}");
     assert!(w["server_rtt_ms"].is_null() && w["server_hidden_ms"].is_null(), "UDP: no transport RTT: {w}");
+    // Someone typed through it (15 keys after an SSH login nobody scripted
+    // for echoloc): the inner SSH's answers come from the laptop itself, at
+    // the round trip through the tunnel (0.42 ms against its 0.32): no relay
+    // beyond the laptop, no alert. False relays on unscripted tunnels: 0.
+    assert_eq!(w["keystrokes"], 15, "{w}");
+    assert!(w["client_app_rtt_ms"]["samples"].as_u64().unwrap() >= 3, "{w}");
+    assert!(w["client_hidden_ms"].as_f64().unwrap() < 1.0, "{w}");
+    assert_eq!(w["client_relay"]["suspected"], false, "{w}");
+    assert!(w["alerts"].as_array().unwrap().is_empty(), "{w}");
 }
 
 #[test]
