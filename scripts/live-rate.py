@@ -19,10 +19,27 @@ Each --setting is `LABEL=FLAGS` (flags for `echoloc live`); the sensor is
 started afresh for each. A table per setting, then the highest rate offered
 at which every run was loss-free, per setting.
 
+The generator may be slower than the sensor. --sensor-cpu-quota PCT[,PCT...]
+then makes the sensor the bottleneck: it runs in a cgroup (v1 cpu
+controller, /sys/fs/cgroup/cpu/echoloc-rate, removed at the end) whose CFS
+quota is PCT % of one core (cpu.cfs_quota_us over a 100 ms period), each
+setting once under each quota (0: no quota). The summary then divides the
+loss-free rate by the quota: the rate a whole core would take if the
+sensor's work scaled linearly with its CPU time (it does not quite: the CPU
+a packet falls as the rate rises, so a small quota underestimates a core). After each run the script
+waits until the sensor has read what the ring kept (echoloc_packets_total),
+so a run does not start with the last one's backlog; CPU is counted until
+then, and ns/packet is that CPU over the packets read. The ring holds
+hundreds of thousands of small packets: a run must last long enough
+(--seconds) for a rate a little above the sensor's to overflow it. read/s:
+the packets the sensor read while the generator sent, a second; when it
+drops, its own rate (less up to a second's worth: the engine's counters
+reach /metrics once a second).
+
     scripts/live-rate.py --pcap target/bench-data/replay-v2-400000p-5000f.pcap \\
         --setting 'default=' --setting 'buffer 128=--buffer-mib 128' \\
         [--rates 100k,200k,300k,400k,600k,800k,1M,max] [--runs 3] [--packets 400000] [--seconds 4] \\
-        [--bin target/release/echoloc] [--json OUT.json]
+        [--bin target/release/echoloc] [--json OUT.json] [--sensor-cpu-quota 5,10] [--sensor-nice -5]
 
 The capture: `cargo bench --bench replay` writes target/bench-data/ (400,000
 header-only TCP packets over 5,000 concurrent connections with
@@ -45,6 +62,8 @@ GEN, SEN = "echoloc-rate-gen", "echoloc-rate-sensor"
 GEN_IF, SEN_IF = "rateg0", "rates0"
 PORT = 19717
 CLK = os.sysconf("SC_CLK_TCK")
+CGROUP = Path("/sys/fs/cgroup/cpu/echoloc-rate")
+CFS_PERIOD_US = 100_000
 
 
 def sh(*args, check=True, **kw):
@@ -119,8 +138,35 @@ def rss_mib(pid):
     return 0.0
 
 
+def cgroup_set(pct):
+    """The sensor's cgroup, its quota PCT % of one core (0: none)."""
+    if not CGROUP.parent.is_dir() or not (CGROUP.parent / "cpu.cfs_quota_us").exists():
+        sys.exit(f"{CGROUP.parent}: no cgroup v1 cpu controller (--sensor-cpu-quota needs one)")
+    CGROUP.mkdir(exist_ok=True)
+    (CGROUP / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+    (CGROUP / "cpu.cfs_quota_us").write_text(str(round(pct * CFS_PERIOD_US / 100)) if pct else "-1")
+
+
+def cgroup_throttled():
+    """(periods throttled, seconds throttled) of the sensor's cgroup so far."""
+    try:
+        stat = dict(line.split() for line in (CGROUP / "cpu.stat").read_text().splitlines())
+    except OSError:
+        return 0, 0.0
+    return int(stat.get("nr_throttled", 0)), int(stat.get("throttled_time", 0)) / 1e9
+
+
+def cgroup_remove():
+    if CGROUP.is_dir():
+        try:
+            CGROUP.rmdir()
+        except OSError as e:  # a process still in it
+            print(f"live-rate.py: could not remove {CGROUP}: {e}", file=sys.stderr)
+
+
 def cleanup(state):
     stop_sensor(state)
+    cgroup_remove()
     for ns in (GEN, SEN):
         sh("ip", "netns", "del", ns, check=False, stderr=subprocess.DEVNULL)
 
@@ -137,9 +183,20 @@ def setup():
         in_ns(ns, "ip", "link", "set", dev, "up")
 
 
-def start_sensor(a, flags, state):
-    cmd = ["ip", "netns", "exec", SEN, "taskset", "-c", a.sensor_cpu, a.bin, "live", "--interface", SEN_IF,
-           "--listen", f"127.0.0.1:{PORT}", *flags]
+def start_sensor(a, flags, state, quota=None):
+    cmd = []
+    if quota is not None:
+        # Into the cgroup before echoloc starts, so every thread is in it from
+        # the first (and before `ip netns exec`, which mounts the namespace's
+        # own /sys). sh, ip, nice and taskset exec what follows: the pid is
+        # echoloc's.
+        cgroup_set(quota)
+        cmd += ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(CGROUP / "cgroup.procs")]
+    cmd += ["ip", "netns", "exec", SEN]
+    if a.sensor_nice:
+        cmd += ["nice", "-n", str(a.sensor_nice)]
+    cmd += ["taskset", "-c", a.sensor_cpu, a.bin, "live", "--interface", SEN_IF, "--listen", f"127.0.0.1:{PORT}",
+            *flags]
     log = open(state["tmp"] / "echoloc.log", "a")
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     state["sensor"] = p
@@ -151,6 +208,10 @@ def start_sensor(a, flags, state):
             break
         time.sleep(0.1)
     time.sleep(1.2)  # the first libpcap counters come with the first tick
+    if quota is not None:
+        procs = (CGROUP / "cgroup.procs").read_text().split()
+        if str(p.pid) not in procs:
+            sys.exit(f"echoloc (pid {p.pid}) is not in {CGROUP}")
     return p
 
 
@@ -171,11 +232,16 @@ def one_run(a, state, pid, rate, count=None):
     r0, d0, e0 = counters()
     v0 = veth_rx()
     c0 = cpu_ticks(pid)
+    n0, s0 = cgroup_throttled()
     t0 = time.monotonic()
     g = in_ns(GEN, "taskset", "-c", a.gen_cpu, str(state["gen"]), GEN_IF, str(a.pcap), str(count), str(rate),
               capture_output=True, text=True)
     out = dict(kv.split("=") for kv in g.stdout.split())
     sent, achieved = int(out["sent"]), float(out["pps"])
+    # What the sensor read while the generator sent: its own rate when it
+    # could not keep up (the engine's counters reach /metrics once a second,
+    # so up to a second's worth short).
+    em = counters()[2]
     delivered = veth_rx() - v0
     # libpcap's counters reach /metrics once a second; wait until they
     # account for every delivered frame (received counts the dropped too).
@@ -185,11 +251,26 @@ def one_run(a, state, pid, rate, count=None):
         r1, d1, e1 = counters()
         if r1 - r0 >= delivered or time.monotonic() > deadline:
             break
+    # Then until the sensor has read what the ring kept (a throttled sensor
+    # lags), or has read nothing for 2 s.
+    deadline = time.monotonic() + a.drain_wait
+    last, still = e1, time.monotonic()
+    while e1 - e0 < (r1 - r0) - (d1 - d0) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        r1, d1, e1 = counters()
+        if e1 != last:
+            last, still = e1, time.monotonic()
+        elif time.monotonic() - still > 2:
+            break
     wall = time.monotonic() - t0
     cpu = (cpu_ticks(pid) - c0) / CLK
+    n1, s1 = cgroup_throttled()
     return {"rate": rate, "sent": sent, "achieved_pps": round(achieved), "delivered": delivered,
             "received": r1 - r0, "kernel_dropped": d1 - d0, "engine_packets": e1 - e0,
-            "sensor_cpu_s": round(cpu, 2), "send_s": round(float(out["seconds"]), 3), "wall_s": round(wall, 2)}
+            "read_pps": round((em - e0) / max(float(out["seconds"]), 1e-9)),
+            "sensor_cpu_s": round(cpu, 2), "ns_per_packet": round(cpu * 1e9 / max(e1 - e0, 1)),
+            "throttled_periods": n1 - n0, "throttled_s": round(s1 - s0, 2),
+            "send_s": round(float(out["seconds"]), 3), "wall_s": round(wall, 2)}
 
 
 def main():
@@ -211,6 +292,12 @@ def main():
     ap.add_argument("--warmup", default="100k",
                     help="before the runs, one pass of the capture at this rate, not counted (the sessions' first "
                     "packets and the table's growth); 0: none")
+    ap.add_argument("--sensor-cpu-quota", metavar="PCT[,PCT...]",
+                    help="run each setting under each of these CPU quotas, %% of one core, in a cgroup (v1 cpu "
+                    "controller); 0: no quota")
+    ap.add_argument("--sensor-nice", type=int, default=0, help="the sensor's nice value (e.g. -5 on a busy machine)")
+    ap.add_argument("--drain-wait", type=float, default=30.0,
+                    help="after a run, wait at most this long for the sensor to read what the ring kept")
     ap.add_argument("--json", help="write every run here")
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -219,10 +306,15 @@ def main():
     if not a.pcap.exists():
         sys.exit(f"{a.pcap}: no such capture (ECHOLOC_BENCH_PACKETS=400000 cargo bench --bench replay writes one)")
     rates = [parse_rate(r) for r in a.rates.split(",")]
+    quotas = [float(q) for q in a.sensor_cpu_quota.split(",")] if a.sensor_cpu_quota else [None]
+    if any(q is not None and not 0 <= q <= 100 for q in quotas):
+        sys.exit("--sensor-cpu-quota: percentages of one core, 0 to 100")
     settings = []
     for s in a.setting or ["default="]:
         label, _, flags = s.partition("=")
-        settings.append((label, flags.split()))
+        for q in quotas:
+            settings.append((label if q is None else f"{label} @{q:g}% CPU" if q else f"{label} @no quota",
+                             flags.split(), q))
 
     state = {"tmp": Path(tempfile.mkdtemp(prefix="echoloc-rate-"))}
     state["gen"] = state["tmp"] / "pcap-blast"
@@ -230,19 +322,19 @@ def main():
     atexit.register(cleanup, state)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     setup()
-    print(f"generator on core {a.gen_cpu}, echoloc on core {a.sensor_cpu}; {a.packets} packets a run, "
-          f"{a.runs} runs a rate; {a.pcap.name}", flush=True)
+    print(f"generator on core {a.gen_cpu}, echoloc on core {a.sensor_cpu} (nice {a.sensor_nice}); {a.packets} "
+          f"packets a run, {a.runs} runs a rate; {a.pcap.name}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
     results = []
-    for label, flags in settings:
-        p = start_sensor(a, flags, state)
-        print(f"\n== {label}: echoloc live {' '.join(flags)}", flush=True)
+    for label, flags, quota in settings:
+        p = start_sensor(a, flags, state, quota)
+        print(f"\n== {label}: echoloc live {' '.join(flags)}; load average {os.getloadavg()[0]:.1f}", flush=True)
         if parse_rate(a.warmup):
             w = one_run(a, state, p.pid, parse_rate(a.warmup), a.packets)
             print(f"   warm-up at {fmt_rate(w['rate'])}: {w['kernel_dropped']:,} of {w['received']:,} dropped "
                   "(not counted)", flush=True)
         print(f"{'offered':>8} {'achieved':>10} {'delivered':>10} {'received':>10} {'kernel drops':>13} "
-              f"{'drop %':>7} {'sensor CPU':>10}", flush=True)
+              f"{'drop %':>7} {'read/s':>9} {'sensor CPU':>10} {'ns/packet':>9} {'throttled':>9}", flush=True)
         lossy_in_a_row = 0
         ceiling = False
         for rate in rates:
@@ -253,15 +345,20 @@ def main():
                 r = one_run(a, state, p.pid, rate)
                 r["setting"] = label
                 r["flags"] = " ".join(flags)
+                r["cpu_quota_pct"] = quota
                 runs.append(r)
                 results.append(r)
                 cpu_share = r["sensor_cpu_s"] / max(r["send_s"], 1e-9)
                 print(f"{fmt_rate(rate):>8} {r['achieved_pps']:>10,} {r['delivered']:>10,} {r['received']:>10,} "
                       f"{r['kernel_dropped']:>13,} {100 * r['kernel_dropped'] / max(r['received'], 1):>6.2f}% "
-                      f"{100 * min(cpu_share, 9.99):>9.0f}%", flush=True)
+                      f"{r['read_pps']:>9,} "
+                      f"{100 * min(cpu_share, 9.99):>9.0f}% {r['ns_per_packet']:>9,} {r['throttled_s']:>8.1f}s",
+                      flush=True)
             if rate and min(r["achieved_pps"] for r in runs) < 0.9 * rate:
                 print(f"   the generator reached its ceiling below {fmt_rate(rate)}", flush=True)
                 ceiling = True
+            if any(r["received"] < r["delivered"] for r in runs):
+                print("   libpcap's counters did not account for every frame delivered (a starved sensor?)", flush=True)
             if all(r["kernel_dropped"] > 0 for r in runs):
                 lossy_in_a_row += 1
                 if lossy_in_a_row >= a.stop_after:
@@ -270,25 +367,39 @@ def main():
                 lossy_in_a_row = 0
         rss = rss_mib(p.pid)
         stop_sensor(state)
+        if quota is not None:
+            cgroup_remove()
         for r in results:
             if r["setting"] == label:
                 r["sensor_rss_mib"] = round(rss)
         print(f"   echoloc RSS at the end: {rss:.0f} MiB", flush=True)
 
-    print("\nHighest loss-free rate (every run without a kernel drop):")
-    for label, flags in settings:
+    print("\nHighest loss-free rate (every run without a kernel drop, every frame counted), lowest with a drop "
+          "in some run:")
+    for label, flags, quota in settings:
         mine = [r for r in results if r["setting"] == label]
-        best = None
+        best = lossy = None
         for rate in dict.fromkeys(r["rate"] for r in mine):
             runs = [r for r in mine if r["rate"] == rate]
-            if all(r["kernel_dropped"] == 0 for r in runs):
-                ach = min(r["achieved_pps"] for r in runs)
+            ach = min(r["achieved_pps"] for r in runs)
+            # Loss-free: no drop, and libpcap's counters account for every
+            # frame the veth delivered (a starved sensor may not report).
+            if all(r["kernel_dropped"] == 0 and r["received"] >= r["delivered"] for r in runs):
                 if best is None or ach > best[1]:
                     best = (rate, ach)
-        if best:
-            print(f"  {label:<24} offered {fmt_rate(best[0])}, achieved at least {best[1]:,} packets/s")
-        else:
-            print(f"  {label:<24} none")
+            elif lossy is None or ach < lossy[1]:
+                lossy = (rate, ach)
+        line = f"  {label:<28} "
+        line += f"offered {fmt_rate(best[0])}, achieved at least {best[1]:,} packets/s" if best else "none"
+        if lossy:
+            line += f"; drops from offered {fmt_rate(lossy[0])} (achieved at least {lossy[1]:,})"
+        if best and quota:
+            # Linear in CPU time: a whole core takes the rate / the quota.
+            line += f"; / {quota:g}% = {best[1] * 100 / quota:,.0f} packets/s a core if it scales linearly"
+        ns = sorted(r["ns_per_packet"] for r in mine if r["engine_packets"] > 0)
+        if ns:
+            line += f"; CPU {ns[len(ns) // 2]:,} ns/packet (median), 1e9 / that = {1e9 / ns[len(ns) // 2]:,.0f}/s"
+        print(line)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 
