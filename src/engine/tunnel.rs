@@ -316,9 +316,11 @@ impl Engine {
 /// What a tunnel's inner traffic gave with its last payload, reported into
 /// the session: its keys and echoes into the session's interactive figures
 /// (made at the tunnel's first payload, so a tunnel nobody typed through
-/// has no typist), and its round trip through the tunnel as the client
-/// leg's (a UDP or ESP tunnel has no other; over TCP the tunnel's own TCP
-/// times the same path). Returns the round-trip sample and the echo, for the metrics.
+/// has no typist), the client's answers to server messages as the client
+/// side's turnarounds (the far end of the inner protocol: a relay beyond
+/// the laptop), and its round trip through the tunnel as the client leg's
+/// (a UDP or ESP tunnel has no other; over TCP the tunnel's own TCP times
+/// the same path). Returns the round-trip sample and the echo, for the metrics.
 fn inner_traffic(s: &mut Session, ts: Ts, inner: &[(Side, u32)], same_sides: bool) -> (Option<RttSample>, Option<f64>) {
     let Some(t) = s.tunnel.as_deref_mut() else { return (None, None) };
     let mut step = Step::default();
