@@ -21,14 +21,16 @@
 //!   reported but not used as a round trip.
 //! - A frame acknowledgement (RemoteFX Frame Acknowledge, the graphics
 //!   pipeline's) is the client's answer to each frame it drew: a record
-//!   of one size, larger than a key event by the PDU headers, sent once
-//!   per server burst. The real client sends it, behind any port
-//!   forwarder or TLS relay: the time from the frame's last segment to it
-//!   is the client's application round trip. A sample is taken only when
-//!   it cannot be another frame's answer: exactly one server burst since
-//!   the previous acknowledgement, and the acknowledgement's TCP ack ends
-//!   exactly where that burst ended (nothing sent since reached the
-//!   client's side of the sensor).
+//!   of one size, larger than a key event by the PDU headers (or, in a
+//!   session nobody typed in, than a pointer event), sent once per server
+//!   frame. The real client sends it, behind any port forwarder or TLS
+//!   relay: the time from the frame's last segment to it is the client's
+//!   application round trip. A sample is taken only when it cannot be
+//!   another frame's answer: exactly one frame since the previous
+//!   acknowledgement (bursts within [`FRAME_GAP`] of each other are one:
+//!   xrdp sends a pointer update just before the frame it goes with), and
+//!   the acknowledgement's TCP ack ends exactly where that frame ended
+//!   (nothing sent since reached the client's side of the sensor).
 
 use super::deque::InlineDeque;
 // A server segment of BULK_SEGMENT bytes within BULK_WINDOW means a large
@@ -50,6 +52,9 @@ const KEY_MAX: u32 = 64;
 const POINTER_GAP: Ts = 20_000_000;
 /// Server segments this close together are one burst (one frame, one update).
 const BURST_GAP: Ts = 3_000_000;
+/// Bursts this close together are one frame to acknowledge (xrdp sends a
+/// pointer update 5 ms before the frame it goes with).
+const FRAME_GAP: Ts = 10_000_000;
 /// Records of a size class before it may be taken for keys or acknowledgements.
 const MIN_CLASS: u32 = 6;
 /// An acknowledgement is larger than a key event by at least its PDU headers.
@@ -114,8 +119,10 @@ pub struct Desktop {
     /// Server bursts so far, and the last one: its last segment's time and where its bytes end.
     bursts: u64,
     burst: Option<(Ts, u32)>,
-    /// Server bursts when the last acknowledgement was sent.
-    bursts_at_ack: u64,
+    /// Frames (bursts within [`FRAME_GAP`] of the one before are one) so
+    /// far, and when the last acknowledgement was sent.
+    frames: u64,
+    frames_at_ack: u64,
     /// Presses answered by an echo.
     pub echoed: u64,
     /// Releases, and those the server answered (a burst whose acknowledgement
@@ -175,7 +182,7 @@ impl Desktop {
         }
         if Some(len) == self.ack {
             let paired = self.frame_ack(ts, ack);
-            self.bursts_at_ack = self.bursts;
+            self.frames_at_ack = self.frames;
             if let Some(d) = paired {
                 return Event::FrameAck(d);
             }
@@ -208,7 +215,7 @@ impl Desktop {
     /// ends exactly where that burst ended.
     fn frame_ack(&mut self, ts: Ts, ack: Option<u32>) -> Option<f64> {
         let (t, end) = self.burst?;
-        (self.bursts == self.bursts_at_ack + 1 && ack == Some(end) && (0..=ECHO_BOUND).contains(&(ts - t)))
+        (self.frames == self.frames_at_ack + 1 && ack == Some(end) && (0..=ECHO_BOUND).contains(&(ts - t)))
             .then(|| ms(ts - t))
     }
 
@@ -216,6 +223,9 @@ impl Desktop {
         let new_burst = self.burst.is_none_or(|(t, _)| ts - t > BURST_GAP);
         if new_burst {
             self.bursts += 1;
+        }
+        if self.burst.is_none_or(|(t, _)| ts - t > FRAME_GAP) {
+            self.frames += 1;
         }
         self.burst = Some((ts, end));
         // The rest of a burst under way when a key arrived is not its echo.
@@ -285,12 +295,20 @@ impl Desktop {
             self.pending.clear();
         }
         // An acknowledgement follows a server burst (two may follow two bursts
-        // in a row when the round trip exceeds the time between frames).
-        self.ack = key.and_then(|k| {
+        // in a row when the round trip exceeds the time between frames), and
+        // is larger than a key event, or, while nobody has typed, than a
+        // pointer event (a session driven by the mouse). With neither known,
+        // a key's release could be taken for one: none.
+        let floor = match (key, pointer) {
+            (Some(k), _) => Some(k + ACK_ABOVE_KEY),
+            (None, Some(p)) => Some(p + 1),
+            (None, None) => None,
+        };
+        self.ack = floor.and_then(|f| {
             self.classes
                 .iter()
                 .filter(steady)
-                .filter(|c| c.size >= k + ACK_ABOVE_KEY && c.after_burst * 3 >= (c.count - 1) * 2)
+                .filter(|c| c.size >= f && c.after_burst * 3 >= (c.count - 1) * 2)
                 .max_by_key(|c| (c.count, u32::MAX - c.size))
                 .map(|c| c.size)
         });

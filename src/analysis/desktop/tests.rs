@@ -211,3 +211,28 @@ fn a_key_pressed_while_a_large_update_is_sent_is_counted_not_timed() {
     assert!(e.iter().all(|&d| (d - 6.0).abs() < 1e-6), "{e:?}");
     assert_eq!(s.d.keystrokes(), 11);
 }
+
+#[test]
+fn a_session_driven_by_the_mouse_alone_has_its_frames_acknowledged_and_timed() {
+    // xrdp: a stroke of the pointer (32-byte events every 8 ms), then a
+    // 31-byte pointer update and, 5 ms later, the frame it goes with; the
+    // client 220 ms away acknowledges the frame (59 bytes). Nobody types.
+    let mut s = Sim::new();
+    let start = s.t + 500 * MS;
+    for i in 0..30 {
+        let at = start + i * 700 * MS;
+        s.pointer(at, 12);
+        let f = at + 200 * MS;
+        s.events.push((f, Side::Server, 31));
+        s.events.push((f + 5 * MS, Side::Server, 37));
+        s.events.push((f + 5 * MS + MS / 10, Side::Server, 300));
+        s.events.push((f + 5 * MS + MS / 5, Side::Server, 37));
+        s.events.push((f + 5 * MS + MS / 5 + 220 * MS, Side::Client, 59));
+    }
+    let evs = s.run_with(220 * MS);
+    assert_eq!(s.d.keystrokes(), 0);
+    assert_eq!(s.d.sizes(), (None, Some(59)));
+    let a = acks(&evs);
+    assert!(a.len() >= 20, "{a:?}");
+    assert!(a.iter().all(|&d| (d - 220.0).abs() < 0.01), "{a:?}");
+}
