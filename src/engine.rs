@@ -177,7 +177,7 @@ impl Engine {
             let s = self.table.get_mut(id);
             s.closed = Some(reason);
             // A first subflow whose joins still run waits for them, an RDP
-            // connection for its UDP flows.
+            // connection for its UDP flows, an AnyConnect one for its data channel.
             if s.multipath().is_none_or(|m| m.live_joins == 0) && !linked::waits_for_flows(s) {
                 self.table.set_lane(id, Lane::Closing);
             }

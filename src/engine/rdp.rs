@@ -53,7 +53,7 @@ impl Engine {
             r.add_linked(flow);
         }
         // A connection closed while this flow ran waited for it: it lingers now.
-        if ps.closed.is_some() && !rdp_waits(ps) {
+        if ps.closed.is_some() && !super::linked::waits_for_flows(ps) {
             self.table.set_lane(pid, Lane::Closing);
         }
         true

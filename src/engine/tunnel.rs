@@ -274,10 +274,9 @@ impl Engine {
             self.counters.opened[a] -= 1;
             self.counters.opened[b] += 1;
         }
-        let (tier, earned) = (self.table.tier(id), self.table.get(id).earned_tier());
-        if earned > tier {
-            self.table.set_tier(id, earned);
-        }
+        // Its packets earned that already: the table learns it now.
+        let tier = self.table.tier(id);
+        self.retier(id, tier, true, false);
     }
 
     /// A tunnel session ends: its identifiers go; a linked flow whose
