@@ -221,6 +221,32 @@ fn rdp_keystrokes_on_public_captures_nobody_scripted_for_echoloc() {
     }
 }
 
+#[test]
+fn a_windows_rdp_server_answers_its_connection_sequence_at_the_round_trip() {
+    // Two Windows servers nobody set up for echoloc. tshark: suricata-verify
+    // RDP-003 (Standard RDP Security), SYN → SYN/ACK 0.438 ms; Attach User
+    // and the Channel Joins answered 0.31-0.48 ms after each request (four
+    // pairs with one request each in flight). zeek rdp-to-ssl (CredSSP, TLS
+    // 1.0: 53-byte records), SYN → SYN/ACK 0.515 ms; Attach User, six
+    // Channel Joins and one small pair of the finalization (69 → 69 bytes)
+    // answered in 0.38-0.80 ms. The server side's application
+    // round trip is the transport's: nothing hidden, no relay.
+    let recs = replay("suricata-verify/RDP-003.pcap");
+    let r = recs.iter().find(|r| r["proto"] == "rdp").unwrap();
+    let app = &r["server_app_rtt_ms"];
+    assert_eq!(app["samples"], 4, "{r}");
+    assert!((app["min"].as_f64().unwrap() - 0.354).abs() < 0.001, "{r}");
+    assert!(r["server_hidden_ms"].as_f64().unwrap() < 0.1, "{r}");
+    assert_eq!(r["server_relay"]["suspected"], false, "{r}");
+    let recs = replay("zeek/rdp-to-ssl.pcap");
+    let r = recs.iter().find(|r| r["server_app_rtt_ms"]["samples"].as_u64() > Some(1)).unwrap();
+    let app = &r["server_app_rtt_ms"];
+    assert_eq!(app["samples"], 8, "{r}");
+    assert!(app["floor"].as_f64().unwrap() < 0.45, "{r}");
+    assert!(r["server_hidden_ms"].as_f64().unwrap() < 0.1, "{r}");
+    assert_eq!(r["server_relay"]["suspected"], false, "{r}");
+}
+
 /// The RDP records' `rdp` object against what tshark decodes from the same
 /// captures (`tshark -r FILE -O rdp`).
 #[test]

@@ -58,7 +58,8 @@ pub fn assess(
     let transport = legs.map(|l| l.map(|l| l.floor));
     for side in [Side::Client, Side::Server] {
         let i = side as usize;
-        if let Some((floor, sum)) = inter.app_floor(side, transport[i], side == Side::Server)
+        if let Some((floor, sum)) =
+            inter.app_floor(side, transport[i], side == Side::Server && inter.server_answers_nest())
             && let Some(q) = sum.quantiles()
         {
             a.app_rtt[i] = Some(AppRtt { min: q.min, p50: q.p50, samples: q.samples, floor });

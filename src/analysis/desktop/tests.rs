@@ -146,10 +146,70 @@ fn the_connection_sequence_is_not_typing() {
         c += 34;
         d.on_data(t, Side::Client, 34, c, Some(sv));
         sv += 37;
-        assert_eq!(d.on_data(t + MS / 4, Side::Server, 37, sv, Some(c)), Event::Other);
+        assert_ne!(d.on_data(t + MS / 4, Side::Server, 37, sv, Some(c)), Event::Echo(0.25));
     }
     assert_eq!(d.keystrokes(), 0);
     assert_eq!(d.sizes(), (None, None));
+}
+
+/// Feed one segment of `len` bytes from `from`, acknowledging all the other side sent.
+fn feed(d: &mut Desktop, seq: &mut [u32; 2], t: Ts, from: Side, len: u32) -> Event {
+    let i = from as usize;
+    seq[i] = seq[i].wrapping_add(len);
+    d.on_data(t, from, len, seq[i], Some(seq[1 - i]))
+}
+
+/// A request, and `work` ms after a 20 ms round trip its answer: the sample it gave.
+fn pair(d: &mut Desktop, seq: &mut [u32; 2], t: &mut Ts, req: u32, work: Ts, ans: u32) -> Option<f64> {
+    feed(d, seq, *t, Side::Client, req);
+    *t += 20 * MS + work;
+    let ev = feed(d, seq, *t, Side::Server, ans);
+    *t += MS;
+    if let Event::ConnectAnswer(ms) = ev { Some(ms) } else { None }
+}
+
+#[test]
+fn the_connection_sequences_small_pairs_time_the_server() {
+    // xrdp through a port forwarder 20 ms past the sensor: the X.224 pair
+    // (16 ms of xrdp's own), the TLS handshake and the MCS connect (large,
+    // the server's work), then Attach User and six Channel Joins answered
+    // at once by the server.
+    let mut d = Desktop::default();
+    let (mut seq, mut t) = ([100u32, 900u32], 0);
+    let mut answers = Vec::new();
+    for (req, work, ans) in [(44, 16 * MS, 19), (315, MS, 1320), (489, 10 * MS, 131), (64, MS / 10, 33)] {
+        answers.extend(pair(&mut d, &mut seq, &mut t, req, work, ans));
+    }
+    for _ in 0..6 {
+        answers.extend(pair(&mut d, &mut seq, &mut t, 34, MS / 10, 37));
+    }
+    assert_eq!(answers, [20.1; 7]);
+    // The desktop comes up: a small pair after it is not the connection sequence.
+    for _ in 0..4 {
+        feed(&mut d, &mut seq, t, Side::Server, 1448);
+    }
+    assert_eq!(pair(&mut d, &mut seq, &mut t, 34, 0, 37), None);
+}
+
+#[test]
+fn a_request_sent_again_or_two_answers_in_flight_give_no_long_sample() {
+    let mut d = Desktop::default();
+    let mut seq = [100u32, 900u32];
+    feed(&mut d, &mut seq, 0, Side::Client, 44);
+    feed(&mut d, &mut seq, MS, Side::Server, 19);
+    // Channel join, retransmitted 200 ms later: its confirm gives no sample.
+    feed(&mut d, &mut seq, 10 * MS, Side::Client, 34);
+    d.on_client_repeat();
+    assert_eq!(feed(&mut d, &mut seq, 211 * MS, Side::Server, 37), Event::Other);
+    // Erect Domain (no answer) then Attach User: the confirm is timed from the later request.
+    feed(&mut d, &mut seq, 300 * MS, Side::Client, 12);
+    feed(&mut d, &mut seq, 302 * MS, Side::Client, 8);
+    assert_eq!(feed(&mut d, &mut seq, 303 * MS, Side::Server, 11), Event::ConnectAnswer(1.0));
+    // An answer whose TCP ack does not reach the request's end answers something else.
+    seq[0] += 34;
+    d.on_data(400 * MS, Side::Client, 34, seq[0], Some(seq[1]));
+    seq[1] += 37;
+    assert_eq!(d.on_data(401 * MS, Side::Server, 37, seq[1], Some(seq[0] - 34)), Event::Other);
 }
 
 #[test]

@@ -268,6 +268,15 @@ impl Interactive {
         self.echoes == Echoes::Desktop
     }
 
+    /// Whether the server side's answers may come from peers at several
+    /// depths (an SSH session tunnelled through another: the outer and the
+    /// inner server authenticate), so its deepest level counts. A desktop's
+    /// connection-sequence answers all come from its one server: the lowest
+    /// level counts, and a slow answer or two do not make a deeper one.
+    pub fn server_answers_nest(&self) -> bool {
+        self.echoes == Echoes::Terminal
+    }
+
     /// Whether echo delays are round trips to the far responder.
     pub fn echoes_time_the_path(&self) -> bool {
         self.echoes == Echoes::Terminal

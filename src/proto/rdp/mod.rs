@@ -1,6 +1,7 @@
 //! RDP: what it sends in clear. Over TCP: TPKT + X.224, whose connection
-//! request and confirm are the handshake pair (the server's turnaround) and
-//! carry the security negotiation; under Standard RDP Security the MCS
+//! request and confirm are the handshake pair (the server's turnaround,
+//! until the connection sequence's small pairs time it: see
+//! [`crate::analysis::desktop`]) and carry the security negotiation; under Standard RDP Security the MCS
 //! Connect Initial's client core data (version, build). Over UDP
 //! (MS-RDPEUDP): the SYN exchange and the data/ACK numbering, which time
 //! each leg of the UDP path.
@@ -47,7 +48,13 @@ fn app() -> App {
 /// [`crate::analysis::desktop`]).
 #[inline(always)]
 pub(super) fn on_data(stream: &mut RdpStream, inter: &mut Interactive, d: &Data<'_>) -> Option<f64> {
-    if d.len == 0 || stream.on_segment(d.from, d.seq, d.len, d.payload) == Continuity::Old {
+    if d.len == 0 {
+        return None;
+    }
+    if stream.on_segment(d.from, d.seq, d.len, d.payload) == Continuity::Old {
+        if d.from == Side::Client {
+            stream.desktop.on_client_repeat();
+        }
         return None;
     }
     let event = stream.desktop.on_data(d.ts, d.from, d.len, d.seq.wrapping_add(d.len), d.ack);
@@ -62,6 +69,10 @@ pub(super) fn on_data(stream: &mut RdpStream, inter: &mut Interactive, d: &Data<
         }
         Event::FrameAck(ms) => {
             inter.add_turnaround(Side::Client, ms);
+            None
+        }
+        Event::ConnectAnswer(ms) => {
+            inter.add_turnaround(Side::Server, ms);
             None
         }
         Event::Echo(_) | Event::Press | Event::Other => None,
