@@ -92,9 +92,12 @@ def pure_ack(ack, extra=0):
     return fec_header(ack, ACK | extra) + ack_vector()
 
 
-def data(ack, sn, size=100):
-    # RDPUDP_SOURCE_PAYLOAD_HEADER: snCoded, snSourceStart; then the (encrypted) data.
-    return fec_header(ack, ACK | DATA) + ack_vector() + struct.pack("!II", sn, sn) + bytes([0x17]) * size
+def data(ack, sn, size=100, elements=1):
+    # RDPUDP_SOURCE_PAYLOAD_HEADER: snCoded, snSourceStart; then the (encrypted) data. The ACK
+    # vector has `elements` run-length entries (its size varies with what was received).
+    vector = struct.pack("!H", elements) + bytes(elements)
+    vector += bytes(-len(vector) % 4)
+    return fec_header(ack, ACK | DATA) + vector + struct.pack("!II", sn, sn) + bytes([0x17]) * size
 
 
 def udp_flow(t0):
@@ -185,6 +188,113 @@ def tcp_frames(fin=3000):
     return frames
 
 
+# --- A session typed over its UDP transport ---------------------------------
+
+KEY, ACK_SIZE, FRAME = 41, 71, (45, 1100, 45)  # TLS record sizes: key event, Frame Acknowledge, a frame
+
+
+class Tcp:
+    """One TCP connection seen at the sensor: each side acknowledges what reached it."""
+
+    def __init__(self, cport, c_one_way, s_one_way):
+        self.cport, self.ow = cport, {True: c_one_way, False: s_one_way}
+        self.seq = {True: 300_000, False: 700_000}
+        self.sent = {True: [], False: []}  # (sensor ms, end)
+        self.frames = []
+
+    def seg(self, ms, from_client, payload=b"", flags=0x10):
+        sq = self.seq[from_client]
+        other = self.sent[not from_client]
+        lag = self.ow[True] + self.ow[False]
+        ends = [e for t, e in other if t + lag <= ms]
+        ack = max(ends) if ends else self.isn[not from_client] + 1
+        step = len(payload) + (1 if flags & 0x03 else 0)
+        self.seq[from_client] = sq + step
+        if payload:
+            self.sent[from_client].append((ms, sq + step))
+        if from_client:
+            ip = tcp(CLIENT, self.cport, SERVER, PORT, sq, ack if flags != 0x02 else 0, flags, payload, 0)
+        else:
+            ip = tcp(SERVER, PORT, CLIENT, self.cport, sq, ack, flags, payload, 0)
+        self.frames.append((ms, ether(ip, from_client)))
+
+    def open(self, t):
+        self.isn = dict(self.seq)
+        rtt = 2 * (self.ow[True] + self.ow[False])
+        self.seg(t, True, flags=0x02)
+        self.seg(t + 2 * self.ow[False], False, flags=0x12)
+        self.seg(t + rtt / 2, True)
+
+
+def typed_session(tcp_leg_ms, udp_client_ms, keys=30):
+    """An RDP session whose TCP connection's client leg is `tcp_leg_ms` (round trip from the sensor)
+    and whose UDP transport reaches the client `udp_client_ms` away (more behind a relay that carries
+    both), the server 40 ms away: the connection sequence over TCP, then `keys` keys typed over UDP.
+    Times in ms from the capture's start; the server draws a key 5 ms after it arrives (`FRAME`), the
+    client acknowledges a frame 0.5 ms after its last datagram arrives."""
+    s_ow, c_ow, u_ow = 20.0, tcp_leg_ms / 2, udp_client_ms / 2
+    c = Tcp(TCP_CPORT, c_ow, s_ow)
+    c.open(0)
+    t = 2 * (c_ow + s_ow)
+    req = lambda n: bytes([0x17]) * n  # noqa: E731
+    c.seg(t, True, connection_request(), 0x18)
+    c.seg(t + 2 * s_ow + 2, False, connection_confirm(), 0x18)
+    # The TLS handshake, the MCS connect, Attach User and six Channel Joins, each answered at once.
+    t += 2 * (c_ow + s_ow) + 2
+    for q, a, work in [(300, 1300, 1), (80, 250, 0.2), (480, 130, 10), (64, 33, 0.1)] + [(34, 37, 0.1)] * 6:
+        c.seg(t, True, req(q), 0x18)
+        c.seg(t + 2 * s_ow + work, False, req(a), 0x18)
+        t += 2 * (c_ow + s_ow) + work + 1
+    for i in range(5):  # the first screen
+        c.seg(t + 0.1 * i, False, req(1200), 0x18)
+    t += 2 * (c_ow + s_ow) + 10
+    c.seg(t, True)
+    frames = list(c.frames)
+    # The UDP transport: SYN exchange, its TLS handshake and first screen, then the keys. Events
+    # first (sensor time, from client, data size or None for a pure ACK, ACK vector elements), then
+    # numbered in time order, each acknowledging what reached its sender.
+    cs, ss = 20_000, 90_000  # initial sequence numbers
+    t += 100
+    out = [(t, True, syn(cs)), (t + 2 * s_ow, False, syn(ss, cs, SYN | ACK)), (t + 2 * s_ow + 2 * u_ow, True, pure_ack(ss))]
+    t += 2 * (s_ow + u_ow) + 1
+    ev = [(t, True, 300, 1)]
+    ev += [(t + 2 * s_ow + 1 + 0.1 * i, False, size, 1) for i, size in enumerate((1100, 1100, 600))]
+    t += 2 * (s_ow + u_ow) + 2
+    ev += [(t, True, 57, 1), (t + 2 * s_ow + 0.1, False, 37, 1)]
+    ev += [(t + 2 * s_ow + 1 + 0.1 * i, False, 1100, 1) for i in range(4)]
+    ev.append((t + 2 * (s_ow + u_ow) + 1.5, True, None, 1))
+    t += 2 * (s_ow + u_ow) + 500
+    gaps = [180, 260, 340, 220, 300, 400, 240, 280, 200, 360]
+    for k in range(keys):
+        frame_at = t + 2 * s_ow + 5
+        ev.append((t, True, KEY, 1 + k % 3))  # the press
+        ev += [(frame_at + 0.1 * j, False, size, 1 + k % 2) for j, size in enumerate(FRAME)]
+        ev.append((frame_at + 0.2 + 2 * u_ow + 0.5, True, ACK_SIZE, 1))  # the Frame Acknowledge
+        ev.append((t + 90, True, KEY, 1))  # the release
+        ev.append((t + 90 + 2 * s_ow, False, None, 1))
+        t += 90 + gaps[k % len(gaps)]
+    last = {True: cs, False: ss}
+    sent = {True: [], False: []}
+    for ms, from_client, size, elements in sorted(ev, key=lambda e: e[0]):
+        lag = 2 * (u_ow if from_client else s_ow)
+        got = max([sn for at, sn in sent[not from_client] if at + lag <= ms], default=last[not from_client] - len(sent[not from_client]))
+        if size is None:
+            out.append((ms, from_client, pure_ack(got)))
+            continue
+        last[from_client] += 1
+        sent[from_client].append((ms, last[from_client]))
+        out.append((ms, from_client, data(got, last[from_client], size, elements)))
+    for ms, from_client, d in out:
+        ip = udp(CLIENT, UDP_CPORT, SERVER, PORT, d, 0) if from_client else udp(SERVER, PORT, CLIENT, UDP_CPORT, d, 0)
+        frames.append((ms, ether(ip, from_client)))
+    c.frames = []
+    c.seg(t + 1000, True, flags=0x11)
+    c.seg(t + 1000 + 2 * s_ow, False, flags=0x11)
+    c.seg(t + 1000 + 2 * (s_ow + c_ow), True)
+    frames += c.frames
+    return sorted(frames, key=lambda f: f[0])
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "pcaps", "crafted")
     write(os.path.join(out, "rdpeudp-alone.pcap"), udp_frames(0, 0))
@@ -195,6 +305,13 @@ def main():
     late = udp_frames(200, 0)
     late.append((7000, late[-1][1]))
     write(os.path.join(out, "rdp-udp-outlives-tcp.pcap"), sorted(tcp_frames(300) + late, key=lambda f: f[0]))
+    # Typed over UDP: the client 10 ms away on both transports; then behind a relay that ends
+    # the TCP connection 10 ms away and forwards the UDP transport to the client 70 ms away.
+    write(os.path.join(out, "rdp-udp-typing.pcap"), typed_session(10, 10))
+    write(os.path.join(out, "rdp-udp-typing-relay.pcap"), typed_session(10, 70))
+    # The UDP transport of the first alone (its TCP connection not captured).
+    alone = [f for f in typed_session(10, 10) if f[1][23] == 17]
+    write(os.path.join(out, "rdp-udp-typing-alone.pcap"), alone)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ use crate::analysis::{RttSample, Segment};
 use crate::decode::{self, DropReason, L4, LinkType, Packet};
 use crate::flow::{Counters, DATA_FROM, EndReason, FIN_FROM, FlowKey, FlowTable, LONG_IDLE, Lane, Session, Tier};
 use crate::ip_proto::IpProto;
+use crate::proto::rdp::udp::Source;
 use crate::proto::tunnel::Kind;
 use crate::proto::{Data, Proto, message};
 use crate::side::Side;
@@ -151,8 +152,13 @@ impl Engine {
             };
         } else if !payload.is_empty() && ip_proto == IpProto::UDP && proto == Proto::Rdp {
             let first = self.table.get(id).app.is_none();
-            samples = datagram(self.table.get_mut(id), proto, p.ts, from, payload, self.cfg.rdp_record_cookie);
+            let wire = (payload, p.payload_len() as usize);
+            let source;
+            (samples, source) = datagram(self.table.get_mut(id), proto, p.ts, from, wire, self.cfg.rdp_record_cookie);
             self.rdp_datagram(id, p.ts, first);
+            if let Some(src) = source {
+                echo = self.rdp_source(id, p.ts, from, src, out).map(|d| d as f32);
+            }
         }
         let s = self.table.get_mut(id);
         if !payload.is_empty() && (s.tunnel.is_some() || Kind::of(proto).is_some() || s.classifier.openvpn_candidate())
@@ -372,23 +378,10 @@ impl Engine {
                 self.open_channels(id, key);
             }
         }
-        let s = self.table.get_mut(id);
-        // New figures: judged at most once a second. A join's figures are
-        // its connection's; a Multipath TCP connection is judged once no
-        // join runs (a join's paths join its verdict only when it ends).
-        let fresh = samples.iter().any(Option::is_some) || echo.is_some();
-        if fresh
-            && self.cfg.live_verdicts
-            && ts.saturating_sub(s.judged) >= JUDGE_EVERY
-            && s.multipath().is_none_or(|m| m.parent().is_none() && m.live_joins == 0)
-        {
-            s.judged = ts;
-            let v = self.cfg.judge.verdict(s);
-            raise(s, &v, self.observer.as_deref(), Some((out, ts)));
-            if let Some(o) = &self.observer {
-                o.session_update(key, s, &v);
-            }
+        if samples.iter().any(Option::is_some) || echo.is_some() {
+            self.judge_live(id, key, ts, out);
         }
+        let s = self.table.get_mut(id);
         let Some(o) = &self.observer else { return };
         if settled {
             // Samples held back until the protocol was known: once.
@@ -410,6 +403,26 @@ impl Engine {
         }
         if let Some(e) = echo {
             o.echo(proto, s.client.ip(), f64::from(e));
+        }
+    }
+
+    /// A running session with new figures: judged at most once a second
+    /// (its gauges updated, alerts raised the first time its verdict reaches
+    /// them). A join's figures are its connection's; a Multipath TCP
+    /// connection is judged once no join runs (a join's paths join its
+    /// verdict only when it ends).
+    fn judge_live(&mut self, id: u32, key: &FlowKey, ts: Ts, out: &mut dyn RecordSink) {
+        let s = self.table.get_mut(id);
+        if self.cfg.live_verdicts
+            && ts.saturating_sub(s.judged) >= JUDGE_EVERY
+            && s.multipath().is_none_or(|m| m.parent().is_none() && m.live_joins == 0)
+        {
+            s.judged = ts;
+            let v = self.cfg.judge.verdict(s);
+            raise(s, &v, self.observer.as_deref(), Some((out, ts)));
+            if let Some(o) = &self.observer {
+                o.session_update(key, s, &v);
+            }
         }
     }
 
@@ -595,18 +608,18 @@ fn datagram(
     proto: Proto,
     ts: crate::time::Ts,
     from: Side,
-    payload: &[u8],
+    (payload, wire_len): (&[u8], usize),
     keep_rdp_cookie: bool,
-) -> [Option<RttSample>; 2] {
+) -> ([Option<RttSample>; 2], Option<Source>) {
     if proto != Proto::Rdp {
-        return [None, None];
+        return ([None, None], None);
     }
-    let Some(app) = app_of(s, proto, keep_rdp_cookie) else { return [None, None] };
-    let samples = app.on_datagram(ts, from, payload);
+    let Some(app) = app_of(s, proto, keep_rdp_cookie) else { return ([None, None], None) };
+    let (samples, source) = app.on_datagram(ts, from, payload, wire_len);
     for smp in samples.iter().flatten() {
         s.timed_rtt_mut().add(smp);
     }
-    samples
+    (samples, source)
 }
 
 /// Decide which end of a new session is the client.

@@ -179,7 +179,14 @@ fn session(spec: &Spec, input: &mut Input<'_>) -> App {
         let payload = input.piece();
         let from = side(flags);
         if flags & 0x40 != 0 {
-            let _ = app.on_datagram(ts, from, payload);
+            if let (_, Some(src)) =
+                app.on_datagram(ts, from, payload, payload.len() + usize::from(flags >> 4 & 3) * 100)
+            {
+                let news = app.rdp_stream_mut().and_then(|r| r.on_source(ts, from, src, 0));
+                if let Some(news) = news {
+                    let _ = app.take_udp_news(news);
+                }
+            }
             continue;
         }
         let i = from as usize;

@@ -70,9 +70,13 @@ impl Judge {
 fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Assessment {
     let rtt = s.rtt();
     // A UDP flow timed by its protocol (RDP over UDP) carries none of its
-    // session's exchange (that is on the TCP connection): no verdict.
+    // session's exchange (that is on the TCP connection): no verdict, unless
+    // the desktop itself ran over it (keys or frame acknowledgements of its
+    // own: a flow recorded alone; a linked flow's went to its connection).
     // A tunnel's inner round trips time its own client leg: it is judged.
-    if rtt.is_some() && s.transport != IpProto::TCP && s.tunnel.is_none() {
+    let desktop =
+        s.interactive().is_some_and(|i| i.keystroke_count() > 0 || i.app_floor(Side::Client, None, false).is_some());
+    if rtt.is_some() && s.transport != IpProto::TCP && s.tunnel.is_none() && !desktop {
         return Assessment::default();
     }
     // A tunnel's linked flow: its session's exchange ran on its first tuple.

@@ -14,7 +14,7 @@ use common::pcap::{
 };
 use common::scenarios::{self, Leg, Scenario, Truth};
 use common::{
-    assert_record, assert_session, check, replay_ok, replay_with, session, sessions, without_uid, write_capture,
+    assert_record, assert_session, check, close, replay_ok, replay_with, session, sessions, without_uid, write_capture,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -1240,6 +1240,76 @@ fn t_rdp_connection_waits_for_its_udp_flow() {
     assert_eq!(flows[0]["server_rtt_ms"], leg(6, 40.0), "{tcp}");
     // The TCP path's own legs are unchanged.
     assert_eq!(tcp["client_rtt_ms"]["samples"], 3, "{tcp}");
+}
+
+/// A desktop typed over its UDP transport (MS-RDPEMT moves input and screen
+/// there): 30 keys, each press a 41-byte record in its own datagram (ACK
+/// vectors of 1 to 3 elements before it, so the datagrams' sizes differ),
+/// drawn by the server 5 ms after it arrives (a 40 ms path: echo 45 ms at
+/// the sensor), each frame acknowledged by the client 0.5 ms after its last
+/// datagram reaches it. `typed`: the client 10 ms away on both transports;
+/// `relay`: the TCP connection ends at a relay 10 ms away which forwards the
+/// UDP transport to the client 70 ms away. The session is the TCP
+/// connection's record: its keys, echoes and frame acknowledgements come
+/// from the UDP flow, its server side from the connection sequence on TCP.
+#[test]
+fn t_rdp_typed_over_udp_is_timed_in_its_session() {
+    for (name, client_app, relay) in [("rdp-udp-typing.pcap", 10.5, false), ("rdp-udp-typing-relay.pcap", 70.5, true)] {
+        let recs = committed(name);
+        assert_eq!(recs.len(), 1, "{name}: {}", common::pretty(&recs));
+        let r = &recs[0];
+        assert_eq!((r["transport"].as_str(), r["keystrokes"].as_u64()), (Some("tcp"), Some(30)), "{name}: {r}");
+        assert_eq!(r["rdp"]["transports"], serde_json::json!(["tcp", "udp"]), "{name}: {r}");
+        assert_eq!(r["echo_ms"]["min"], 45.0, "{name}: {r}");
+        assert!(r["echo_ms"]["samples"].as_u64() >= Some(20), "{name}: {r}");
+        assert_eq!(r["client_app_rtt_ms"]["floor"], client_app, "{name}: {r}");
+        assert!(r["client_app_rtt_ms"]["samples"].as_u64() >= Some(20), "{name}: {r}");
+        // The connection's own client leg (TCP, to the relay in the second) is 10 ms.
+        assert_eq!(r["client_rtt_ms"]["floor"], 10.0, "{name}: {r}");
+        assert!(close(r["client_hidden_ms"].as_f64().unwrap(), client_app - 10.0, 0.01, 0.0), "{name}: {r}");
+        assert_eq!(r["client_relay"]["suspected"], relay, "{name}: {r}");
+        assert_eq!(r["typist_rtt_ms"], client_app, "{name}: {r}");
+        // Attach User and six Channel Joins on TCP, answered 0.1 ms after reaching the server.
+        assert_eq!(r["server_app_rtt_ms"]["samples"], 7, "{name}: {r}");
+        assert!(close(r["server_app_rtt_ms"]["floor"].as_f64().unwrap(), 40.1, 0.01, 0.0), "{name}: {r}");
+        assert_eq!(r["server_relay"]["suspected"], false, "{name}: {r}");
+        assert_eq!(r["rdp"]["linked_flows"].as_array().map(Vec::len), Some(1), "{name}: {r}");
+    }
+    // Live (verdicts while sessions run): the connection is judged on what its UDP flow
+    // brings, though its own TCP is quiet while the keys travel over UDP (typing from 1.3 s to
+    // about 12 s, the connection's FIN at 13 s): the alert is raised while the keys are typed.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/crafted/rdp-udp-typing-relay.pcap");
+    let run = replay_with(&["--listen", "127.0.0.1:0", "--log-format", "json"], &[&file]);
+    let raised: Vec<Value> = run
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "alert raised (session still open)")
+        .collect();
+    assert_eq!(raised.len(), 1, "{}", run.stderr);
+    let at = raised[0]["fields"]["at"].as_str().unwrap();
+    assert!(at < "2026-01-01T00:00:06", "raised at {at}");
+    // The UDP transport alone (its connection not captured): its own record shows the desktop.
+    let recs = committed("rdp-udp-typing-alone.pcap");
+    assert_eq!(recs.len(), 1, "{}", common::pretty(&recs));
+    let r = &recs[0];
+    assert_eq!((r["transport"].as_str(), r["keystrokes"].as_u64()), (Some("udp"), Some(30)), "{r}");
+    assert_eq!(
+        (r["echo_ms"]["min"].as_f64(), r["client_app_rtt_ms"]["floor"].as_f64()),
+        (Some(45.0), Some(10.5)),
+        "{r}"
+    );
+    assert_eq!(
+        (r["client_relay"]["suspected"].as_bool(), r["typist_rtt_ms"].as_f64()),
+        (Some(false), Some(10.5)),
+        "{r}"
+    );
+    // Datagrams of other sizes and paces (the flows above): no keys.
+    for name in ["rdpeudp-alone.pcap", "rdp-tcp-udp.pcap", "rdp-udp-outlives-tcp.pcap"] {
+        for r in committed(name) {
+            assert_eq!(r["keystrokes"], 0, "{name}: {r}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

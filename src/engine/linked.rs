@@ -12,9 +12,7 @@ impl Engine {
     /// The table slot of the open session `link` names (not a later one on
     /// the same tuple).
     pub(super) fn linked_session(&self, link: &Link) -> Option<u32> {
-        let key =
-            FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), link.transport).0;
-        let id = self.table.find(&key)?;
+        let id = self.table.find(&linked_key(link))?;
         (self.table.get(id).start == link.start).then_some(id)
     }
 
@@ -51,6 +49,11 @@ impl Engine {
         let flow = LinkedFlow { tuple, link: link.how };
         Some((pid, flow))
     }
+}
+
+/// The table key of the session `link` names.
+pub(super) fn linked_key(link: &Link) -> FlowKey {
+    FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), link.transport).0
 }
 
 /// Whether a closed session still waits for its linked flows before it

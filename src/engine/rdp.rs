@@ -8,10 +8,15 @@
 //! was written first (evicted), is recorded alone.
 
 use super::Engine;
+use super::linked::linked_key;
+use super::outputs::RecordSink;
+use crate::analysis::desktop::Event;
 use crate::flow::{EndReason, Lane, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
+use crate::proto::rdp::udp::Source;
+use crate::side::Side;
 use crate::time::Ts;
 
 impl Engine {
@@ -37,6 +42,29 @@ impl Engine {
         if let Some(link) = rdp_link(self.table.get(id)) {
             self.keep_linked_alive(&link, ts);
         }
+    }
+
+    /// A source datagram of an RDP flow over UDP: read by the flow's
+    /// desktop analysis, its keys, echoes and frame acknowledgements go to
+    /// the session it belongs to (the TCP connection it is linked to, sides
+    /// alike, which is judged on them as on its own; else the flow's own).
+    /// Returns the echo.
+    pub(super) fn rdp_source(
+        &mut self,
+        id: u32,
+        ts: Ts,
+        from: Side,
+        src: Source,
+        out: &mut dyn RecordSink,
+    ) -> Option<f64> {
+        let link = rdp_link(self.table.get(id)).filter(|l| l.same_sides);
+        let root = link.and_then(|l| self.linked_session(&l)).unwrap_or(id);
+        let news = self.table.get_mut(id).app.as_deref_mut()?.rdp_stream_mut()?.on_source(ts, from, src, root)?;
+        let echo = self.table.get_mut(root).app.as_deref_mut()?.take_udp_news(news);
+        if let Some(l) = link.filter(|_| root != id && matches!(news.event, Event::Echo(_) | Event::FrameAck(_))) {
+            self.judge_live(root, &linked_key(&l), ts, out);
+        }
+        echo
     }
 
     /// An RDP flow over UDP ends: linked to an open connection, it is

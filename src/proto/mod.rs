@@ -130,12 +130,28 @@ impl App {
         }
     }
 
-    /// Feed a UDP datagram to a dissector that times its protocol's own
-    /// numbering (RDP over UDP); returns the round-trip samples it gives.
-    pub fn on_datagram(&mut self, ts: Ts, from: Side, payload: &[u8]) -> [Option<RttSample>; 2] {
+    /// Feed a UDP datagram (`wire_len` bytes of payload on the wire) to a
+    /// dissector that times its protocol's own numbering (RDP over UDP);
+    /// returns the round-trip samples it gives, and the data of a datagram
+    /// the desktop analysis reads ([`RdpStream::on_source`]).
+    pub fn on_datagram(
+        &mut self,
+        ts: Ts,
+        from: Side,
+        payload: &[u8],
+        wire_len: usize,
+    ) -> ([Option<RttSample>; 2], Option<rdp::udp::Source>) {
         match &mut self.stream {
-            Stream::Rdp(stream) => rdp::on_datagram(stream, ts, from, payload),
-            _ => [None, None],
+            Stream::Rdp(stream) => rdp::on_datagram(stream, ts, from, payload, wire_len),
+            _ => ([None, None], None),
+        }
+    }
+
+    /// A UDP flow's desktop news in this session (RDP); returns the echo.
+    pub fn take_udp_news(&mut self, news: rdp::UdpNews) -> Option<f64> {
+        match &mut self.stream {
+            Stream::Rdp(stream) => stream.take_udp_news(&mut self.inter, news),
+            _ => None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::ip_proto::IpProto;
 use crate::side::Side;
 use crate::time::Ts;
 use serde::Serialize;
-use udp::UdpTimer;
+use udp::{Source, UdpTimer};
 
 pub const SPEC: Spec = Spec {
     proto: Proto::Rdp,
@@ -59,7 +59,7 @@ pub(super) fn on_data(stream: &mut RdpStream, inter: &mut Interactive, d: &Data<
     }
     let event = stream.desktop.on_data(d.ts, d.from, d.len, d.seq.wrapping_add(d.len), d.ack);
     if d.from == Side::Client {
-        inter.set_keys(stream.desktop.keystrokes(), stream.desktop.echoed);
+        stream.set_keys(inter);
     }
     match event {
         // Echoes count once the session shows typing (see `Desktop::keystrokes`).
@@ -79,10 +79,46 @@ pub(super) fn on_data(stream: &mut RdpStream, inter: &mut Interactive, d: &Data<
     }
 }
 
-/// A UDP datagram of an RDP flow: the round-trip samples it gives.
-pub(super) fn on_datagram(stream: &mut RdpStream, ts: Ts, from: Side, p: &[u8]) -> [Option<RttSample>; 2] {
+/// A UDP datagram of an RDP flow (`wire_len` bytes of payload on the
+/// wire, `p` the captured part): the round-trip samples it gives, and its
+/// source data for the desktop analysis ([`RdpStream::on_source`]).
+pub(super) fn on_datagram(
+    stream: &mut RdpStream,
+    ts: Ts,
+    from: Side,
+    p: &[u8],
+    wire_len: usize,
+) -> ([Option<RttSample>; 2], Option<Source>) {
     stream.info.udp = true;
-    stream.udp.get_or_insert_with(Box::default).on_datagram(ts, from, p)
+    let timer = stream.udp.get_or_insert_with(Box::default);
+    let Some(d) = udp::parse(p) else { return ([None, None], None) };
+    let samples = timer.on_parsed(ts, from, &d);
+    (samples, timer.source(&d, wire_len))
+}
+
+/// What a UDP flow's desktop analysis found in one source datagram, for the
+/// session the flow belongs to (its TCP connection's, when linked).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UdpNews {
+    pub event: Event,
+    /// The flow's keys typed (presses, and those echoed) since it last told that session.
+    pub keys: [u64; 2],
+    /// The flow shows typing: its echoes count.
+    pub typing: bool,
+}
+
+/// An RDP flow over UDP's desktop analysis (MS-RDPEMT: once the UDP
+/// transport is up, input and screen updates move to it): keys, echoes and
+/// frame acknowledgements from its source datagrams, as a TCP connection's
+/// from its segments, numbered by datagram (each datagram's data is one
+/// unit of its sender's stream; snSourceAck + 1 acknowledges up to it).
+#[derive(Debug, Default)]
+struct Datagrams {
+    desktop: Desktop,
+    next: [Option<u32>; 2],
+    /// What was told, and to which session (a table slot).
+    told: [u64; 2],
+    told_to: Option<u32>,
 }
 
 /// What the clear-text part of an RDP session told.
@@ -201,6 +237,10 @@ pub struct RdpStream {
     pub keep_cookie: bool,
     /// The UDP transport's round trips, for an RDP flow over UDP.
     udp: Option<Box<UdpTimer>>,
+    /// Its desktop analysis, for an RDP flow over UDP.
+    datagrams: Option<Box<Datagrams>>,
+    /// Keys (presses, and those echoed) typed over this session's UDP flows (its own, or linked to it).
+    udp_keys: [u64; 2],
     /// A UDP flow: the TCP connection it was linked to.
     pub link: Option<Link>,
     /// A TCP connection: its linked UDP flows (it does not end before
@@ -209,6 +249,54 @@ pub struct RdpStream {
 }
 
 impl RdpStream {
+    /// The session's keys: its TCP connection's and its UDP flows'.
+    fn set_keys(&self, inter: &mut Interactive) {
+        let [keys, echoed] = self.udp_keys;
+        inter.set_keys(self.desktop.keystrokes() + keys, self.desktop.echoed + echoed);
+    }
+
+    /// A source datagram of this UDP flow through its desktop analysis,
+    /// for the session in table slot `to` (this flow's, or its
+    /// connection's): None for a datagram sent again.
+    pub fn on_source(&mut self, ts: Ts, from: Side, src: Source, to: u32) -> Option<UdpNews> {
+        let g = self.datagrams.get_or_insert_with(Box::default);
+        if seq::follow(&mut g.next[from as usize], src.sn, 1) == Continuity::Old {
+            if from == Side::Client {
+                g.desktop.on_client_repeat();
+            }
+            return None;
+        }
+        let event = g.desktop.on_data(ts, from, src.len, src.sn.wrapping_add(1), Some(src.ack.wrapping_add(1)));
+        if g.told_to != Some(to) {
+            (g.told, g.told_to) = ([0, 0], Some(to));
+        }
+        let now = [g.desktop.keystrokes(), g.desktop.echoed];
+        let keys = [now[0].saturating_sub(g.told[0]), now[1].saturating_sub(g.told[1])];
+        g.told = now;
+        Some(UdpNews { event, keys, typing: now[0] > 0 })
+    }
+
+    /// A UDP flow's news, in the session it belongs to: keys, echoes and
+    /// the client's frame acknowledgements (the connection sequence runs on
+    /// TCP: a UDP flow's setup gives no server answer). Returns the echo.
+    pub fn take_udp_news(&mut self, inter: &mut Interactive, news: UdpNews) -> Option<f64> {
+        for (total, more) in self.udp_keys.iter_mut().zip(news.keys) {
+            *total += more;
+        }
+        self.set_keys(inter);
+        match news.event {
+            Event::Echo(ms) if news.typing => {
+                inter.add_echo(ms);
+                Some(ms)
+            }
+            Event::FrameAck(ms) => {
+                inter.add_turnaround(Side::Client, ms);
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// A UDP flow of this (TCP) session ended: its figures join the list.
     pub fn add_linked(&mut self, f: LinkedFlow) {
         self.info.udp = true;

@@ -53,6 +53,19 @@ pub struct Datagram {
     pub syn: Option<Syn>,
     /// snSourceStart of a source (data) datagram.
     pub source: Option<u32>,
+    /// Where a source datagram's data (a TLS record, encrypted) begins.
+    pub data_at: usize,
+}
+
+/// A source datagram's place and size, for the desktop analysis: its
+/// sequence number, the sender's snSourceAck (the highest of the peer's it
+/// received) and the length of its data (from the UDP length: a short
+/// snap length does not shorten it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub sn: u32,
+    pub ack: u32,
+    pub len: u32,
 }
 
 impl Datagram {
@@ -77,7 +90,7 @@ pub fn parse(p: &[u8]) -> Option<Datagram> {
     if flags & 0xE000 != 0 {
         return None;
     }
-    let mut d = Datagram { ack, flags, syn: None, source: None };
+    let mut d = Datagram { ack, flags, syn: None, source: None, data_at: 0 };
     if d.has(FLAG_SYN) {
         let initial_seq = be32(p, 8)?;
         let mtus = [be16(p, 12)?, be16(p, 14)?];
@@ -106,6 +119,7 @@ pub fn parse(p: &[u8]) -> Option<Datagram> {
     }
     if d.has(FLAG_DATA) && !d.has(FLAG_FEC) {
         d.source = Some(be32(p, off + 4)?);
+        d.data_at = off + 8;
     }
     Some(d)
 }
@@ -146,8 +160,26 @@ impl UdpTimer {
 
     /// A datagram from `from` at `ts`: the round-trip samples it gives.
     pub fn on_datagram(&mut self, ts: Ts, from: Side, p: &[u8]) -> [Option<RttSample>; 2] {
+        match parse(p) {
+            Some(d) => self.on_parsed(ts, from, &d),
+            None => [None, None],
+        }
+    }
+
+    /// A source datagram of the data phase (versions 1 and 2) whose data is
+    /// `wire_len` − its headers long: what the desktop analysis reads.
+    pub fn source(&self, d: &Datagram, wire_len: usize) -> Option<Source> {
+        if self.version.is_none_or(|v| v == VERSION_3) {
+            return None;
+        }
+        let len = u32::try_from(wire_len.checked_sub(d.data_at)?).ok().filter(|&l| l > 0)?;
+        Some(Source { sn: d.source?, ack: d.ack, len })
+    }
+
+    /// A parsed datagram from `from` at `ts`: the round-trip samples it gives.
+    pub fn on_parsed(&mut self, ts: Ts, from: Side, d: &Datagram) -> [Option<RttSample>; 2] {
         let mut out = [None, None];
-        let Some(d) = parse(p) else { return out };
+        let d = *d;
         let sample = |leg, kind, t0: Ts| (ts >= t0).then_some(RttSample { leg, kind, ns: ts - t0 });
         if let Some(syn) = d.syn {
             match (from, d.has(FLAG_ACK)) {
@@ -337,6 +369,30 @@ mod tests {
         assert_eq!(leg(t.on_datagram(190 * ms, Side::Client, &data(5004, None, FLAG_ACK_DELAYED))), None);
         // An old acknowledgement again: nothing.
         assert_eq!(leg(t.on_datagram(200 * ms, Side::Client, &data(5004, None, 0))), None);
+    }
+
+    #[test]
+    fn a_source_datagrams_data_is_measured_past_its_headers() {
+        let mut t = UdpTimer::default();
+        t.on_datagram(0, Side::Client, &syn(u32::MAX, FLAG_SYN, 1000, Some(2)));
+        let before = data(1000, Some(5001), 0);
+        let d = parse(&before).unwrap();
+        // Before the SYN+ACK chose the data phase's version, nothing is read.
+        assert_eq!(t.source(&d, before.len()), None);
+        t.on_datagram(1, Side::Server, &syn(1000, FLAG_SYN | FLAG_ACK, 5000, Some(2)));
+        // Header 8 + ACK vector 4 + source payload header 8: 7 bytes of data.
+        assert_eq!(t.source(&d, before.len()), Some(Source { sn: 5001, ack: 1000, len: 7 }));
+        // An ack of acks moves the data 4 bytes on; a capture cut after the
+        // headers still has the length on the wire.
+        let mut aoa = data(1000, Some(5002), FLAG_ACK_OF_ACKS);
+        aoa.splice(12..12, [0, 0, 0x13, 0x88]); // snAckOfAcksSeqNum after the ACK vector
+        let d = parse(&aoa).unwrap();
+        assert_eq!(d.data_at, 24);
+        assert_eq!(t.source(&d, 24 + 41), Some(Source { sn: 5002, ack: 1000, len: 41 }));
+        // A pure ACK, or a datagram with nothing past its headers, carries no data.
+        assert_eq!(t.source(&parse(&data(1000, None, 0)).unwrap(), 12), None);
+        assert_eq!(t.source(&d, 24), None);
+        assert_eq!(t.source(&d, 10), None);
     }
 
     #[test]
