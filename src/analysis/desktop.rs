@@ -19,7 +19,14 @@
 //!   larger than key events in every client measured). Presses and
 //!   releases alternate; a key record long after the last one is a press.
 //!   A release draws nothing: a class whose "releases" the server answers
-//!   (frame acknowledgements where nobody types) is not keys.
+//!   (frame acknowledgements where nobody types) is not keys. A port
+//!   forwarder may join a release to a frame acknowledgement in one segment
+//!   (FreeRDP's shadow server behind socat): a segment of the two sizes
+//!   together is read as both, while such segments stay rare; and a frame
+//!   that shows a press and the key record after it (a record went unseen,
+//!   or the frame took longer than the key was held) makes that record the
+//!   press, so the order of presses and releases is put right at the next
+//!   key.
 //! - A press's echo is the first segment of the server's first burst whose
 //!   TCP acknowledgement covers it (causality: a segment sent before the
 //!   key reached the server cannot show it, nor can the rest of a burst
@@ -78,6 +85,10 @@ const DESKTOP_UP: u64 = 4 * 1024;
 /// most this large (Channel Join: 12 bytes in clear, 15 for its confirm; 34
 /// and 37 under TLS 1.3, 53 under TLS 1.0 CBC, up to 85 under TLS 1.2 CBC).
 const CONNECT_PAIR_MAX: u32 = 96;
+/// Segments of an acknowledgement's and a key's size together are read as
+/// the two joined while they are fewer than one in this many key records
+/// (a port forwarder joins a few; a record type of that size would be common).
+const JOINED_RARE: u32 = 16;
 /// Size classes tracked.
 const MAX_CLASSES: usize = 16;
 
@@ -146,6 +157,10 @@ pub struct Desktop {
     releases_answered: u64,
     /// Where the last release ends, until answered or the next key record.
     release_open: Option<u32>,
+    /// Where the last press ends, until a burst's acknowledgement covers it.
+    press_open: Option<u32>,
+    /// Segments read as an acknowledgement and a key record joined.
+    joined: u32,
     server_bytes: u64,
     last_bulk: Option<Ts>,
     /// Client data segments of the connection sequence so far (the first is the X.224 request).
@@ -216,6 +231,20 @@ impl Desktop {
         if len > SMALL {
             return Event::Other;
         }
+        if let (Some(k), Some(a)) = (self.key, self.ack)
+            && len == k + a
+            && self.joined * JOINED_RARE < self.classes.iter().find(|c| c.size == k).map_or(0, |c| c.count)
+        {
+            // A frame acknowledgement and a key record in one segment (a
+            // port forwarder read both at once): each counted, neither timed.
+            self.joined += 1;
+            self.frames_at_ack = self.frames;
+            self.count(ts, k);
+            return match self.key_record(ts, end, false) {
+                Event::Press => Event::Press,
+                _ => Event::Other,
+            };
+        }
         let key_before = self.key;
         self.count(ts, len);
         if self.key != key_before && Some(len) == self.key {
@@ -234,6 +263,13 @@ impl Desktop {
         if Some(len) != self.key {
             return Event::Other;
         }
+        self.key_record(ts, end, true)
+    }
+
+    /// A key record (of the key size) ending at `end`: a press or a
+    /// release, the press awaiting its echo when `timed` (and no large
+    /// update is being sent).
+    fn key_record(&mut self, ts: Ts, end: u32, timed: bool) -> Event {
         let press = match self.last_key {
             Some((t, true)) => ts - t > HOLD_MAX,
             _ => true,
@@ -244,7 +280,8 @@ impl Desktop {
             self.releases += 1;
             return Event::Other;
         }
-        if self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW) {
+        self.press_open = Some(end);
+        if !timed || self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW) {
             return Event::Press;
         }
         if self.pending.len() == 8 {
@@ -273,9 +310,10 @@ impl Desktop {
         self.burst = Some((ts, end));
         // The rest of a burst under way when a key arrived is not its echo.
         let Some(ack) = ack.filter(|_| new_burst) else { return Event::Other };
-        if self.release_open.is_some_and(|e| seq::le(e, ack)) {
+        let press = self.press_open.take_if(|e| seq::le(*e, ack)).is_some();
+        let release = self.release_open.take_if(|e| seq::le(*e, ack)).is_some();
+        if release {
             self.releases_answered += 1;
-            self.release_open = None;
         }
         // The newest press this segment's acknowledgement covers is what it
         // shows; older ones covered drew no echo of their own.
@@ -286,6 +324,19 @@ impl Desktop {
             }
             newest = Some(t);
             self.pending.pop_front();
+        }
+        if release && press {
+            // The first frame after a press came only after the next key
+            // record: it shows that record as well as the press. Either
+            // the frame took longer to draw than the key was held, or a
+            // key record went unseen (a port forwarder joined a release to
+            // a frame acknowledgement in one segment) and presses are being
+            // taken for releases, when it happens at every key. Untimed;
+            // the later record is taken for the press, which puts the order
+            // right in the second case (and, in the first, is put right at
+            // the next key that shows it).
+            self.last_key = self.last_key.map(|(t, _)| (t, true));
+            return Event::Other;
         }
         match newest {
             Some(t) if (0..=ECHO_BOUND).contains(&(ts - t)) => {

@@ -119,6 +119,40 @@ fn a_far_typist_typing_faster_than_the_round_trip_gives_no_wrong_ack_pairs() {
 }
 
 #[test]
+fn a_release_joined_to_an_acknowledgement_loses_no_keys() {
+    // Behind a port forwarder at the server's edge: a slow renderer's frame
+    // is acknowledged just before the key's release leaves the client, and
+    // the forwarder sends both in one 86-byte segment (FreeRDP's shadow
+    // server behind socat, lab set nlafwd). The release is unseen: the next
+    // press looks like a release, until a frame shows both the record taken
+    // for a press and the next one, and the order is put right.
+    for joined in [vec![8], vec![8, 15], vec![5, 9, 14]] {
+        let mut s = Sim::new();
+        let start = s.t + 500 * MS;
+        for i in 0..24 {
+            s.key(start + i * 300 * MS, 0, 70 * MS, 80 * MS);
+        }
+        for &k in &joined {
+            // Key k's acknowledgement (at its frame's end) and its release (80 ms after the press) in one segment.
+            let press = start + k * 300 * MS;
+            let n = s.events.len();
+            s.events.retain(|&(t, side, len)| {
+                !(side == Side::Client && (t == press + 80 * MS || (len == 59 && t == press + 70 * MS + MS / 5)))
+            });
+            assert_eq!(n - s.events.len(), 2);
+            s.events.push((press + 80 * MS, Side::Client, 86));
+        }
+        let evs = s.run();
+        assert_eq!(s.d.sizes(), (Some(27), Some(59)), "{joined:?}");
+        assert_eq!(s.d.keystrokes(), 24, "{joined:?}");
+        // The echoes timed are the render time: no release taken for a press drew a sample.
+        let e = echoes(&evs);
+        assert!(e.len() >= 12, "{joined:?}: {e:?}");
+        assert!(e.iter().all(|&d| (d - 70.0).abs() < 1e-6), "{joined:?}: {e:?}");
+    }
+}
+
+#[test]
 fn pointer_movement_alone_is_no_typing() {
     let mut s = Sim::new();
     let start = s.t + 500 * MS;
