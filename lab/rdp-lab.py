@@ -106,15 +106,19 @@ def start_shadow(lab, work):
     """FreeRDP's shadow server in S (CredSSP/NLA against a SAM file) showing an Xvfb display with the xterm on it."""
     display = f":{80 + os.getpid() % 9}"
     lab.spawn("xvfb-s", "S", ["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"])
-    time.sleep(1.0)
+    for _ in range(100):  # the shadow server exits when it cannot open the display
+        if Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
     lab.spawn("xterm-s", "S", ["runuser", "-u", USER, "--", "env", f"DISPLAY={display}", f"HOME=/home/{USER}",
                                "sh", "-c", "cd && exec ./startwm.sh"])
     sam = work / "sam"
     sam.write_text(subprocess.run(["winpr-hash", "-u", USER, "-p", PASSWORD, "-f", "sam"], capture_output=True,
                                   text=True, check=True).stdout)
     # its TLS certificate goes to $HOME/.config/freerdp/server
-    lab.spawn("shadow", "S", ["env", f"DISPLAY={display}", f"HOME={work}", "WLOG_LEVEL=WARN", "freerdp-shadow-cli", "/port:3389",
-                              "/sec:nla", f"/sam-file:{sam}"],
+    lab.spawn("shadow", "S", ["env", f"DISPLAY={display}", f"HOME={work}", "WLOG_LEVEL=WARN", "freerdp-shadow-cli",
+                              "/port:3389", "/sec:nla", f"/sam-file:{sam}"],
               stdout=open(work / "shadow.log", "w"), stderr=subprocess.STDOUT)
 
 
