@@ -16,7 +16,10 @@ import subprocess
 from lab_common import r3
 from lab_truth import expected_at, positions
 
-LAB_SCENARIO = {"direct": "direct", "mouse": "direct", "pointer": "direct", "paste": "direct", "routed": "routed", "portfwd": "portfwd", "tlsrelay": "portfwd"}
+LAB_SCENARIO = {"direct": "direct", "mouse": "direct", "pointer": "direct", "paste": "direct", "routed": "routed", "portfwd": "portfwd", "tlsrelay": "portfwd",
+                "nla": "direct", "nlafwd": "portfwd"}
+SERVER = {"xrdp": "xrdp 0.9.21.1 + xorgxrdp (Debian 12), TLS, RemoteFX",
+          "shadow": "freerdp-shadow-cli 2.11.7 (freerdp2-shadow-x11, Debian 12) shadowing Xvfb, CredSSP/NLA, RemoteFX"}
 
 
 def segments(pcap, server_port):
@@ -124,7 +127,7 @@ def truth_for(scn, name, setting, typed, out, vantages, seed):
         "frame_ack_bytes_at_client": ack_size,
         "render_ms": render_q,
         "client_ack_ms": ack_q,
-        "software": {"server": "xrdp 0.9.21.1 + xorgxrdp (Debian 12), TLS, RemoteFX",
+        "software": {"server": SERVER["shadow" if scn.startswith("nla") else "xrdp"],
                      "client": "xfreerdp 2 (freerdp2-x11, Debian 12) /rfx under Xvfb"},
         "vantages": per_vantage,
         "key_times_ns": [[k["down_ns"], k["up_ns"]] + ([1] if k.get("combo") else []) for k in keys],

@@ -16,6 +16,9 @@ Scenarios (T typist/client, R middle host, S server; see lab/README.md "RDP lab"
     mouse     direct, with pointer movement between lines
     pointer   direct, pointer movement only and nobody typing (a negative control: no keystrokes)
     paste     direct, a line pasted from the client's clipboard (Shift+Insert) after every other line
+    nla       direct, FreeRDP's shadow server (freerdp-shadow-cli, CredSSP/NLA) instead of xrdp, shadowing an
+              Xvfb display in S with the session's xterm on it
+    nlafwd    nla behind portfwd's socat on R
 
     python3 lab/rdp-lab.py retruth pcaps/rdp/*/                # truth.json again from the captures and key log
 
@@ -51,8 +54,9 @@ SETTINGS = {
     "tr100-rs10": {"tr_ms": 100.0, "rs_ms": 10.0, "jitter_ms": 0.0},  # a far client: 100 ms one way
     "tr20-rs10-j3": {"tr_ms": 20.0, "rs_ms": 10.0, "jitter_ms": 3.0},
 }
-SCENARIOS = ["direct", "routed", "portfwd", "tlsrelay", "mouse", "pointer", "paste"]
-MIDDLE = {"direct": None, "mouse": None, "pointer": None, "paste": None, "routed": "router", "portfwd": "relay", "tlsrelay": "relay"}
+SCENARIOS = ["direct", "routed", "portfwd", "tlsrelay", "mouse", "pointer", "paste", "nla", "nlafwd"]
+MIDDLE = {"direct": None, "mouse": None, "pointer": None, "paste": None, "routed": "router", "portfwd": "relay", "tlsrelay": "relay",
+          "nla": None, "nlafwd": "relay"}
 LINES = ["echo hello world", "ls -la /tmp", "cat notes.txt", "uptime", "echo done"]
 TLS_PORT = 443
 
@@ -98,6 +102,26 @@ def tls_cert(work):
     return pem
 
 
+def start_shadow(lab, work):
+    """FreeRDP's shadow server in S (CredSSP/NLA against a SAM file) showing an Xvfb display with the xterm on it."""
+    display = f":{80 + os.getpid() % 9}"
+    lab.spawn("xvfb-s", "S", ["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"])
+    for _ in range(100):  # the shadow server exits when it cannot open the display
+        if Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    lab.spawn("xterm-s", "S", ["runuser", "-u", USER, "--", "env", f"DISPLAY={display}", f"HOME=/home/{USER}",
+                               "sh", "-c", "cd && exec ./startwm.sh"])
+    sam = work / "sam"
+    sam.write_text(subprocess.run(["winpr-hash", "-u", USER, "-p", PASSWORD, "-f", "sam"], capture_output=True,
+                                  text=True, check=True).stdout)
+    # its TLS certificate goes to $HOME/.config/freerdp/server
+    lab.spawn("shadow", "S", ["env", f"DISPLAY={display}", f"HOME={work}", "WLOG_LEVEL=WARN", "freerdp-shadow-cli",
+                              "/port:3389", "/sec:nla", f"/sam-file:{sam}"],
+              stdout=open(work / "shadow.log", "w"), stderr=subprocess.STDOUT)
+
+
 def run_one(scn, setting_name, setting, args, outroot):
     d1, d2, jit = setting["tr_ms"], setting["rs_ms"], setting["jitter_ms"]
     name = f"{scn}-{setting_name}"
@@ -107,13 +131,16 @@ def run_one(scn, setting_name, setting, args, outroot):
     try:
         links, t_ip, s_ip = build_line(lab, MIDDLE[scn], d1, d2)
         bridges = [start_bridge(lab, i, a, b, d, jit, args.seed + i, work)[0] for i, (a, b, d) in enumerate(links)]
-        etc = server_config(work)
-        lab.spawn("sesman", "S", ["xrdp-sesman", "-n", "-c", etc / "sesman.ini"])
-        time.sleep(0.5)
-        lab.spawn("xrdp", "S", ["xrdp", "-n", "-c", etc / "xrdp.ini"])
+        if scn.startswith("nla"):
+            start_shadow(lab, work)
+        else:
+            etc = server_config(work)
+            lab.spawn("sesman", "S", ["xrdp-sesman", "-n", "-c", etc / "sesman.ini"])
+            time.sleep(0.5)
+            lab.spawn("xrdp", "S", ["xrdp", "-n", "-c", etc / "xrdp.ini"])
         lab.wait_listen("S", 3389)
         target = f"{s_ip}:3389"
-        if scn == "portfwd":
+        if scn in ("portfwd", "nlafwd"):
             lab.spawn("socat", "R", ["socat", f"TCP-LISTEN:3389,bind={IP['R_t']},reuseaddr,fork,nodelay",
                                      f"TCP:{IP['S']}:3389,nodelay"])
             lab.wait_listen("R", 3389)
