@@ -22,11 +22,7 @@
 //!   (frame acknowledgements where nobody types) is not keys. A port
 //!   forwarder may join a release to a frame acknowledgement in one segment
 //!   (FreeRDP's shadow server behind socat): a segment of the two sizes
-//!   together is read as both, while such segments stay rare; and a frame
-//!   that shows a press and the key record after it (a record went unseen,
-//!   or the frame took longer than the key was held) makes that record the
-//!   press, so the order of presses and releases is put right at the next
-//!   key.
+//!   together is read as both, while such segments stay rare.
 //! - A press's echo is the first segment of the server's first burst whose
 //!   TCP acknowledgement covers it (causality: a segment sent before the
 //!   key reached the server cannot show it, nor can the rest of a burst
@@ -88,7 +84,7 @@ const CONNECT_PAIR_MAX: u32 = 96;
 /// Segments of an acknowledgement's and a key's size together are read as
 /// the two joined while they are fewer than one in this many key records
 /// (a port forwarder joins a few; a record type of that size would be common).
-const JOINED_RARE: u32 = 16;
+const JOINED_RARE: u32 = 8;
 /// Size classes tracked.
 const MAX_CLASSES: usize = 16;
 
@@ -157,8 +153,6 @@ pub struct Desktop {
     releases_answered: u64,
     /// Where the last release ends, until answered or the next key record.
     release_open: Option<u32>,
-    /// Where the last press ends, until a burst's acknowledgement covers it.
-    press_open: Option<u32>,
     /// Segments read as an acknowledgement and a key record joined.
     joined: u32,
     server_bytes: u64,
@@ -280,7 +274,6 @@ impl Desktop {
             self.releases += 1;
             return Event::Other;
         }
-        self.press_open = Some(end);
         if !timed || self.last_bulk.is_some_and(|b| ts - b < BULK_WINDOW) {
             return Event::Press;
         }
@@ -310,9 +303,7 @@ impl Desktop {
         self.burst = Some((ts, end));
         // The rest of a burst under way when a key arrived is not its echo.
         let Some(ack) = ack.filter(|_| new_burst) else { return Event::Other };
-        let press = self.press_open.take_if(|e| seq::le(*e, ack)).is_some();
-        let release = self.release_open.take_if(|e| seq::le(*e, ack)).is_some();
-        if release {
+        if self.release_open.take_if(|e| seq::le(*e, ack)).is_some() {
             self.releases_answered += 1;
         }
         // The newest press this segment's acknowledgement covers is what it
@@ -324,19 +315,6 @@ impl Desktop {
             }
             newest = Some(t);
             self.pending.pop_front();
-        }
-        if release && press {
-            // The first frame after a press came only after the next key
-            // record: it shows that record as well as the press. Either
-            // the frame took longer to draw than the key was held, or a
-            // key record went unseen (a port forwarder joined a release to
-            // a frame acknowledgement in one segment) and presses are being
-            // taken for releases, when it happens at every key. Untimed;
-            // the later record is taken for the press, which puts the order
-            // right in the second case (and, in the first, is put right at
-            // the next key that shows it).
-            self.last_key = self.last_key.map(|(t, _)| (t, true));
-            return Event::Other;
         }
         match newest {
             Some(t) if (0..=ECHO_BOUND).contains(&(ts - t)) => {
@@ -406,6 +384,30 @@ impl Desktop {
                 .max_by_key(|c| (c.count, u32::MAX - c.size))
                 .map(|c| c.size)
         });
+        if let (Some(k), Some(a)) = (self.key, self.ack) {
+            self.fold_early_joins(k, a);
+        }
+    }
+
+    /// Segments of a joined acknowledgement and key record sent before both
+    /// sizes were known sit in a class of their own: while rare, each is a
+    /// key record after all (and an odd number of them turns the order of
+    /// presses and releases the other way).
+    fn fold_early_joins(&mut self, k: u32, a: u32) {
+        let Some(i) = self.classes.iter().position(|c| c.size == k + a) else { return };
+        let j = self.classes[i].count;
+        let keys = self.classes.iter().find(|c| c.size == k).map_or(0, |c| c.count);
+        if (self.joined + j) * JOINED_RARE >= keys {
+            return;
+        }
+        self.classes.swap_remove(i);
+        self.joined += j;
+        if let Some(c) = self.classes.iter_mut().find(|c| c.size == k) {
+            c.count += j;
+        }
+        if j % 2 == 1 {
+            self.last_key = self.last_key.map(|(t, press)| (t, !press));
+        }
     }
 }
 

@@ -123,10 +123,9 @@ fn a_release_joined_to_an_acknowledgement_loses_no_keys() {
     // Behind a port forwarder at the server's edge: a slow renderer's frame
     // is acknowledged just before the key's release leaves the client, and
     // the forwarder sends both in one 86-byte segment (FreeRDP's shadow
-    // server behind socat, lab set nlafwd). The release is unseen: the next
-    // press looks like a release, until a frame shows both the record taken
-    // for a press and the next one, and the order is put right.
-    for joined in [vec![8], vec![8, 15], vec![5, 9, 14]] {
+    // server behind socat, lab set nlafwd). Read as both records once the
+    // two sizes are known; one sent before that is folded in when they are.
+    for joined in [vec![2], vec![3], vec![4], vec![5], vec![8], vec![8, 15], vec![5, 9, 14]] {
         let mut s = Sim::new();
         let start = s.t + 500 * MS;
         for i in 0..24 {
@@ -145,10 +144,15 @@ fn a_release_joined_to_an_acknowledgement_loses_no_keys() {
         let evs = s.run();
         assert_eq!(s.d.sizes(), (Some(27), Some(59)), "{joined:?}");
         assert_eq!(s.d.keystrokes(), 24, "{joined:?}");
-        // The echoes timed are the render time: no release taken for a press drew a sample.
+        // The echoes timed are the render time, but where a join came before
+        // both sizes were learnt: until they are, releases are taken for
+        // presses, each timed to the next key's frame (later, never earlier).
         let e = echoes(&evs);
-        assert!(e.len() >= 12, "{joined:?}: {e:?}");
-        assert!(e.iter().all(|&d| (d - 70.0).abs() < 1e-6), "{joined:?}: {e:?}");
+        let right = e.iter().filter(|&&d| (d - 70.0).abs() < 1e-6).count();
+        assert!(right >= 12, "{joined:?}: {e:?}");
+        let early = joined[0] < 6;
+        assert!(early || right == e.len(), "{joined:?}: {e:?}");
+        assert!(e.iter().all(|&d| d >= 70.0 - 1e-6), "{joined:?}: {e:?}");
     }
 }
 
