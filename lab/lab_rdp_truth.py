@@ -127,6 +127,8 @@ def truth_for(scn, name, setting, typed, out, vantages, seed):
         "frame_ack_bytes_at_client": ack_size,
         "render_ms": render_q,
         "client_ack_ms": ack_q,
+        # what the server is configured to select: xrdp security_layer=tls, the shadow server /sec:nla
+        "security": "credssp" if scn.startswith("nla") else "tls",
         "software": {"server": SERVER["shadow" if scn.startswith("nla") else "xrdp"],
                      "client": "xfreerdp 2 (freerdp2-x11, Debian 12) /rfx under Xvfb"},
         "vantages": per_vantage,

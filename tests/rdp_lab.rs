@@ -1,5 +1,6 @@
-//! Ground truth from the RDP lab (lab/rdp-lab.py): xrdp + xorgxrdp and
-//! xfreerdp (RemoteFX) through delaying bridges, a typist injecting keys
+//! Ground truth from the RDP lab (lab/rdp-lab.py): xrdp + xorgxrdp (TLS)
+//! or FreeRDP's shadow server (CredSSP/NLA), and xfreerdp (RemoteFX)
+//! through delaying bridges, a typist injecting keys
 //! and pointer moves with XTEST, captured at the server's edge, the
 //! relay's outer side and the typist's edge. Every committed set is
 //! replayed and checked against its truth.json: keystrokes within 10 % of
@@ -54,6 +55,10 @@ fn rdp_lab_captures_match_their_truth() {
                 continue;
             };
             checked += 1;
+            // The security protocol the server selected (xrdp: TLS; FreeRDP's shadow server: CredSSP).
+            if r["rdp"]["security"] != truth["security"] {
+                fail(format!("security {} vs truth {}", r["rdp"]["security"], truth["security"]));
+            }
             let keys = r["keystrokes"].as_u64();
             if typed == 0 {
                 if keys.unwrap_or(0) != 0 || !r["echo_ms"].is_null() {
