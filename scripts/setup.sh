@@ -71,7 +71,8 @@ PACKAGES=(
   systemd yamllint jq python3 python3-venv      # deploy/check.sh
 )
 # Not installed here (so not in CI either): what only the labs that make committed captures need, as for the RDP
-# lab (xrdp xorgxrdp freerdp2-x11 xvfb xterm xclip, lab/README.md). lab/vpn-lab.py needs
+# lab (xrdp xorgxrdp freerdp2-x11 xvfb xterm xclip, and freerdp2-shadow-x11 winpr-utils for its NLA sets;
+# lab/README.md). lab/vpn-lab.py needs
 #   wireguard-go wireguard-tools openvpn strongswan-charon strongswan-swanctl libcharon-extra-plugins
 #   libstrongswan-standard-plugins
 # (apt-get install --no-install-recommends ...); tests use only its captures in pcaps/vpn/.
