@@ -226,14 +226,16 @@ class Tcp:
         self.seg(t + rtt / 2, True)
 
 
-def typed_session(tcp_leg_ms, udp_client_ms, keys=30):
+def typed_session(tcp_leg_ms, udp_client_ms, ports, keys=30):
     """An RDP session whose TCP connection's client leg is `tcp_leg_ms` (round trip from the sensor)
     and whose UDP transport reaches the client `udp_client_ms` away (more behind a relay that carries
     both), the server 40 ms away: the connection sequence over TCP, then `keys` keys typed over UDP.
     Times in ms from the capture's start; the server draws a key 5 ms after it arrives (`FRAME`), the
-    client acknowledges a frame 0.5 ms after its last datagram arrives."""
+    client acknowledges a frame 0.5 ms after its last datagram arrives. `ports`: the client's TCP and UDP
+    ports (each capture its own, so its sessions' uids are its own)."""
     s_ow, c_ow, u_ow = 20.0, tcp_leg_ms / 2, udp_client_ms / 2
-    c = Tcp(TCP_CPORT, c_ow, s_ow)
+    tcp_port, udp_port = ports
+    c = Tcp(tcp_port, c_ow, s_ow)
     c.open(0)
     t = 2 * (c_ow + s_ow)
     req = lambda n: bytes([0x17]) * n  # noqa: E731
@@ -285,7 +287,7 @@ def typed_session(tcp_leg_ms, udp_client_ms, keys=30):
         sent[from_client].append((ms, last[from_client]))
         out.append((ms, from_client, data(got, last[from_client], size, elements)))
     for ms, from_client, d in out:
-        ip = udp(CLIENT, UDP_CPORT, SERVER, PORT, d, 0) if from_client else udp(SERVER, PORT, CLIENT, UDP_CPORT, d, 0)
+        ip = udp(CLIENT, udp_port, SERVER, PORT, d, 0) if from_client else udp(SERVER, PORT, CLIENT, udp_port, d, 0)
         frames.append((ms, ether(ip, from_client)))
     c.frames = []
     c.seg(t + 1000, True, flags=0x11)
@@ -307,10 +309,10 @@ def main():
     write(os.path.join(out, "rdp-udp-outlives-tcp.pcap"), sorted(tcp_frames(300) + late, key=lambda f: f[0]))
     # Typed over UDP: the client 10 ms away on both transports; then behind a relay that ends
     # the TCP connection 10 ms away and forwards the UDP transport to the client 70 ms away.
-    write(os.path.join(out, "rdp-udp-typing.pcap"), typed_session(10, 10))
-    write(os.path.join(out, "rdp-udp-typing-relay.pcap"), typed_session(10, 70))
+    write(os.path.join(out, "rdp-udp-typing.pcap"), typed_session(10, 10, (49810, 50010)))
+    write(os.path.join(out, "rdp-udp-typing-relay.pcap"), typed_session(10, 70, (49820, 50020)))
     # The UDP transport of the first alone (its TCP connection not captured).
-    alone = [f for f in typed_session(10, 10) if f[1][23] == 17]
+    alone = [f for f in typed_session(10, 10, (49830, 50030)) if f[1][23] == 17]
     write(os.path.join(out, "rdp-udp-typing-alone.pcap"), alone)
 
 
