@@ -12,8 +12,13 @@ impl Engine {
     /// The table slot of the open session `link` names (not a later one on
     /// the same tuple).
     pub(super) fn linked_session(&self, link: &Link) -> Option<u32> {
-        let id = self.table.find(&linked_key(link))?;
+        let id = self.table.find(&Self::linked_key(link))?;
         (self.table.get(id).start == link.start).then_some(id)
+    }
+
+    /// The table key of the session `link` names.
+    pub(super) fn linked_key(link: &Link) -> FlowKey {
+        FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), link.transport).0
     }
 
     /// A packet of a linked flow at `ts`: its session stays alive.
@@ -51,14 +56,10 @@ impl Engine {
     }
 }
 
-/// The table key of the session `link` names.
-pub(super) fn linked_key(link: &Link) -> FlowKey {
-    FlowKey::new(link.client.ip(), link.client.port(), link.server.ip(), link.server.port(), link.transport).0
-}
-
 /// Whether a closed session still waits for its linked flows before it
 /// lingers: an RDP connection for its UDP flows, an AnyConnect control
 /// connection for its data channel (as a first subflow waits for its joins).
 pub(super) fn waits_for_flows(s: &Session) -> bool {
-    super::rdp::rdp_waits(s) || s.tunnel.as_ref().is_some_and(|t| t.link.is_none() && t.linked.live > 0)
+    let rdp = s.app.as_deref().and_then(|a| a.rdp_stream()).is_some_and(|r| r.linked.live > 0);
+    rdp || s.tunnel.as_ref().is_some_and(|t| t.link.is_none() && t.linked.live > 0)
 }

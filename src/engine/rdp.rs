@@ -8,7 +8,6 @@
 //! was written first (evicted), is recorded alone.
 
 use super::Engine;
-use super::linked::linked_key;
 use super::outputs::RecordSink;
 use crate::analysis::desktop::Event;
 use crate::flow::{EndReason, Lane, Session};
@@ -62,7 +61,7 @@ impl Engine {
         let news = self.table.get_mut(id).app.as_deref_mut()?.rdp_stream_mut()?.on_source(ts, from, src, root)?;
         let echo = self.table.get_mut(root).app.as_deref_mut()?.take_udp_news(news);
         if let Some(l) = link.filter(|_| root != id && matches!(news.event, Event::Echo(_) | Event::FrameAck(_))) {
-            self.judge_live(root, &linked_key(&l), ts, out);
+            self.judge_live(root, &Self::linked_key(&l), ts, out);
         }
         echo
     }
@@ -92,12 +91,6 @@ impl Engine {
     pub(super) fn rdp_folds(&self, s: &Session) -> bool {
         rdp_link(s).is_some_and(|l| self.linked_session(&l).is_some())
     }
-}
-
-/// Whether a TCP connection of RDP has linked UDP flows still open: closed,
-/// it waits for them (as a first subflow waits for its joins).
-pub(super) fn rdp_waits(s: &Session) -> bool {
-    s.app.as_deref().and_then(|a| a.rdp_stream()).is_some_and(|r| r.linked.live > 0)
 }
 
 /// The TCP connection a UDP flow of RDP was linked to.

@@ -101,8 +101,10 @@ pub(super) fn on_datagram(
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UdpNews {
     pub event: Event,
-    /// The flow's keys typed (presses, and those echoed) since it last told that session.
-    pub keys: [u64; 2],
+    /// The change in the flow's keys typed (presses, and those echoed)
+    /// since it last told that session (the analysis may take keys back:
+    /// a class it took for keys proved to be answered every time).
+    pub keys: [i64; 2],
     /// The flow shows typing: its echoes count.
     pub typing: bool,
 }
@@ -271,7 +273,7 @@ impl RdpStream {
             (g.told, g.told_to) = ([0, 0], Some(to));
         }
         let now = [g.desktop.keystrokes(), g.desktop.echoed];
-        let keys = [now[0].saturating_sub(g.told[0]), now[1].saturating_sub(g.told[1])];
+        let keys = [0, 1].map(|i| now[i] as i64 - g.told[i] as i64);
         g.told = now;
         Some(UdpNews { event, keys, typing: now[0] > 0 })
     }
@@ -281,7 +283,7 @@ impl RdpStream {
     /// TCP: a UDP flow's setup gives no server answer). Returns the echo.
     pub fn take_udp_news(&mut self, inter: &mut Interactive, news: UdpNews) -> Option<f64> {
         for (total, more) in self.udp_keys.iter_mut().zip(news.keys) {
-            *total += more;
+            *total = total.saturating_add_signed(more);
         }
         self.set_keys(inter);
         match news.event {
