@@ -40,6 +40,8 @@ fn every_public_capture_shows_its_protocols() {
         ("suricata-verify/bug-4663-03_icmp_and_ssh.pcap", "ssh", 1),
         ("suricata-verify/bypass-ssh-enabled_cisco-ssh.pcap", "ssh", 1),
         ("zeek/rdp-to-ssl.pcap", "rdp", 2),
+        ("zeek/rdp-proprietary-encryption.pcap", "rdp", 2),
+        ("zeek/rdpeudp-handshake-success.pcap", "rdp", 1),
         ("zeek/rdpeudp2-handshake-success.pcap", "rdp", 1),
         ("zeek/ssh.pcap", "ssh", 22),
         ("zeek/sshguess.pcap", "ssh", 11),
@@ -245,6 +247,21 @@ fn a_windows_rdp_server_answers_its_connection_sequence_at_the_round_trip() {
     assert!(app["floor"].as_f64().unwrap() < 0.45, "{r}");
     assert!(r["server_hidden_ms"].as_f64().unwrap() < 0.1, "{r}");
     assert_eq!(r["server_relay"]["suspected"], false, "{r}");
+    // A third, far away: zeek rdp-proprietary-encryption (Standard RDP Security), SYN → SYN/ACK
+    // 57.230 ms; Attach User and six Channel Joins answered 54.8-65.5 ms after each request
+    // (tshark). The 20th percentile, 56.4 ms, is the round trip: nothing hidden, no relay.
+    let recs = replay("zeek/rdp-proprietary-encryption.pcap");
+    let r = recs.iter().max_by_key(|r| r["packets"]["client"].as_u64()).unwrap();
+    let app = &r["server_app_rtt_ms"];
+    assert_eq!(
+        (app["samples"].as_u64(), app["min"].as_f64(), app["floor"].as_f64()),
+        (Some(7), Some(54.766), Some(56.429)),
+        "{r}"
+    );
+    assert_eq!(r["server_rtt_ms"]["handshake"], 57.23, "{r}");
+    assert_eq!(r["server_hidden_ms"], 0.0, "{r}");
+    assert_eq!(r["server_relay"]["suspected"], false, "{r}");
+    assert!(r["alerts"].as_array().unwrap().is_empty(), "{r}");
 }
 
 /// The RDP records' `rdp` object against what tshark decodes from the same
@@ -288,6 +305,21 @@ fn rdp_clear_text_agrees_with_tshark() {
 /// RDPEUDP2: the SYN (flags SYN|CORRELATION_ID|SYNEX, uUdpVer 0x0101) at
 /// 0.000000 and the SYN+ACK at 0.002518 (tshark frame times): a 2.518 ms
 /// round trip on the server leg; the data phase (RDPEUDP2) is not timed.
+#[test]
+fn rdpeudp_between_windows_ends_is_read_to_its_data() {
+    // Windows' RDPEUDP (version 2 in the SYN+ACK) on ::1: SYN at 0, SYN+ACK at 0.405 ms; then
+    // each datagram acknowledges and carries data (no pure ACK: no leg sample), the TLS
+    // handshake and the first records. No typing.
+    let recs = replay("zeek/rdpeudp-handshake-success.pcap");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!((r["transport"].as_str(), r["rdp"]["udp_protocol"].as_str()), (Some("udp"), Some("rdpeudp")), "{r}");
+    assert_eq!(r["server_rtt_ms"]["handshake"], 0.405, "{r}");
+    assert!(r["client_rtt_ms"].is_null(), "{r}");
+    assert_eq!(r["packets"], serde_json::json!({"client": 5, "server": 5}), "{r}");
+    assert_eq!(r["keystrokes"], 0, "{r}");
+}
+
 #[test]
 fn rdpeudp2_handshake_times_the_server_leg() {
     let recs = replay("zeek/rdpeudp2-handshake-success.pcap");

@@ -396,6 +396,23 @@ mod tests {
     }
 
     #[test]
+    fn a_windows_source_datagrams_data_is_its_tls_record() {
+        // The client's first datagram after the SYN+ACK in zeek's
+        // rdpeudp-handshake-success.pcap (203 bytes of UDP payload, first 40
+        // here): ACK | DATA, an empty ACK vector (its size, padded: 4 bytes), snCoded and
+        // snSourceStart 0x0b127f16, then a TLS record (0x16 0x03 0x03).
+        const FIRST: [u8; 40] = [
+            0x0f, 0x94, 0xea, 0x0b, 0x04, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x12, 0x7f, 0x16, 0x0b, 0x12,
+            0x7f, 0x16, 0x16, 0x03, 0x03, 0x00, 0xb2, 0x01, 0x00, 0x00, 0xae, 0x03, 0x03, 0x5d, 0x40, 0xb9, 0x50, 0x2b,
+            0x7a, 0x9d, 0x71, 0x26,
+        ];
+        let d = parse(&FIRST).unwrap();
+        assert_eq!(&FIRST[d.data_at..d.data_at + 3], &[0x16, 0x03, 0x03]);
+        let t = UdpTimer { version: Some(2), ..UdpTimer::default() };
+        assert_eq!(t.source(&d, 203), Some(Source { sn: 0x0b12_7f16, ack: 0x0f94_ea0b, len: 183 }));
+    }
+
+    #[test]
     fn version_3_times_the_handshake_only() {
         let mut t = UdpTimer::default();
         t.on_datagram(0, Side::Client, &RDPEUDP2_SYN);
