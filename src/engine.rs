@@ -274,6 +274,14 @@ impl Engine {
         }
     }
 
+    /// Flow `id` joins session `pid` as a linked flow (RDP's UDP flows,
+    /// tunnels' further tuples): not a session of its own (unless recorded
+    /// alone, when it is counted after all), and kept as long as `pid`.
+    fn mark_linked(&mut self, id: u32, pid: u32) {
+        self.table.get_mut(id).counted = true;
+        self.link_tier(id, pid);
+    }
+
     /// Flow `id` is linked to session `pid` (or the other way round): it
     /// is worth as much as the session (an interactive session's further
     /// tuples are kept with it when the table is full).

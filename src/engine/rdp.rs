@@ -31,12 +31,10 @@ impl Engine {
                 r.linked.live += 1;
             }
             let s = self.table.get_mut(id);
-            // A linked flow is not a session of its own (unless recorded alone).
-            s.counted = true;
             if let Some(r) = s.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
                 r.link = Some(link);
             }
-            self.link_tier(id, pid);
+            self.mark_linked(id, pid);
         }
         if let Some(link) = rdp_link(self.table.get(id)) {
             self.keep_linked_alive(&link, ts);

@@ -186,13 +186,11 @@ impl Engine {
             pt.linked.live += 1;
         }
         let s = self.table.get_mut(id);
-        // A linked flow is not a session of its own (unless recorded alone).
-        s.counted = true;
         if let Some(t) = s.tunnel.as_deref_mut() {
             t.link = Some(link);
             t.link_tried = true;
         }
-        self.link_tier(id, pid);
+        self.mark_linked(id, pid);
         true
     }
 
@@ -245,12 +243,10 @@ impl Engine {
         });
         tunnel.linked.live += 1;
         let s = self.table.get_mut(id);
-        // A linked flow is not a session of its own (unless recorded alone).
-        s.counted = true;
         if let Some(t) = s.tunnel.as_deref_mut() {
             t.link = Some(link);
         }
-        self.link_tier(id, pid);
+        self.mark_linked(id, pid);
     }
 
     /// A UDP flow of IKE carried ESP (NAT traversal on 4500): its record is
