@@ -75,8 +75,8 @@ fn assessment(s: &Session, legs: &[Option<Quantiles>; 2], judge: &Judge) -> Asse
     // own: a flow recorded alone; a linked flow's went to its connection).
     // A tunnel's inner round trips time its own client leg: it is judged.
     let desktop =
-        s.interactive().is_some_and(|i| i.keystroke_count() > 0 || i.app_floor(Side::Client, None, false).is_some());
-    if rtt.is_some() && s.transport != IpProto::TCP && s.tunnel.is_none() && !desktop {
+        || s.interactive().is_some_and(|i| i.keystroke_count() > 0 || i.app_floor(Side::Client, None, false).is_some());
+    if rtt.is_some() && s.transport != IpProto::TCP && s.tunnel.is_none() && !desktop() {
         return Assessment::default();
     }
     // A tunnel's linked flow: its session's exchange ran on its first tuple.

@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::analysis::Quantiles;
-use crate::flow::{EndReason, FlowKey, Session};
+use crate::flow::{EndReason, FlowKey, Lane, Session};
 use crate::proto::linked::{Link, LinkedFlow, Tuple};
 use crate::time::Ts;
 
@@ -53,6 +53,15 @@ impl Engine {
         ps.last = ps.last.max(s.last);
         let flow = LinkedFlow { tuple, link: link.how };
         Some((pid, flow))
+    }
+
+    /// A linked flow of session `pid` ended and was folded in: a session
+    /// closed while it ran waited for it, and lingers now unless it waits
+    /// for another.
+    pub(super) fn linked_flow_ended(&mut self, pid: u32) {
+        if self.table.get(pid).closed.is_some() && !waits_for_flows(self.table.get(pid)) {
+            self.table.set_lane(pid, Lane::Closing);
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use super::Engine;
 use super::outputs::RecordSink;
 use crate::analysis::desktop::Event;
-use crate::flow::{EndReason, Lane, Session};
+use crate::flow::{EndReason, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
@@ -77,10 +77,7 @@ impl Engine {
         if let Some(r) = ps.app.as_deref_mut().and_then(|a| a.rdp_stream_mut()) {
             r.add_linked(flow);
         }
-        // A connection closed while this flow ran waited for it: it lingers now.
-        if ps.closed.is_some() && !super::linked::waits_for_flows(ps) {
-            self.table.set_lane(pid, Lane::Closing);
-        }
+        self.linked_flow_ended(pid);
         true
     }
 

@@ -12,7 +12,7 @@ use crate::analysis::interactive::Interactive;
 use crate::analysis::tunnel::Step;
 use crate::analysis::{RttSample, SampleKind};
 use crate::decode::Tcp;
-use crate::flow::{EndReason, FlowKey, Lane, Session};
+use crate::flow::{EndReason, FlowKey, Session};
 use crate::ip_proto::IpProto;
 use crate::proto::Proto;
 use crate::proto::linked::Link;
@@ -294,10 +294,7 @@ impl Engine {
             pt.absorb(t, link.same_sides);
             pt.linked.add(flow);
         }
-        // A control connection closed while its data channel ran waited for it: it lingers now.
-        if ps.closed.is_some() && !super::linked::waits_for_flows(ps) {
-            self.table.set_lane(pid, Lane::Closing);
-        }
+        self.linked_flow_ended(pid);
         true
     }
 
